@@ -1,0 +1,59 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/manifest.hpp"
+#include "data/shard_format.hpp"
+#include "util/staging_dir.hpp"
+
+namespace shardgan::pack {
+
+/// Settings every packing subcommand shares.
+struct OutputOptions {
+  std::filesystem::path out;
+  bool force = false;
+  int64_t shard_size = 10000;
+  std::vector<std::string> command_line;
+};
+
+/// The output side of every packer: refuses an existing folder (unless --force), writes shards into a staging folder
+/// beside it, records skipped inputs, and on `finish` writes manifest.json and moves the folder into place. If
+/// `finish` is never reached (an error, an interrupt) the staging folder is removed: no half-written output.
+class PackOutput {
+ public:
+  PackOutput(const OutputOptions& options, data::ShardSchema schema);
+
+  void append(const uint8_t* pixels, int64_t label, std::string_view id,
+              const std::vector<data::ColumnValue>& columns = {}) {
+    writer_.append(pixels, label, id, columns);
+  }
+  /// Records an input left out (also printed on stderr).
+  void skip(data::SkippedInput skipped);
+  /// Facts about the input for the manifest's source_info.
+  void note(std::string key, std::string value) { source_info_.emplace_back(std::move(key), std::move(value)); }
+
+  /// Finishes: an output without images is an error naming `what_was_selected`.
+  data::Manifest finish(const std::string& what_was_selected);
+
+ private:
+  OutputOptions options_;
+  data::ShardSchema schema_;
+  StagingDir staging_;
+  data::ShardWriter writer_;
+  std::vector<data::SkippedInput> skipped_;
+  std::vector<std::pair<std::string, std::string>> source_info_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+/// Set by SIGINT/SIGTERM during packing; `throw_if_interrupted` turns it into an Error so the staging folder is
+/// cleaned up by unwinding.
+void install_interrupt_handlers();
+/// "30.8 MiB"
+std::string format_bytes(uint64_t bytes);
+void throw_if_interrupted();
+
+}  // namespace shardgan::pack

@@ -1,0 +1,171 @@
+#include <cstring>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "comm/mpi_session.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::comm {
+namespace {
+
+float bf16_to_float(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = float_to_bf16(bf16_to_float(a[i]) + bf16_to_float(b[i]));
+}
+
+/// MPI has no bfloat16: a 2-byte type with a user-defined sum that adds in float and rounds back.
+class Bf16Type {
+ public:
+  Bf16Type() {
+    MPI_Type_contiguous(2, MPI_BYTE, &type_);
+    MPI_Type_commit(&type_);
+    MPI_Op_create(&bf16_sum, 1, &sum_);
+  }
+  ~Bf16Type() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    MPI_Op_free(&sum_);
+    MPI_Type_free(&type_);
+  }
+  MPI_Datatype type() const { return type_; }
+  MPI_Op sum() const { return sum_; }
+
+ private:
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+  MPI_Op sum_ = MPI_OP_NULL;
+};
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm) {
+    mpi_check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+  }
+
+  const char* backend() const override { return "mpi"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
+    if (count == 0) return;
+    const MPI_Op mpi_op = type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM;
+    for (std::size_t offset = 0; offset < count; offset += kMaxCount) {
+      const int n = static_cast<int>(std::min(kMaxCount, count - offset));
+      void* chunk = static_cast<char*>(data) + offset * dtype_size(type);
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, chunk, n, mpi_type(type), mpi_op, comm_), "MPI_Allreduce");
+    }
+    if (op == ReduceOp::kAvg && size_ > 1) divide(data, count, type);
+  }
+
+  void broadcast(void* data, std::size_t count, DType type, int root) override {
+    for (std::size_t offset = 0; offset < count; offset += kMaxCount) {
+      const int n = static_cast<int>(std::min(kMaxCount, count - offset));
+      mpi_check(MPI_Bcast(static_cast<char*>(data) + offset * dtype_size(type), n, mpi_type(type), root, comm_),
+                "MPI_Bcast");
+    }
+  }
+
+  void allgather(const void* send, void* recv, std::size_t count, DType type) override {
+    if (count > kMaxCount) fail("allgather of ", count, " elements per rank is larger than supported");
+    mpi_check(MPI_Allgather(send, static_cast<int>(count), mpi_type(type), recv, static_cast<int>(count),
+                            mpi_type(type), comm_),
+              "MPI_Allgather");
+  }
+
+  void barrier() override { mpi_check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+  [[noreturn]] void abort(int code) override { MpiSession::abort(code); }
+
+ private:
+  static constexpr std::size_t kMaxCount = 1u << 30;  // MPI counts are int
+
+  MPI_Datatype mpi_type(DType type) const {
+    switch (type) {
+      case DType::kFloat32: return MPI_FLOAT;
+      case DType::kFloat64: return MPI_DOUBLE;
+      case DType::kBFloat16: return bf16_.type();
+      case DType::kInt64: return MPI_INT64_T;
+      case DType::kUInt8: return MPI_UINT8_T;
+    }
+    return MPI_BYTE;
+  }
+
+  void divide(void* data, std::size_t count, DType type) const {
+    switch (type) {
+      case DType::kFloat32: {
+        auto* p = static_cast<float*>(data);
+        for (std::size_t i = 0; i < count; ++i) p[i] /= static_cast<float>(size_);
+        break;
+      }
+      case DType::kFloat64: {
+        auto* p = static_cast<double*>(data);
+        for (std::size_t i = 0; i < count; ++i) p[i] /= size_;
+        break;
+      }
+      case DType::kBFloat16: {
+        auto* p = static_cast<uint16_t*>(data);
+        for (std::size_t i = 0; i < count; ++i) p[i] = float_to_bf16(bf16_to_float(p[i]) / size_);
+        break;
+      }
+      case DType::kInt64:
+      case DType::kUInt8: fail("average of integer data is not defined; use sum");
+    }
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  int rank_ = 0;
+  int size_ = 1;
+  Bf16Type bf16_;
+};
+
+}  // namespace
+
+std::size_t dtype_size(DType type) {
+  switch (type) {
+    case DType::kFloat32: return 4;
+    case DType::kFloat64: return 8;
+    case DType::kBFloat16: return 2;
+    case DType::kInt64: return 8;
+    case DType::kUInt8: return 1;
+  }
+  return 1;
+}
+
+const char* dtype_name(DType type) {
+  switch (type) {
+    case DType::kFloat32: return "float32";
+    case DType::kFloat64: return "float64";
+    case DType::kBFloat16: return "bfloat16";
+    case DType::kInt64: return "int64";
+    case DType::kUInt8: return "uint8";
+  }
+  return "?";
+}
+
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) { return std::make_unique<MpiCommunicator>(comm); }
+
+}  // namespace shardgan::comm

@@ -1,0 +1,115 @@
+// Compiled only when CMake finds CUDA and NCCL (SHARDGAN_HAVE_NCCL); nccl_unavailable.cpp stands in otherwise.
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "comm/communicator.hpp"
+#include "comm/mpi_session.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::comm {
+namespace {
+
+void nccl_check(ncclResult_t result, const char* what, int rank) {
+  if (result != ncclSuccess) fail(what, " failed on rank ", rank, ": ", ncclGetErrorString(result));
+}
+
+void cuda_check(cudaError_t result, const char* what, int rank) {
+  if (result != cudaSuccess) fail(what, " failed on rank ", rank, ": ", cudaGetErrorString(result));
+}
+
+ncclDataType_t nccl_type(DType type) {
+  switch (type) {
+    case DType::kFloat32: return ncclFloat32;
+    case DType::kFloat64: return ncclFloat64;
+    case DType::kBFloat16: return ncclBfloat16;
+    case DType::kInt64: return ncclInt64;
+    case DType::kUInt8: return ncclUint8;
+  }
+  return ncclUint8;
+}
+
+/// NCCL on one CUDA device, with its own stream. Bootstrapped over MPI: rank 0's ncclGetUniqueId is broadcast with
+/// MPI_Bcast, then every rank calls ncclCommInitRank. Destroyed (ncclCommDestroy) before MPI_Finalize because the
+/// MpiSession outlives it.
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(MPI_Comm mpi_comm, int device) : device_(device) {
+    MPI_Comm_rank(mpi_comm, &rank_);
+    MPI_Comm_size(mpi_comm, &size_);
+    cuda_check(cudaSetDevice(device_), "cudaSetDevice", rank_);
+    ncclUniqueId id;
+    if (rank_ == 0) nccl_check(ncclGetUniqueId(&id), "ncclGetUniqueId", rank_);
+    mpi_check(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm), "MPI_Bcast of the NCCL id");
+    nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", rank_);
+    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate", rank_);
+  }
+
+  ~NcclCommunicator() override {
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (comm_ != nullptr) ncclCommDestroy(comm_);
+  }
+
+  const char* backend() const override { return "nccl"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
+    if (count == 0) return;
+    const ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
+    nccl_check(ncclAllReduce(data, data, count, nccl_type(type), nccl_op, comm_, stream_), "ncclAllReduce", rank_);
+    synchronize("ncclAllReduce");
+  }
+
+  void broadcast(void* data, std::size_t count, DType type, int root) override {
+    if (count == 0) return;
+    nccl_check(ncclBroadcast(data, data, count, nccl_type(type), root, comm_, stream_), "ncclBroadcast", rank_);
+    synchronize("ncclBroadcast");
+  }
+
+  void allgather(const void* send, void* recv, std::size_t count, DType type) override {
+    if (count == 0) return;
+    nccl_check(ncclAllGather(send, recv, count, nccl_type(type), comm_, stream_), "ncclAllGather", rank_);
+    synchronize("ncclAllGather");
+  }
+
+  void barrier() override {
+    // A one-element all-reduce on the device is the NCCL way to line ranks up.
+    float* flag = nullptr;
+    cuda_check(cudaMalloc(&flag, sizeof(float)), "cudaMalloc", rank_);
+    const ncclResult_t r = ncclAllReduce(flag, flag, 1, ncclFloat32, ncclSum, comm_, stream_);
+    const cudaError_t s = cudaStreamSynchronize(stream_);
+    cudaFree(flag);
+    nccl_check(r, "ncclAllReduce (barrier)", rank_);
+    cuda_check(s, "cudaStreamSynchronize (barrier)", rank_);
+  }
+
+  [[noreturn]] void abort(int code) override {
+    if (comm_ != nullptr) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    MpiSession::abort(code);
+  }
+
+ private:
+  void synchronize(const char* what) {
+    cuda_check(cudaStreamSynchronize(stream_), what, rank_);
+    ncclResult_t async_error = ncclSuccess;
+    nccl_check(ncclCommGetAsyncError(comm_, &async_error), "ncclCommGetAsyncError", rank_);
+    nccl_check(async_error, what, rank_);
+  }
+
+  int device_ = 0;
+  int rank_ = 0;
+  int size_ = 1;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+bool nccl_compiled() { return true; }
+
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device) {
+  return std::make_unique<NcclCommunicator>(comm, device);
+}
+
+}  // namespace shardgan::comm

@@ -1,0 +1,262 @@
+#include "data/shard_format.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "util/checksum.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::data {
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Images are chunked in blocks of about this many bytes: large enough for fast sequential reads, small enough that
+/// a reader picking single rows does not read much more than it needs.
+constexpr std::size_t kChunkBytes = 256 * 1024;
+
+hsize_t chunk_rows_for(const ImageShape& shape, int64_t shard_size) {
+  const auto rows = static_cast<int64_t>(std::max<std::size_t>(1, kChunkBytes / std::max<std::size_t>(1, shape.bytes())));
+  return static_cast<hsize_t>(std::clamp<int64_t>(rows, 1, std::max<int64_t>(1, shard_size)));
+}
+
+using ColumnBuffer = std::variant<std::vector<int64_t>, std::vector<float>, std::vector<std::string>>;
+
+ColumnBuffer empty_buffer(ColumnType type) {
+  switch (type) {
+    case ColumnType::kInt64: return std::vector<int64_t>{};
+    case ColumnType::kFloat32: return std::vector<float>{};
+    case ColumnType::kString: return std::vector<std::string>{};
+  }
+  return std::vector<int64_t>{};
+}
+
+/// Creates the groups on the way to `path` ("/meta/age" → "/meta").
+void ensure_parent_groups(hid_t file, const std::string& path, const std::string& context) {
+  for (std::size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    const std::string group = path.substr(0, pos);
+    if (h5::exists(file, group)) continue;
+    h5::Handle gcpl = h5::untimed_group_plist(context);
+    h5::Handle g(h5::check(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT), context,
+                           "creating group " + group));
+  }
+}
+
+}  // namespace
+
+std::string shard_file_name(int index) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "shard-%05d.h5", index);
+  return name;
+}
+
+/// The shard being written: its file, the extendible /images dataset and the buffered small columns.
+class ShardWriter::OpenShard {
+ public:
+  OpenShard(const fs::path& file, const ShardSchema& schema, int index, int64_t shard_size)
+      : context_(file.filename().string()), schema_(schema), index_(index) {
+    file_ = h5::Handle(h5::check(H5Fcreate(file.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), context_,
+                                 "creating file"));
+    const hsize_t h = schema.shape.height, w = schema.shape.width, c = schema.shape.channels;
+    chunk_rows_ = chunk_rows_for(schema.shape, shard_size);
+    const hsize_t dims[4] = {0, h, w, c};
+    const hsize_t maxdims[4] = {H5S_UNLIMITED, h, w, c};
+    const hsize_t chunk[4] = {chunk_rows_, h, w, c};
+    h5::Handle space(H5Screate_simple(4, dims, maxdims));
+    h5::Handle dcpl = h5::untimed_dataset_plist(context_);
+    h5::check(H5Pset_chunk(dcpl, 4, chunk), context_, "setting /images chunks");
+    images_ = h5::Handle(h5::check(H5Dcreate2(file_, "images", H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                                   context_, "creating /images"));
+    for (const auto& column : schema.columns) columns_.push_back(empty_buffer(column.type));
+    block_.reserve(chunk_rows_ * schema.shape.bytes());
+  }
+
+  int64_t count() const { return static_cast<int64_t>(labels_.size()); }
+
+  void append(const uint8_t* pixels, int64_t label, std::string_view id, const std::vector<ColumnValue>& values) {
+    block_.insert(block_.end(), pixels, pixels + schema_.shape.bytes());
+    labels_.push_back(label);
+    ids_.emplace_back(id);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      std::visit(
+          [&](auto& buffer) {
+            using T = typename std::decay_t<decltype(buffer)>::value_type;
+            buffer.push_back(std::get<T>(values[i]));
+          },
+          columns_[i]);
+    }
+    if (block_.size() >= chunk_rows_ * schema_.shape.bytes()) flush_block();
+  }
+
+  void close() {
+    flush_block();
+    const hsize_t n = labels_.size();
+    h5::write_array(file_, "/labels", H5T_NATIVE_INT64, labels_.data(), n, context_);
+    h5::write_strings(file_, "/ids", ids_, context_);
+    for (std::size_t i = 0; i < columns_.size(); ++i) {
+      const std::string& path = schema_.columns[i].path;
+      ensure_parent_groups(file_, path, context_);
+      std::visit(
+          [&](auto& buffer) {
+            using T = typename std::decay_t<decltype(buffer)>::value_type;
+            if constexpr (std::is_same_v<T, std::string>) {
+              h5::write_strings(file_, path, buffer, context_);
+            } else {
+              h5::write_array(file_, path, std::is_same_v<T, float> ? H5T_NATIVE_FLOAT : H5T_NATIVE_INT64,
+                              buffer.data(), n, context_);
+            }
+          },
+          columns_[i]);
+    }
+    h5::Handle root(h5::check(H5Gopen2(file_, "/", H5P_DEFAULT), context_, "opening /"));
+    h5::write_strings_attribute(root, "class_names", schema_.class_names, context_);
+    h5::write_string_attribute(root, "source", schema_.source, context_);
+    h5::write_int_attribute(root, "format_version", kFormatVersion, context_);
+    h5::write_int_attribute(root, "shard_index", index_, context_);
+    root.reset();
+    images_.reset();
+    h5::check(H5Fclose(file_.get()), context_, "closing file");
+    file_ = h5::Handle();
+  }
+
+ private:
+  void flush_block() {
+    if (block_.empty()) return;
+    const ImageShape& s = schema_.shape;
+    const hsize_t rows = block_.size() / s.bytes();
+    const hsize_t new_dims[4] = {written_ + rows, hsize_t(s.height), hsize_t(s.width), hsize_t(s.channels)};
+    h5::check(H5Dset_extent(images_, new_dims), context_, "extending /images");
+    h5::Handle file_space(H5Dget_space(images_));
+    const hsize_t start[4] = {written_, 0, 0, 0};
+    const hsize_t count[4] = {rows, hsize_t(s.height), hsize_t(s.width), hsize_t(s.channels)};
+    h5::check(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), context_,
+              "selecting rows of /images");
+    h5::Handle mem_space(H5Screate_simple(4, count, nullptr));
+    h5::check(H5Dwrite(images_, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, block_.data()), context_,
+              "writing /images");
+    written_ += rows;
+    block_.clear();
+  }
+
+  std::string context_;
+  const ShardSchema& schema_;
+  int index_;
+  h5::Handle file_;
+  h5::Handle images_;
+  hsize_t chunk_rows_ = 1;
+  hsize_t written_ = 0;
+  std::vector<uint8_t> block_;
+  std::vector<int64_t> labels_;
+  std::vector<std::string> ids_;
+  std::vector<ColumnBuffer> columns_;
+};
+
+ShardWriter::ShardWriter(fs::path dir, ShardSchema schema, int64_t shard_size)
+    : dir_(std::move(dir)), schema_(std::move(schema)), shard_size_(shard_size) {
+  if (shard_size_ <= 0) fail("shard size must be positive, got ", shard_size_);
+  if (schema_.shape.bytes() == 0) fail("image shape must be non-empty");
+  if (schema_.class_names.empty()) fail("a data set needs at least one class");
+  class_counts_.assign(schema_.class_names.size(), 0);
+  h5::silence_errors();
+}
+
+ShardWriter::~ShardWriter() = default;
+
+void ShardWriter::append(const uint8_t* pixels, int64_t label, std::string_view id,
+                         const std::vector<ColumnValue>& columns) {
+  if (label < 0 || label >= static_cast<int64_t>(schema_.class_names.size()))
+    fail(id, ": label ", label, " is outside 0..", schema_.class_names.size() - 1);
+  if (columns.size() != schema_.columns.size())
+    fail(id, ": ", columns.size(), " column values for ", schema_.columns.size(), " columns");
+  if (!open_) {
+    const std::string name = shard_file_name(shards_closed_);
+    open_ = std::make_unique<OpenShard>(dir_ / name, schema_, shards_closed_, shard_size_);
+    files_.push_back(name);
+  }
+  open_->append(pixels, label, id, columns);
+  ++class_counts_[static_cast<std::size_t>(label)];
+  ++total_;
+  if (open_->count() == shard_size_) close_shard();
+}
+
+void ShardWriter::close_shard() {
+  if (!open_) return;
+  open_->close();
+  shard_counts_.push_back(open_->count());
+  open_.reset();
+  ++shards_closed_;
+}
+
+std::vector<ShardInfo> ShardWriter::finish() {
+  close_shard();
+  std::vector<ShardInfo> shards;
+  for (std::size_t i = 0; i < files_.size(); ++i) {
+    const fs::path path = dir_ / files_[i];
+    {
+      h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), files_[i], "reopening"));
+      h5::write_int_attribute(file, "num_shards", static_cast<long long>(files_.size()), files_[i]);
+      h5::check(H5Fclose(file.get()), files_[i], "closing file");
+      file = h5::Handle();
+    }
+    ShardInfo info;
+    info.file = files_[i];
+    info.count = shard_counts_[i];
+    info.bytes = fs::file_size(path);
+    info.checksum = file_checksum(path);
+    shards.push_back(std::move(info));
+  }
+  return shards;
+}
+
+ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.filename().string()) {
+  h5::silence_errors();
+  if (!fs::exists(file)) fail(context_, ": file is missing (", file.string(), ")");
+  file_ = h5::Handle(h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), context_, "opening as HDF5"));
+  const auto d = h5::dims(file_, "/images", context_);
+  if (d.size() != 4) fail(context_, ": /images has ", d.size(), " dimensions, expected 4 (N, H, W, C)");
+  if (d[3] != 1 && d[3] != 3) fail(context_, ": /images has ", d[3], " channels, expected 1 or 3");
+  images_ = h5::Handle(h5::check(H5Dopen2(file_, "/images", H5P_DEFAULT), context_, "opening /images"));
+  h5::Handle type(H5Dget_type(images_));
+  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != 1 || H5Tget_sign(type) != H5T_SGN_NONE)
+    fail(context_, ": /images is not uint8");
+  count_ = static_cast<int64_t>(d[0]);
+  shape_ = ImageShape{static_cast<int>(d[1]), static_cast<int>(d[2]), static_cast<int>(d[3])};
+}
+
+std::string ShardReader::source() const { return h5::read_string_attribute(file_, "source", context_); }
+int64_t ShardReader::format_version() const { return h5::read_int_attribute(file_, "format_version", context_); }
+int64_t ShardReader::shard_index() const { return h5::read_int_attribute(file_, "shard_index", context_); }
+int64_t ShardReader::num_shards() const { return h5::read_int_attribute(file_, "num_shards", context_); }
+std::vector<std::string> ShardReader::class_names() const {
+  return h5::read_strings_attribute(file_, "class_names", context_);
+}
+
+void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
+  if (begin < 0 || n < 0 || begin + n > count_)
+    fail(context_, ": rows [", begin, ", ", begin + n, ") are outside 0..", count_);
+  if (n == 0) return;
+  h5::Handle file_space(H5Dget_space(images_));
+  const hsize_t start[4] = {hsize_t(begin), 0, 0, 0};
+  const hsize_t count[4] = {hsize_t(n), hsize_t(shape_.height), hsize_t(shape_.width), hsize_t(shape_.channels)};
+  h5::check(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), context_,
+            "selecting rows of /images");
+  h5::Handle mem_space(H5Screate_simple(4, count, nullptr));
+  h5::check(H5Dread(images_, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, out), context_,
+            "reading /images");
+}
+
+std::vector<int64_t> ShardReader::labels() const { return int64_column("/labels"); }
+std::vector<std::string> ShardReader::ids() const { return string_column("/ids"); }
+bool ShardReader::has(const std::string& path) const { return h5::exists(file_, path); }
+
+std::vector<int64_t> ShardReader::int64_column(const std::string& path) const {
+  return h5::read_array<int64_t>(file_, path, H5T_NATIVE_INT64, context_);
+}
+std::vector<float> ShardReader::float_column(const std::string& path) const {
+  return h5::read_array<float>(file_, path, H5T_NATIVE_FLOAT, context_);
+}
+std::vector<std::string> ShardReader::string_column(const std::string& path) const {
+  return h5::read_strings(file_, path, context_);
+}
+
+}  // namespace shardgan::data
