@@ -44,12 +44,12 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
   std::vector<int> record_lines;
   std::vector<std::string> fields;
   std::string field;
-  bool quoted_field = false;
+  bool quoted_field = false;  // the current field was quoted (so "" is an empty value, not a blank line)
   int record_line = line;
   auto end_record = [&] {
     fields.push_back(std::move(field));
     field.clear();
-    const bool blank = fields.size() == 1 && fields[0].empty() && !quoted_field;
+    const bool blank = fields.size() == 1 && fields[0].empty() && !quoted_field;  // an empty line
     if (!blank) {
       records.push_back(std::move(fields));
       record_lines.push_back(record_line);
@@ -88,6 +88,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
     if (c == table.delimiter) {
       fields.push_back(std::move(field));
       field.clear();
+      quoted_field = false;
       ++pos;
     } else if (c == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') {
       ++pos;  // CRLF: the \n ends the record

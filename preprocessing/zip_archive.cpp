@@ -142,7 +142,9 @@ std::vector<uint8_t> ZipArchive::read(std::size_t index) const {
   read_at(data_offset, packed.data(), packed.size());
 
   std::vector<uint8_t> out;
-  if (entry.method == 0) {
+  if (entry.size == 0) {
+    // nothing to inflate
+  } else if (entry.method == 0) {
     out = std::move(packed);
   } else if (entry.method == 8) {
     out.resize(entry.size);

@@ -44,4 +44,7 @@ std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device);
 /// Whether this build compiled the NCCL backend.
 bool nccl_compiled();
 
+/// CUDA devices visible to this process (0 when the build has no CUDA, or there is no driver or device).
+int cuda_device_count();
+
 }  // namespace shardgan::comm

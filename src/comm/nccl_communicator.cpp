@@ -108,6 +108,15 @@ class NcclCommunicator final : public Communicator {
 
 bool nccl_compiled() { return true; }
 
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return 0;
+  }
+  return count;
+}
+
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device) {
   return std::make_unique<NcclCommunicator>(comm, device);
 }

@@ -1,0 +1,223 @@
+#include "data/shard_format.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/dataset_check.hpp"
+#include "data/manifest.hpp"
+#include "fixtures.hpp"
+#include "util/checksum.hpp"
+#include "util/error.hpp"
+#include "util/staging_dir.hpp"
+
+namespace shardgan::data {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+ShardSchema small_schema() {
+  ShardSchema s;
+  s.source = "test";
+  s.shape = ImageShape{4, 5, 3};
+  s.class_names = {"a", "b", "c"};
+  s.columns = {{"/source_labels", ColumnType::kInt64},
+               {"/meta/age", ColumnType::kFloat32},
+               {"/meta/sex", ColumnType::kString}};
+  return s;
+}
+
+std::vector<uint8_t> pixels_of(int i, const ImageShape& shape) {
+  std::vector<uint8_t> p(shape.bytes());
+  for (std::size_t k = 0; k < p.size(); ++k) p[k] = static_cast<uint8_t>(i * 31 + k);
+  return p;
+}
+
+/// Packs `n` images into `dir` (shards of `shard_size`) and writes the manifest.
+Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
+  fs::create_directories(dir);
+  const ShardSchema schema = small_schema();
+  ShardWriter writer(dir, schema, shard_size);
+  for (int i = 0; i < n; ++i) {
+    const float age = i % 4 == 3 ? std::nanf("") : 5.0f * i;
+    writer.append(pixels_of(i, schema.shape).data(), i % 3, "img#" + std::to_string(i),
+                  {int64_t{i % 3 + 7}, age, std::string(i % 2 ? "female" : "male")});
+  }
+  Manifest m;
+  m.source = schema.source;
+  m.tool_version = "test";
+  m.shape = schema.shape;
+  m.class_names = schema.class_names;
+  m.class_counts = writer.class_counts();
+  m.total_count = writer.count();
+  m.shards = writer.finish();
+  m.save(dir);
+  return m;
+}
+
+TEST(ShardFormat, WriterAndReaderAgreeOnEveryRowAndColumn) {
+  TempDir tmp;
+  const Manifest m = write_set(tmp.path(), 23, 10);
+  ASSERT_EQ(m.shards.size(), 3u);
+  EXPECT_EQ(m.shards[0].count, 10);
+  EXPECT_EQ(m.shards[2].count, 3);
+  EXPECT_EQ(m.class_counts, (std::vector<int64_t>{8, 8, 7}));
+
+  int i = 0;
+  for (const auto& info : m.shards) {
+    ShardReader shard(tmp / info.file);
+    EXPECT_EQ(shard.count(), info.count);
+    EXPECT_EQ(shard.shape(), (ImageShape{4, 5, 3}));
+    EXPECT_EQ(shard.class_names(), (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(shard.source(), "test");
+    EXPECT_EQ(shard.num_shards(), 3);
+    EXPECT_EQ(shard.format_version(), kFormatVersion);
+    const auto labels = shard.labels();
+    const auto ids = shard.ids();
+    const auto source = shard.int64_column("/source_labels");
+    const auto ages = shard.float_column("/meta/age");
+    const auto sex = shard.string_column("/meta/sex");
+    std::vector<uint8_t> images(static_cast<std::size_t>(shard.count()) * shard.shape().bytes());
+    shard.read_images(0, shard.count(), images.data());
+    for (int64_t row = 0; row < shard.count(); ++row, ++i) {
+      EXPECT_EQ(labels[row], i % 3);
+      EXPECT_EQ(ids[row], "img#" + std::to_string(i));
+      EXPECT_EQ(source[row], i % 3 + 7);
+      if (i % 4 == 3) {
+        EXPECT_TRUE(std::isnan(ages[row]));
+      } else {
+        EXPECT_EQ(ages[row], 5.0f * i);
+      }
+      EXPECT_EQ(sex[row], i % 2 ? "female" : "male");
+      const auto expected = pixels_of(i, shard.shape());
+      ASSERT_TRUE(std::equal(expected.begin(), expected.end(), images.begin() + row * shard.shape().bytes()))
+          << "image " << i;
+    }
+  }
+  EXPECT_EQ(i, 23);
+}
+
+TEST(ShardFormat, ReadsASliceOfRows) {
+  TempDir tmp;
+  write_set(tmp.path(), 10, 100);
+  ShardReader shard(tmp / shard_file_name(0));
+  std::vector<uint8_t> two(2 * shard.shape().bytes());
+  shard.read_images(4, 2, two.data());
+  const auto expected = pixels_of(5, shard.shape());
+  EXPECT_TRUE(std::equal(expected.begin(), expected.end(), two.begin() + shard.shape().bytes()));
+  EXPECT_THROW(shard.read_images(9, 2, two.data()), Error);
+}
+
+TEST(ShardFormat, SameAppendsGiveIdenticalBytes) {
+  TempDir a, b;
+  const Manifest ma = write_set(a.path(), 25, 10);
+  const Manifest mb = write_set(b.path(), 25, 10);
+  for (std::size_t s = 0; s < ma.shards.size(); ++s) {
+    EXPECT_EQ(ma.shards[s].checksum, mb.shards[s].checksum);
+    EXPECT_EQ(testing::read_bytes(a / ma.shards[s].file), testing::read_bytes(b / mb.shards[s].file));
+  }
+}
+
+TEST(DatasetCheck, AValidSetHasNoProblems) {
+  TempDir tmp;
+  write_set(tmp.path(), 23, 10);
+  EXPECT_TRUE(check_dataset(tmp.path()).empty());
+}
+
+TEST(DatasetCheck, AFlippedByteIsAChecksumProblemNamingTheShard) {
+  TempDir tmp;
+  const Manifest m = write_set(tmp.path(), 23, 10);
+  const fs::path file = tmp / m.shards[1].file;
+  auto bytes = testing::read_bytes(file);
+  bytes[bytes.size() / 2] ^= 0xFF;
+  testing::write_bytes(file, bytes);
+  const auto problems = check_dataset(tmp.path());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("shard-00001.h5: checksum"), std::string::npos) << problems[0];
+}
+
+TEST(DatasetCheck, MissingOrTruncatedShardsAreReported) {
+  TempDir tmp;
+  const Manifest m = write_set(tmp.path(), 23, 10);
+  fs::remove(tmp / m.shards[2].file);
+  fs::resize_file(tmp / m.shards[0].file, 100);
+  const auto problems = check_dataset(tmp.path());
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_NE(problems[0].find("shard-00000.h5: size is 100 bytes"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[1].find("shard-00002.h5: file is missing"), std::string::npos) << problems[1];
+}
+
+TEST(DatasetCheck, ManifestCountsMustMatchTheShards) {
+  TempDir tmp;
+  write_set(tmp.path(), 23, 10);
+  auto j = nlohmann::json::parse(std::ifstream(tmp / kManifestName));
+  j["shards"][0]["count"] = 9;
+  j["class_counts"][0] = 100;
+  std::ofstream(tmp / kManifestName) << j.dump();
+  const auto problems = check_dataset(tmp.path(), CheckOptions{false, true});
+  ASSERT_FALSE(problems.empty());
+  EXPECT_NE(problems[0].find("shards hold 22 images, total_count says 23"), std::string::npos) << problems[0];
+}
+
+TEST(Manifest, MissingKeysAndWrongTypesNameTheKey) {
+  TempDir tmp;
+  write_set(tmp.path(), 3, 10);
+  auto j = nlohmann::json::parse(std::ifstream(tmp / kManifestName));
+  j.erase("class_names");
+  std::ofstream(tmp / kManifestName) << j.dump();
+  try {
+    Manifest::load(tmp.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'class_names' is missing"), std::string::npos) << e.what();
+  }
+  j["class_names"] = 3;
+  std::ofstream(tmp / kManifestName) << j.dump();
+  try {
+    Manifest::load(tmp.path());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("key 'class_names' has the wrong type"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StagingDir, UncommittedFolderIsRemovedCommittedOneMovesIntoPlace) {
+  TempDir tmp;
+  fs::path staged;
+  {
+    StagingDir s(tmp / "out");
+    staged = s.path();
+    EXPECT_EQ(staged.parent_path(), tmp.path());
+    testing::write_text(staged / "x", "1");
+  }
+  EXPECT_FALSE(fs::exists(staged));
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+  {
+    StagingDir s(tmp / "out");
+    testing::write_text(s.path() / "x", "2");
+    s.commit(false);
+  }
+  EXPECT_TRUE(fs::exists(tmp / "out" / "x"));
+  StagingDir again(tmp / "out");
+  EXPECT_THROW(again.commit(false), Error);
+  testing::write_text(again.path() / "y", "3");
+  again.commit(true);
+  EXPECT_TRUE(fs::exists(tmp / "out" / "y"));
+  EXPECT_FALSE(fs::exists(tmp / "out" / "x"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), 1);
+}
+
+TEST(Checksum, KnownValueAndPrefix) {
+  TempDir tmp;
+  testing::write_text(tmp / "f", "");
+  // XXH3-128 of the empty input.
+  EXPECT_EQ(file_checksum(tmp / "f"), "xxh3-128:99aa06d3014798d86001c324468d497f");
+  Md5 md5;
+  md5.update("abc", 3);
+  EXPECT_EQ(md5.finish(), "900150983cd24fb0d6963f7d28e17f72");
+}
+
+}  // namespace
+}  // namespace shardgan::data

@@ -1,0 +1,399 @@
+// shardgan-pack end to end: real processes, real files in the real formats, every bad-input case of the issue.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/manifest.hpp"
+#include "data/shard_format.hpp"
+#include "fixtures.hpp"
+
+namespace shardgan {
+namespace {
+namespace fs = std::filesystem;
+using testing::RunResult;
+using testing::TempDir;
+
+RunResult pack(const std::string& args) { return testing::run(std::string(SHARDGAN_PACK_BIN) + " " + args); }
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+/// A refused input: non-zero exit, exactly one stderr line (the error) containing every needle, and neither the
+/// output folder nor a staging folder beside it.
+void expect_refused(const RunResult& r, const fs::path& out, const std::vector<std::string>& needles) {
+  EXPECT_NE(r.exit_code, 0);
+  const auto lines = r.err_lines();
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_EQ(lines[0].rfind("shardgan-pack: error: ", 0), 0u) << lines[0];
+  for (const auto& needle : needles) EXPECT_NE(lines[0].find(needle), std::string::npos) << lines[0];
+  EXPECT_FALSE(fs::exists(out)) << out;
+  for (const auto& entry : fs::directory_iterator(out.parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find("." + out.filename().string() + ".tmp-"), std::string::npos)
+        << "staging folder left behind: " << entry.path();
+}
+
+void expect_ok(const RunResult& r) { ASSERT_EQ(r.exit_code, 0) << r.err; }
+
+// ---------------------------------------------------------------------------------------------------- CIFAR-10
+
+class Cifar10Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_cifar_folder(folder_, 20);  // labels cycle 0..9: 2 cats + 2 dogs per batch
+    testing::write_tar_gz(archive_, testing::cifar_members(folder_));
+  }
+  TempDir tmp_;
+  fs::path folder_ = tmp_ / "cifar-10-batches-bin";
+  fs::path archive_ = tmp_ / "cifar-10-binary.tar.gz";
+  fs::path out_ = tmp_ / "out";
+};
+
+TEST_F(Cifar10Cli, PacksCatsAndDogsFromTheArchive) {
+  const auto r = pack("cifar10 --input " + q(archive_) + " --out " + q(out_));
+  expect_ok(r);
+  EXPECT_NE(r.err.find("md5 "), std::string::npos);
+  EXPECT_NE(r.err.find("does NOT match the published"), std::string::npos);
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(m.class_counts, (std::vector<int64_t>{10, 10}));
+  EXPECT_EQ(m.shape, (data::ImageShape{32, 32, 3}));
+
+  data::ShardReader shard(out_ / m.shards[0].file);
+  const auto ids = shard.ids();
+  const auto labels = shard.labels();
+  const auto source = shard.int64_column("/source_labels");
+  ASSERT_EQ(ids.size(), 20u);
+  EXPECT_EQ(ids[0], "data_batch_1.bin#3");
+  EXPECT_EQ(ids[1], "data_batch_1.bin#5");
+  EXPECT_EQ(ids[2], "data_batch_1.bin#13");
+  EXPECT_EQ(ids[19], "data_batch_5.bin#15");
+  EXPECT_EQ(labels[0], 0);
+  EXPECT_EQ(labels[1], 1);
+  EXPECT_EQ(source[0], 3);
+  EXPECT_EQ(source[1], 5);
+
+  // Record 3 of batch 1, planar RGB in the file, HWC in the shard.
+  const auto batch = testing::read_bytes(folder_ / "data_batch_1.bin");
+  const uint8_t* record = batch.data() + 3 * 3073 + 1;
+  std::vector<uint8_t> image(3072);
+  shard.read_images(0, 1, image.data());
+  for (int p : {0, 1, 500, 1023})
+    for (int c = 0; c < 3; ++c) ASSERT_EQ(image[3 * p + c], record[1024 * c + p]) << "pixel " << p << " channel " << c;
+
+  const auto verify = pack("verify " + q(out_));
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+}
+
+TEST_F(Cifar10Cli, FolderAndArchiveInAnyMemberOrderGiveIdenticalShards) {
+  expect_ok(pack("cifar10 --input " + q(archive_) + " --out " + q(out_)));
+  expect_ok(pack("cifar10 --input " + q(folder_) + " --out " + q(tmp_ / "from-folder")));
+  auto members = testing::cifar_members(folder_);
+  std::reverse(members.begin(), members.end());
+  testing::write_tar_gz(tmp_ / "reversed.tar.gz", members);
+  expect_ok(pack("cifar10 --input " + q(tmp_ / "reversed.tar.gz") + " --out " + q(tmp_ / "reversed")));
+  const auto a = data::Manifest::load(out_), b = data::Manifest::load(tmp_ / "from-folder"),
+             c = data::Manifest::load(tmp_ / "reversed");
+  EXPECT_EQ(a.shards[0].checksum, b.shards[0].checksum);
+  EXPECT_EQ(a.shards[0].checksum, c.shards[0].checksum);
+  // Packing again gives the same bytes.
+  expect_ok(pack("cifar10 --input " + q(archive_) + " --out " + q(out_) + " --force"));
+  EXPECT_EQ(data::Manifest::load(out_).shards[0].checksum, a.shards[0].checksum);
+}
+
+TEST_F(Cifar10Cli, SplitsClassIndicesAndShardSize) {
+  // "2" and "bird" are the same class.
+  const auto r = pack("cifar10 --input " + q(folder_) + " --classes 2,bird --out " + q(tmp_ / "x"));
+  expect_refused(r, tmp_ / "x", {"--classes", "given twice"});
+  expect_ok(pack("cifar10 --input " + q(folder_) + " --split all --classes 2,0,truck --shard-size 7 --out " + q(out_)));
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"airplane", "bird", "truck"}));
+  EXPECT_EQ(m.total_count, 36);  // 6 files x 2 records of each of 3 classes
+  EXPECT_EQ(m.shards.size(), 6u);
+  EXPECT_EQ(m.shards.back().count, 1);
+  EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+}
+
+TEST_F(Cifar10Cli, MissingInput) {
+  expect_refused(pack("cifar10 --input " + q(tmp_ / "nope.tar.gz") + " --out " + q(out_)), out_,
+                 {"nope.tar.gz: does not exist"});
+}
+
+TEST_F(Cifar10Cli, TruncatedBatchFileInFolder) {
+  fs::resize_file(folder_ / "data_batch_2.bin", 20 * 3073 - 11);
+  expect_refused(pack("cifar10 --input " + q(folder_) + " --out " + q(out_)), out_,
+                 {"data_batch_2.bin: 61449 bytes is not a whole number of 3073-byte records"});
+}
+
+TEST_F(Cifar10Cli, TruncatedBatchFileInArchive) {
+  fs::resize_file(folder_ / "data_batch_4.bin", 3073 * 3 + 1);
+  testing::write_tar_gz(archive_, testing::cifar_members(folder_));
+  expect_refused(pack("cifar10 --input " + q(archive_) + " --out " + q(out_)), out_,
+                 {"cifar-10-binary.tar.gz:cifar-10-batches-bin/data_batch_4.bin: 9220 bytes is not a whole number"});
+}
+
+TEST_F(Cifar10Cli, LabelByteAboveNine) {
+  auto batch = testing::read_bytes(folder_ / "data_batch_1.bin");
+  batch[4 * 3073] = 12;
+  testing::write_bytes(folder_ / "data_batch_1.bin", batch);
+  testing::write_tar_gz(archive_, testing::cifar_members(folder_));
+  expect_refused(pack("cifar10 --input " + q(archive_) + " --out " + q(out_)), out_,
+                 {"data_batch_1.bin: record 4: label byte 12 is not a CIFAR-10 class (0-9)"});
+}
+
+TEST_F(Cifar10Cli, ArchiveWithoutTheBatchesFolder) {
+  testing::write_tar_gz(archive_, {{"cifar-10-batches-py/data_batch_1", {1, 2, 3}}});
+  expect_refused(pack("cifar10 --input " + q(archive_) + " --out " + q(out_)), out_,
+                 {"cifar-10-binary.tar.gz: no cifar-10-batches-bin/ folder inside"});
+}
+
+TEST_F(Cifar10Cli, NotAnArchive) {
+  testing::write_text(archive_, "plain text, not gzip");
+  expect_refused(pack("cifar10 --input " + q(archive_) + " --out " + q(out_)), out_, {"cifar-10-binary.tar.gz"});
+}
+
+TEST_F(Cifar10Cli, UnknownClassName) {
+  expect_refused(pack("cifar10 --input " + q(folder_) + " --classes cat,wolf --out " + q(out_)), out_,
+                 {"--classes: 'wolf' is not a CIFAR-10 class"});
+}
+
+TEST_F(Cifar10Cli, SelectionWithNoImages) {
+  testing::write_bytes(folder_ / "test_batch.bin", testing::cifar_batch(30, {0, 1, 2}, 7));
+  expect_refused(pack("cifar10 --input " + q(folder_) + " --split test --out " + q(out_)), out_,
+                 {"classes cat,dog, split test", "holds no images"});
+}
+
+TEST_F(Cifar10Cli, ExistingOutputNeedsForce) {
+  fs::create_directories(out_);
+  testing::write_text(out_ / "keep.txt", "mine");
+  const auto r = pack("cifar10 --input " + q(folder_) + " --out " + q(out_));
+  EXPECT_NE(r.exit_code, 0);
+  ASSERT_EQ(r.err_lines().size(), 1u) << r.err;
+  EXPECT_NE(r.err.find("out: exists (use --force to replace it)"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(out_ / "keep.txt"));  // untouched
+  expect_ok(pack("cifar10 --input " + q(folder_) + " --out " + q(out_) + " --force"));
+  EXPECT_FALSE(fs::exists(out_ / "keep.txt"));
+  EXPECT_TRUE(fs::exists(out_ / "manifest.json"));
+}
+
+TEST_F(Cifar10Cli, VerifyAndInfo) {
+  expect_ok(pack("cifar10 --input " + q(folder_) + " --out " + q(out_)));
+  const auto info = pack("info " + q(out_));
+  expect_ok(info);
+  EXPECT_NE(info.out.find("images:   20 x 32x32x3"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("cat"), std::string::npos);
+  auto bytes = testing::read_bytes(out_ / "shard-00000.h5");
+  bytes[bytes.size() - 100] ^= 1;
+  testing::write_bytes(out_ / "shard-00000.h5", bytes);
+  const auto verify = pack("verify " + q(out_));
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE(verify.err.find("shard-00000.h5: checksum"), std::string::npos) << verify.err;
+  EXPECT_NE(pack("verify " + q(tmp_ / "absent")).exit_code, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------- HAM10000
+
+class Ham10000Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::HamFixtureOptions o;
+    o.count = 14;
+    o.width = 120;  // small images keep the suite fast; bench/ uses full-size ones
+    o.height = 90;
+    fixture_ = testing::write_ham_fixture(tmp_.path(), o);
+  }
+  std::string base_args() const {
+    return "ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(images_) + " --out " + q(out_);
+  }
+  TempDir tmp_;
+  testing::HamFixture fixture_;
+  fs::path images_ = tmp_ / "HAM10000_images_part_1";
+  fs::path out_ = tmp_ / "out";
+};
+
+TEST_F(Ham10000Cli, PacksImagesLabelsAndMetadata) {
+  expect_ok(pack(base_args() + " --threads 2 --shard-size 5"));
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.class_names, (std::vector<std::string>{"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}));
+  EXPECT_EQ(m.total_count, 14);
+  EXPECT_EQ(m.shards.size(), 3u);
+  EXPECT_EQ(m.shape, (data::ImageShape{32, 32, 3}));
+  data::ShardReader shard(out_ / "shard-00000.h5");
+  EXPECT_EQ(shard.ids()[0], "ISIC_0024306");
+  EXPECT_EQ(shard.labels()[0], 5);  // nv
+  EXPECT_EQ(shard.labels()[1], 4);  // mel
+  EXPECT_EQ(shard.string_column("/meta/lesion_id")[0], "HAM_0001000");
+  EXPECT_EQ(shard.string_column("/meta/localization")[1], "lower extremity");
+  EXPECT_EQ(shard.string_column("/meta/sex")[2], "unknown");
+  EXPECT_EQ(shard.string_column("/meta/dx_type")[1], "follow_up");
+  const auto age = shard.float_column("/meta/age");
+  EXPECT_EQ(age[1], 5.0f);  // written "5.0"
+  EXPECT_EQ(age[2], 10.0f);
+  EXPECT_TRUE(std::isnan(age[4]));  // empty cell
+  EXPECT_FALSE(shard.has("/meta/dataset"));
+  EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+}
+
+TEST_F(Ham10000Cli, ThreadCountDoesNotChangeTheBytes) {
+  expect_ok(pack(base_args() + " --threads 1"));
+  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(images_) + " --threads 2 --out " +
+                 q(tmp_ / "two")));
+  EXPECT_EQ(data::Manifest::load(out_).shards[0].checksum, data::Manifest::load(tmp_ / "two").shards[0].checksum);
+}
+
+TEST_F(Ham10000Cli, ZipAndTabMetadataWithDatasetColumn) {
+  TempDir other;
+  testing::HamFixtureOptions o;
+  o.count = 9;
+  o.width = 64;
+  o.height = 48;
+  o.zip = true;
+  o.tab_separated = true;
+  o.dataset_column = true;
+  const auto f = testing::write_ham_fixture(other.path(), o);
+  expect_ok(pack("ham10000 --metadata " + q(f.metadata) + " --images " + q(other / "HAM10000_images_part_1.zip") +
+                 " --crop center --size 16 --out " + q(out_)));
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.total_count, 9);
+  EXPECT_EQ(m.shape, (data::ImageShape{16, 16, 3}));
+  data::ShardReader shard(out_ / "shard-00000.h5");
+  EXPECT_EQ(shard.string_column("/meta/dataset")[0], "vidir_modern");
+  EXPECT_EQ(shard.ids()[8], "ISIC_0024314");
+}
+
+TEST_F(Ham10000Cli, ImagesSplitAcrossAZipAndAFolderMatchOneFolder) {
+  expect_ok(pack(base_args()));
+  // The first seven images move into a zip (as in HAM10000_images_part_1.zip), the rest stay in the folder.
+  std::vector<testing::Member> zipped;
+  for (int i = 0; i < 7; ++i) {
+    const fs::path file = images_ / (fixture_.image_ids[i] + ".jpg");
+    zipped.emplace_back(file.filename().string(), testing::read_bytes(file));
+    fs::remove(file);
+  }
+  testing::write_zip(tmp_ / "part_1.zip", zipped);
+  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "part_1.zip") +
+                 " --images " + q(images_) + " --out " + q(tmp_ / "split")));
+  EXPECT_EQ(data::Manifest::load(out_).shards[0].checksum, data::Manifest::load(tmp_ / "split").shards[0].checksum);
+}
+
+TEST_F(Ham10000Cli, SkipModeListsMissingAndCorruptImages) {
+  fs::remove(images_ / "ISIC_0024308.jpg");
+  auto jpeg = testing::read_bytes(images_ / "ISIC_0024311.jpg");
+  jpeg.resize(jpeg.size() / 3);
+  testing::write_bytes(images_ / "ISIC_0024311.jpg", jpeg);
+  const auto r = pack(base_args() + " --on-error skip");
+  expect_ok(r);
+  EXPECT_NE(r.err.find("skipped ISIC_0024308"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("skipped ISIC_0024311"), std::string::npos) << r.err;
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.total_count, 12);
+  ASSERT_EQ(m.skipped.size(), 2u);
+  EXPECT_EQ(m.skipped[0].id, "ISIC_0024308");
+  EXPECT_NE(m.skipped[0].reason.find("not found"), std::string::npos);
+  EXPECT_EQ(m.skipped[1].id, "ISIC_0024311");
+  EXPECT_NE(m.skipped[1].reason.find("corrupt JPEG"), std::string::npos);
+  // Class set comes from the metadata (LabelEncoder), whatever was skipped.
+  EXPECT_EQ(m.class_names.size(), 7u);
+}
+
+TEST_F(Ham10000Cli, MetadataWithoutImageIdOrDx) {
+  testing::write_text(fixture_.metadata, "lesion_id,dx\nHAM_1,nv\n");
+  expect_refused(pack(base_args()), out_, {"HAM10000_metadata.csv: column 'image_id' is missing"});
+  testing::write_text(fixture_.metadata, "lesion_id,image_id\nHAM_1,ISIC_0024306\n");
+  expect_refused(pack(base_args()), out_, {"HAM10000_metadata.csv: column 'dx' is missing"});
+}
+
+TEST_F(Ham10000Cli, DuplicateImageIdRows) {
+  testing::write_text(fixture_.metadata, "image_id,dx\nISIC_0024306,nv\nISIC_0024307,mel\nISIC_0024306,nv\n");
+  expect_refused(pack(base_args()), out_, {"HAM10000_metadata.csv: line 4: image_id ISIC_0024306 repeats line 2"});
+}
+
+TEST_F(Ham10000Cli, EmptyOrMalformedDxEvenWhenSkipping) {
+  testing::write_text(fixture_.metadata, "image_id,dx\nISIC_0024306,nv\nISIC_0024307,\n");
+  expect_refused(pack(base_args() + " --on-error skip"), out_, {"HAM10000_metadata.csv: line 3: dx is empty"});
+  testing::write_text(fixture_.metadata, "image_id,dx\nISIC_0024306,NV\n");
+  expect_refused(pack(base_args()), out_, {"HAM10000_metadata.csv: line 2: dx 'NV' is not a diagnosis code"});
+}
+
+TEST_F(Ham10000Cli, MissingImageFile) {
+  fs::remove(images_ / "ISIC_0024310.jpg");
+  expect_refused(pack(base_args()), out_,
+                 {"HAM10000_metadata.csv:6: image ISIC_0024310 (metadata line 6): image file ISIC_0024310.jpg not found",
+                  "--on-error skip"});
+}
+
+TEST_F(Ham10000Cli, TruncatedJpeg) {
+  auto jpeg = testing::read_bytes(images_ / "ISIC_0024309.jpg");
+  jpeg.resize(jpeg.size() / 2);
+  testing::write_bytes(images_ / "ISIC_0024309.jpg", jpeg);
+  expect_refused(pack(base_args()), out_,
+                 {"ISIC_0024309.jpg: image ISIC_0024309 (metadata line 5): corrupt JPEG"});
+}
+
+TEST_F(Ham10000Cli, CorruptJpeg) {
+  testing::write_text(images_ / "ISIC_0024312.jpg", "GIF89a not a jpeg at all");
+  expect_refused(pack(base_args()), out_, {"ISIC_0024312.jpg: image ISIC_0024312 (metadata line 8): corrupt JPEG"});
+}
+
+TEST_F(Ham10000Cli, ZipEntryEscapingItsFolder) {
+  testing::write_zip(tmp_ / "evil.zip", {{"ISIC_0024306.jpg", {1}}, {"../../ISIC_0024307.jpg", {2}}});
+  expect_refused(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "evil.zip") +
+                      " --out " + q(out_)),
+                 out_, {"evil.zip: entry '../../ISIC_0024307.jpg' escapes the archive's folder"});
+}
+
+TEST_F(Ham10000Cli, MissingMetadataOrImagesPath) {
+  expect_refused(pack("ham10000 --metadata " + q(tmp_ / "none.csv") + " --images " + q(images_) + " --out " + q(out_)),
+                 out_, {"none.csv: does not exist"});
+  expect_refused(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "nodir") + " --out " +
+                      q(out_)),
+                 out_, {"nodir: does not exist"});
+}
+
+TEST_F(Ham10000Cli, ExistingOutputNeedsForce) {
+  fs::create_directories(out_);
+  const auto r = pack(base_args());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("exists (use --force to replace it)"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------------- Fashion-MNIST
+
+TEST(FashionMnistCli, TruncatedIdxFileNamesTheFile) {
+  TempDir tmp;
+  // Uncompressed IDX is read too; header claims 10 images of 28x28, data holds 2.
+  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28};
+  images.resize(images.size() + 2 * 784, 7);
+  std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
+  testing::write_bytes(tmp / "in" / "t10k-images-idx3-ubyte", images);
+  testing::write_bytes(tmp / "in" / "t10k-labels-idx1-ubyte", labels);
+  const auto r = pack("fashion-mnist --input " + q(tmp / "in") + " --split test --out " + q(tmp / "out"));
+  expect_refused(r, tmp / "out", {"t10k-images-idx3-ubyte: image data: file ends early"});
+  expect_refused(pack("fashion-mnist --input " + q(tmp / "in") + " --split train --out " + q(tmp / "out")),
+                 tmp / "out", {"train-images-idx3-ubyte.gz: does not exist"});
+}
+
+TEST(FashionMnistCli, PadsTo32AndResizesOtherSizes) {
+  TempDir tmp;
+  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28};
+  images.resize(images.size() + 2 * 784, 200);
+  testing::write_bytes(tmp / "in" / "t10k-images-idx3-ubyte", images);
+  testing::write_bytes(tmp / "in" / "t10k-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 2, 3, 9});
+  expect_ok(pack("fashion-mnist --input " + q(tmp / "in") + " --split test --out " + q(tmp / "p")));
+  data::ShardReader padded(tmp / "p" / "shard-00000.h5");
+  EXPECT_EQ(padded.shape(), (data::ImageShape{32, 32, 1}));
+  std::vector<uint8_t> px(2 * 32 * 32);
+  padded.read_images(0, 2, px.data());
+  EXPECT_EQ(px[0], 0);                // border: zero padding
+  EXPECT_EQ(px[2 * 32 + 2], 200);     // first original pixel at (2, 2)
+  EXPECT_EQ(px[29 * 32 + 29], 200);   // last original pixel at (29, 29)
+  EXPECT_EQ(px[30 * 32 + 30], 0);
+  EXPECT_EQ(padded.labels(), (std::vector<int64_t>{3, 9}));
+  EXPECT_EQ(padded.ids()[1], "test#1");
+  expect_ok(pack("fashion-mnist --input " + q(tmp / "in") + " --split test --size 16 --out " + q(tmp / "r")));
+  data::ShardReader resized(tmp / "r" / "shard-00000.h5");
+  EXPECT_EQ(resized.shape(), (data::ImageShape{16, 16, 1}));
+}
+
+}  // namespace
+}  // namespace shardgan
