@@ -50,8 +50,7 @@ class RecordPacker {
     std::vector<uint8_t> images;
     for (std::size_t r = 0; r < n; ++r) {
       const uint8_t* record = bytes.data() + r * kRecordBytes;
-      if (record[0] > 9)
-        fail(where, ": record ", r, ": label byte ", int(record[0]), " is not a CIFAR-10 class (0-9)");
+      if (record[0] > 9) fail(where, ": record ", r, ": label byte ", int(record[0]), " is not a CIFAR-10 class (0-9)");
       if (encoded_[record[0]] < 0) continue;
       picked.emplace_back(static_cast<int64_t>(r), record[0]);
       const std::size_t base = images.size();
@@ -197,11 +196,11 @@ std::vector<int> resolve_cifar10_classes(const std::vector<std::string>& classes
     } else if (c.size() == 1 && c[0] >= '0' && c[0] <= '9') {
       label = c[0] - '0';
     } else {
-      fail("--classes: '", c, "' is not a CIFAR-10 class (airplane, automobile, bird, cat, deer, dog, frog, horse, "
+      fail("--classes: '", c,
+           "' is not a CIFAR-10 class (airplane, automobile, bird, cat, deer, dog, frog, horse, "
            "ship, truck, or 0-9)");
     }
-    if (std::find(labels.begin(), labels.end(), label) != labels.end())
-      fail("--classes: '", c, "' is given twice");
+    if (std::find(labels.begin(), labels.end(), label) != labels.end()) fail("--classes: '", c, "' is given twice");
     labels.push_back(label);
   }
   if (labels.empty()) fail("--classes: no class given");

@@ -13,9 +13,9 @@ const std::vector<std::string>& cifar10_class_names();
 inline constexpr const char* kCifar10ArchiveMd5 = "c32a1d4ab5d03f1284b67883e8d87530";
 
 struct Cifar10Options {
-  std::filesystem::path input;        ///< cifar-10-binary.tar.gz, or the cifar-10-batches-bin folder
-  std::vector<std::string> classes;   ///< names or indices; encoded labels follow CIFAR's order among them
-  std::string split = "train";        ///< train | test | all
+  std::filesystem::path input;       ///< cifar-10-binary.tar.gz, or the cifar-10-batches-bin folder
+  std::vector<std::string> classes;  ///< names or indices; encoded labels follow CIFAR's order among them
+  std::string split = "train";       ///< train | test | all
   OutputOptions output;
 };
 

@@ -13,8 +13,8 @@ void print_dataset_info(const std::filesystem::path& dir, std::ostream& out) {
   uint64_t bytes = 0;
   for (const auto& s : m.shards) bytes += s.bytes;
   out << dir.string() << '\n'
-      << "  source:   " << m.source << " (packed by shardgan-pack " << m.tool_version << ", format "
-      << m.format_version << ")\n"
+      << "  source:   " << m.source << " (packed by shardgan-pack " << m.tool_version << ", format " << m.format_version
+      << ")\n"
       << "  images:   " << m.total_count << " x " << m.shape.height << "x" << m.shape.width << "x" << m.shape.channels
       << " uint8 (" << (m.shape.channels == 1 ? "grayscale" : "RGB") << ")\n"
       << "  classes:  " << m.class_names.size() << '\n';

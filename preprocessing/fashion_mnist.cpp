@@ -37,8 +37,7 @@ class IdxFile {
     if (got != static_cast<int>(n)) {
       int code = 0;
       const char* message = gzerror(file_, &code);
-      fail(where_, ": ", what, ": file ends early", code < 0 ? std::string(" (") + message + ")" : "",
-           " (truncated?)");
+      fail(where_, ": ", what, ": file ends early", code < 0 ? std::string(" (") + message + ")" : "", " (truncated?)");
     }
   }
   const std::string& where() const { return where_; }

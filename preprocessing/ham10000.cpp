@@ -34,9 +34,8 @@ bool valid_dx(const std::string& dx) {
 }
 
 bool valid_image_id(const std::string& id) {
-  return !id.empty() && std::none_of(id.begin(), id.end(), [](char c) {
-    return c == '/' || c == '\\' || c == ' ' || c == '\t' || c == '"';
-  });
+  return !id.empty() && std::none_of(id.begin(), id.end(),
+                                     [](char c) { return c == '/' || c == '\\' || c == ' ' || c == '\t' || c == '"'; });
 }
 
 }  // namespace
@@ -169,8 +168,8 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
       }
       std::vector<data::ColumnValue> columns(row.meta.begin(), row.meta.end());
       if (metadata.has_age) columns.emplace_back(row.age);
-      const auto label = std::lower_bound(schema.class_names.begin(), schema.class_names.end(), row.dx) -
-                         schema.class_names.begin();
+      const auto label =
+          std::lower_bound(schema.class_names.begin(), schema.class_names.end(), row.dx) - schema.class_names.begin();
       output.append(pixels.data() + i * image_bytes, label, row.image_id, columns);
     }
   }

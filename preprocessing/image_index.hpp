@@ -12,9 +12,9 @@ namespace shardgan::pack {
 
 /// Where one image lives: a file in a folder, or an entry of a zip archive.
 struct ImageLocation {
-  int zip = -1;                    ///< index into ImageIndex's archives, or -1 for a plain file
-  std::size_t entry = 0;           ///< entry index inside that archive
-  std::filesystem::path file;      ///< the plain file (zip == -1)
+  int zip = -1;                ///< index into ImageIndex's archives, or -1 for a plain file
+  std::size_t entry = 0;       ///< entry index inside that archive
+  std::filesystem::path file;  ///< the plain file (zip == -1)
 };
 
 /// All images under the `--images` paths (folders, searched recursively, and .zip files read in place), keyed by

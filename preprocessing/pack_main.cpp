@@ -17,8 +17,7 @@ using namespace shardgan::pack;
 void add_output_options(CLI::App* cmd, OutputOptions& o, bool shard_size) {
   cmd->add_option("--out", o.out, "output folder (created; must not exist unless --force)")->required();
   cmd->add_flag("--force", o.force, "replace an existing output folder");
-  if (shard_size)
-    cmd->add_option("--shard-size", o.shard_size, "images per shard file")->capture_default_str();
+  if (shard_size) cmd->add_option("--shard-size", o.shard_size, "images per shard file")->capture_default_str();
 }
 
 }  // namespace
@@ -70,7 +69,8 @@ int main(int argc, char** argv) {
   add_output_options(fashion_cmd, output, true);
 
   std::filesystem::path dir;
-  auto* verify_cmd = app.add_subcommand("verify", "re-check checksums, shapes and label ranges; exit 0 only if all hold");
+  auto* verify_cmd =
+      app.add_subcommand("verify", "re-check checksums, shapes and label ranges; exit 0 only if all hold");
   verify_cmd->add_option("DIR", dir, "packed data set folder")->required();
   auto* info_cmd = app.add_subcommand("info", "human summary of a packed data set");
   info_cmd->add_option("DIR", dir, "packed data set folder")->required();

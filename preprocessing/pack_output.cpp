@@ -13,7 +13,9 @@ namespace {
 
 std::atomic<int> g_signal{0};
 
-void on_signal(int signal) { g_signal.store(signal); }
+void on_signal(int signal) {
+  g_signal.store(signal);
+}
 
 }  // namespace
 

@@ -18,9 +18,15 @@ constexpr uint32_t kZip64End = 0x06064b50;
 constexpr uint32_t kCentralHeader = 0x02014b50;
 constexpr uint32_t kLocalHeader = 0x04034b50;
 
-uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t u32(const uint8_t* p) { return u16(p) | (static_cast<uint32_t>(u16(p + 2)) << 16); }
-uint64_t u64(const uint8_t* p) { return u32(p) | (static_cast<uint64_t>(u32(p + 4)) << 32); }
+uint16_t u16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+uint32_t u32(const uint8_t* p) {
+  return u16(p) | (static_cast<uint32_t>(u16(p + 2)) << 16);
+}
+uint64_t u64(const uint8_t* p) {
+  return u32(p) | (static_cast<uint64_t>(u32(p + 4)) << 32);
+}
 
 }  // namespace
 

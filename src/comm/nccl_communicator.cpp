@@ -106,7 +106,9 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-bool nccl_compiled() { return true; }
+bool nccl_compiled() {
+  return true;
+}
 
 int cuda_device_count() {
   int count = 0;

@@ -4,13 +4,18 @@
 
 namespace shardgan::comm {
 
-bool nccl_compiled() { return false; }
+bool nccl_compiled() {
+  return false;
+}
 
-int cuda_device_count() { return 0; }
+int cuda_device_count() {
+  return 0;
+}
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm, int) {
-  fail("this build of shardgan has no NCCL backend (CUDA or NCCL were not found at configure time); "
-       "use comm.backend = \"mpi\"");
+  fail(
+      "this build of shardgan has no NCCL backend (CUDA or NCCL were not found at configure time); "
+      "use comm.backend = \"mpi\"");
 }
 
 }  // namespace shardgan::comm

@@ -80,8 +80,8 @@ std::vector<std::string> check_dataset(const fs::path& dir, const CheckOptions& 
     return {e.what()};
   }
   if (m.class_counts.size() != m.class_names.size())
-    problems.push_back(cat(kManifestName, ": ", m.class_counts.size(), " class counts for ", m.class_names.size(),
-                           " class names"));
+    problems.push_back(
+        cat(kManifestName, ": ", m.class_counts.size(), " class counts for ", m.class_names.size(), " class names"));
   const int64_t listed = std::accumulate(m.shards.begin(), m.shards.end(), int64_t{0},
                                          [](int64_t acc, const ShardInfo& s) { return acc + s.count; });
   if (listed != m.total_count)

@@ -81,7 +81,9 @@ void Handle::reset() {
   id_ = H5I_INVALID_HID;
 }
 
-void silence_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void silence_errors() {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 hid_t check(hid_t status, const std::string& context, std::string_view what) {
   if (status < 0) fail(context, ": ", what, " failed (", hdf5_message(), ")");
@@ -185,8 +187,8 @@ void write_strings(hid_t file, const std::string& path, const std::vector<std::s
   const hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr));
   Handle plist = untimed_dataset_plist(context);
-  Handle dset(check(H5Dcreate2(file, path.c_str(), type, space, H5P_DEFAULT, plist, H5P_DEFAULT), context,
-                    "creating " + path));
+  Handle dset(
+      check(H5Dcreate2(file, path.c_str(), type, space, H5P_DEFAULT, plist, H5P_DEFAULT), context, "creating " + path));
   std::vector<const char*> data;
   data.reserve(values.size());
   for (const auto& v : values) data.push_back(v.c_str());
@@ -234,8 +236,7 @@ std::vector<T> read_array(hid_t file, const std::string& path, hid_t type, const
   Handle space(H5Dget_space(dset));
   if (H5Sget_simple_extent_ndims(space) != 1) fail(context, ": dataset ", path, " is not one-dimensional");
   std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
-  if (!out.empty())
-    check(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), context, "reading " + path);
+  if (!out.empty()) check(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), context, "reading " + path);
   return out;
 }
 

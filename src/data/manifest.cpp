@@ -63,8 +63,7 @@ Manifest Manifest::load(const fs::path& dir) {
     fail(where, ": not valid JSON (", e.what(), ")");
   }
   if (!j.is_object()) fail(where, ": expected a JSON object");
-  if (get<std::string>(j, "format", where) != kFormatName)
-    fail(where, ": key 'format' is not \"", kFormatName, "\"");
+  if (get<std::string>(j, "format", where) != kFormatName) fail(where, ": key 'format' is not \"", kFormatName, "\"");
   Manifest m;
   m.format_version = get<int>(j, "format_version", where);
   if (m.format_version != kFormatVersion)

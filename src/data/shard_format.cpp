@@ -16,7 +16,8 @@ namespace {
 constexpr std::size_t kChunkBytes = 256 * 1024;
 
 hsize_t chunk_rows_for(const ImageShape& shape, int64_t shard_size) {
-  const auto rows = static_cast<int64_t>(std::max<std::size_t>(1, kChunkBytes / std::max<std::size_t>(1, shape.bytes())));
+  const auto rows =
+      static_cast<int64_t>(std::max<std::size_t>(1, kChunkBytes / std::max<std::size_t>(1, shape.bytes())));
   return static_cast<hsize_t>(std::clamp<int64_t>(rows, 1, std::max<int64_t>(1, shard_size)));
 }
 
@@ -37,8 +38,8 @@ void ensure_parent_groups(hid_t file, const std::string& path, const std::string
     const std::string group = path.substr(0, pos);
     if (h5::exists(file, group)) continue;
     h5::Handle gcpl = h5::untimed_group_plist(context);
-    h5::Handle g(h5::check(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT), context,
-                           "creating group " + group));
+    h5::Handle g(
+        h5::check(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, gcpl, H5P_DEFAULT), context, "creating group " + group));
   }
 }
 
@@ -55,8 +56,8 @@ class ShardWriter::OpenShard {
  public:
   OpenShard(const fs::path& file, const ShardSchema& schema, int index, int64_t shard_size)
       : context_(file.filename().string()), schema_(schema), index_(index) {
-    file_ = h5::Handle(h5::check(H5Fcreate(file.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), context_,
-                                 "creating file"));
+    file_ = h5::Handle(
+        h5::check(H5Fcreate(file.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT), context_, "creating file"));
     const hsize_t h = schema.shape.height, w = schema.shape.width, c = schema.shape.channels;
     chunk_rows_ = chunk_rows_for(schema.shape, shard_size);
     const hsize_t dims[4] = {0, h, w, c};
@@ -223,10 +224,18 @@ ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.file
   shape_ = ImageShape{static_cast<int>(d[1]), static_cast<int>(d[2]), static_cast<int>(d[3])};
 }
 
-std::string ShardReader::source() const { return h5::read_string_attribute(file_, "source", context_); }
-int64_t ShardReader::format_version() const { return h5::read_int_attribute(file_, "format_version", context_); }
-int64_t ShardReader::shard_index() const { return h5::read_int_attribute(file_, "shard_index", context_); }
-int64_t ShardReader::num_shards() const { return h5::read_int_attribute(file_, "num_shards", context_); }
+std::string ShardReader::source() const {
+  return h5::read_string_attribute(file_, "source", context_);
+}
+int64_t ShardReader::format_version() const {
+  return h5::read_int_attribute(file_, "format_version", context_);
+}
+int64_t ShardReader::shard_index() const {
+  return h5::read_int_attribute(file_, "shard_index", context_);
+}
+int64_t ShardReader::num_shards() const {
+  return h5::read_int_attribute(file_, "num_shards", context_);
+}
 std::vector<std::string> ShardReader::class_names() const {
   return h5::read_strings_attribute(file_, "class_names", context_);
 }
@@ -241,13 +250,18 @@ void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
   h5::check(H5Sselect_hyperslab(file_space, H5S_SELECT_SET, start, nullptr, count, nullptr), context_,
             "selecting rows of /images");
   h5::Handle mem_space(H5Screate_simple(4, count, nullptr));
-  h5::check(H5Dread(images_, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, out), context_,
-            "reading /images");
+  h5::check(H5Dread(images_, H5T_NATIVE_UINT8, mem_space, file_space, H5P_DEFAULT, out), context_, "reading /images");
 }
 
-std::vector<int64_t> ShardReader::labels() const { return int64_column("/labels"); }
-std::vector<std::string> ShardReader::ids() const { return string_column("/ids"); }
-bool ShardReader::has(const std::string& path) const { return h5::exists(file_, path); }
+std::vector<int64_t> ShardReader::labels() const {
+  return int64_column("/labels");
+}
+std::vector<std::string> ShardReader::ids() const {
+  return string_column("/ids");
+}
+bool ShardReader::has(const std::string& path) const {
+  return h5::exists(file_, path);
+}
 
 std::vector<int64_t> ShardReader::int64_column(const std::string& path) const {
   return h5::read_array<int64_t>(file_, path, H5T_NATIVE_INT64, context_);

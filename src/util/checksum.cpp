@@ -51,9 +51,13 @@ Md5::Md5() : state_(std::make_unique<State>()) {
   if (state_->ctx == nullptr || EVP_DigestInit_ex(state_->ctx, EVP_md5(), nullptr) != 1) fail("MD5: cannot initialise");
 }
 
-Md5::~Md5() { EVP_MD_CTX_free(state_->ctx); }
+Md5::~Md5() {
+  EVP_MD_CTX_free(state_->ctx);
+}
 
-void Md5::update(const void* data, std::size_t size) { EVP_DigestUpdate(state_->ctx, data, size); }
+void Md5::update(const void* data, std::size_t size) {
+  EVP_DigestUpdate(state_->ctx, data, size);
+}
 
 std::string Md5::finish() {
   unsigned char digest[EVP_MAX_MD_SIZE];

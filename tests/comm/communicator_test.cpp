@@ -11,7 +11,9 @@
 namespace shardgan::comm {
 namespace {
 
-std::unique_ptr<Communicator> world() { return make_mpi_communicator(MPI_COMM_WORLD); }
+std::unique_ptr<Communicator> world() {
+  return make_mpi_communicator(MPI_COMM_WORLD);
+}
 
 uint16_t to_bf16(float f) {
   uint32_t bits;
@@ -96,7 +98,8 @@ TEST(Communicator, NcclWithoutAGpuFailsWithAClearError) {
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string message = e.what();
-    EXPECT_TRUE(message.find("cudaSetDevice") != std::string::npos || message.find("no NCCL backend") != std::string::npos)
+    EXPECT_TRUE(message.find("cudaSetDevice") != std::string::npos ||
+                message.find("no NCCL backend") != std::string::npos)
         << message;
   }
 }

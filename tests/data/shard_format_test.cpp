@@ -23,9 +23,8 @@ ShardSchema small_schema() {
   s.source = "test";
   s.shape = ImageShape{4, 5, 3};
   s.class_names = {"a", "b", "c"};
-  s.columns = {{"/source_labels", ColumnType::kInt64},
-               {"/meta/age", ColumnType::kFloat32},
-               {"/meta/sex", ColumnType::kString}};
+  s.columns = {
+      {"/source_labels", ColumnType::kInt64}, {"/meta/age", ColumnType::kFloat32}, {"/meta/sex", ColumnType::kString}};
   return s;
 }
 

@@ -15,9 +15,13 @@ namespace fs = std::filesystem;
 using testing::RunResult;
 using testing::TempDir;
 
-RunResult pack(const std::string& args) { return testing::run(std::string(SHARDGAN_PACK_BIN) + " " + args); }
+RunResult pack(const std::string& args) {
+  return testing::run(std::string(SHARDGAN_PACK_BIN) + " " + args);
+}
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string q(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
 
 /// A refused input: non-zero exit, exactly one stderr line (the error) containing every needle, and neither the
 /// output folder nor a staging folder beside it.
@@ -33,7 +37,9 @@ void expect_refused(const RunResult& r, const fs::path& out, const std::vector<s
         << "staging folder left behind: " << entry.path();
 }
 
-void expect_ok(const RunResult& r) { ASSERT_EQ(r.exit_code, 0) << r.err; }
+void expect_ok(const RunResult& r) {
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
 
 // ---------------------------------------------------------------------------------------------------- CIFAR-10
 
@@ -271,8 +277,8 @@ TEST_F(Ham10000Cli, ImagesSplitAcrossAZipAndAFolderMatchOneFolder) {
     fs::remove(file);
   }
   testing::write_zip(tmp_ / "part_1.zip", zipped);
-  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "part_1.zip") +
-                 " --images " + q(images_) + " --out " + q(tmp_ / "split")));
+  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "part_1.zip") + " --images " +
+                 q(images_) + " --out " + q(tmp_ / "split")));
   EXPECT_EQ(data::Manifest::load(out_).shards[0].checksum, data::Manifest::load(tmp_ / "split").shards[0].checksum);
 }
 
@@ -317,17 +323,17 @@ TEST_F(Ham10000Cli, EmptyOrMalformedDxEvenWhenSkipping) {
 
 TEST_F(Ham10000Cli, MissingImageFile) {
   fs::remove(images_ / "ISIC_0024310.jpg");
-  expect_refused(pack(base_args()), out_,
-                 {"HAM10000_metadata.csv:6: image ISIC_0024310 (metadata line 6): image file ISIC_0024310.jpg not found",
-                  "--on-error skip"});
+  expect_refused(
+      pack(base_args()), out_,
+      {"HAM10000_metadata.csv:6: image ISIC_0024310 (metadata line 6): image file ISIC_0024310.jpg not found",
+       "--on-error skip"});
 }
 
 TEST_F(Ham10000Cli, TruncatedJpeg) {
   auto jpeg = testing::read_bytes(images_ / "ISIC_0024309.jpg");
   jpeg.resize(jpeg.size() / 2);
   testing::write_bytes(images_ / "ISIC_0024309.jpg", jpeg);
-  expect_refused(pack(base_args()), out_,
-                 {"ISIC_0024309.jpg: image ISIC_0024309 (metadata line 5): corrupt JPEG"});
+  expect_refused(pack(base_args()), out_, {"ISIC_0024309.jpg: image ISIC_0024309 (metadata line 5): corrupt JPEG"});
 }
 
 TEST_F(Ham10000Cli, CorruptJpeg) {
@@ -337,17 +343,17 @@ TEST_F(Ham10000Cli, CorruptJpeg) {
 
 TEST_F(Ham10000Cli, ZipEntryEscapingItsFolder) {
   testing::write_zip(tmp_ / "evil.zip", {{"ISIC_0024306.jpg", {1}}, {"../../ISIC_0024307.jpg", {2}}});
-  expect_refused(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "evil.zip") +
-                      " --out " + q(out_)),
-                 out_, {"evil.zip: entry '../../ISIC_0024307.jpg' escapes the archive's folder"});
+  expect_refused(
+      pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "evil.zip") + " --out " + q(out_)),
+      out_, {"evil.zip: entry '../../ISIC_0024307.jpg' escapes the archive's folder"});
 }
 
 TEST_F(Ham10000Cli, MissingMetadataOrImagesPath) {
   expect_refused(pack("ham10000 --metadata " + q(tmp_ / "none.csv") + " --images " + q(images_) + " --out " + q(out_)),
                  out_, {"none.csv: does not exist"});
-  expect_refused(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "nodir") + " --out " +
-                      q(out_)),
-                 out_, {"nodir: does not exist"});
+  expect_refused(
+      pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "nodir") + " --out " + q(out_)),
+      out_, {"nodir: does not exist"});
 }
 
 TEST_F(Ham10000Cli, ExistingOutputNeedsForce) {
@@ -369,8 +375,8 @@ TEST(FashionMnistCli, TruncatedIdxFileNamesTheFile) {
   testing::write_bytes(tmp / "in" / "t10k-labels-idx1-ubyte", labels);
   const auto r = pack("fashion-mnist --input " + q(tmp / "in") + " --split test --out " + q(tmp / "out"));
   expect_refused(r, tmp / "out", {"t10k-images-idx3-ubyte: image data: file ends early"});
-  expect_refused(pack("fashion-mnist --input " + q(tmp / "in") + " --split train --out " + q(tmp / "out")),
-                 tmp / "out", {"train-images-idx3-ubyte.gz: does not exist"});
+  expect_refused(pack("fashion-mnist --input " + q(tmp / "in") + " --split train --out " + q(tmp / "out")), tmp / "out",
+                 {"train-images-idx3-ubyte.gz: does not exist"});
 }
 
 TEST(FashionMnistCli, PadsTo32AndResizesOtherSizes) {
@@ -384,9 +390,9 @@ TEST(FashionMnistCli, PadsTo32AndResizesOtherSizes) {
   EXPECT_EQ(padded.shape(), (data::ImageShape{32, 32, 1}));
   std::vector<uint8_t> px(2 * 32 * 32);
   padded.read_images(0, 2, px.data());
-  EXPECT_EQ(px[0], 0);                // border: zero padding
-  EXPECT_EQ(px[2 * 32 + 2], 200);     // first original pixel at (2, 2)
-  EXPECT_EQ(px[29 * 32 + 29], 200);   // last original pixel at (29, 29)
+  EXPECT_EQ(px[0], 0);               // border: zero padding
+  EXPECT_EQ(px[2 * 32 + 2], 200);    // first original pixel at (2, 2)
+  EXPECT_EQ(px[29 * 32 + 29], 200);  // last original pixel at (29, 29)
   EXPECT_EQ(px[30 * 32 + 30], 0);
   EXPECT_EQ(padded.labels(), (std::vector<int64_t>{3, 9}));
   EXPECT_EQ(padded.ids()[1], "test#1");

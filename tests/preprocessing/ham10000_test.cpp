@@ -43,7 +43,8 @@ TEST(HamMetadata, SevenColumnCsvEncodesLabelsLikeLabelEncoder) {
 TEST(HamMetadata, EightColumnTabFileInAnotherOrderWithBomAndCrlf) {
   TempDir tmp;
   testing::write_text(tmp / "m.tab",
-                      "\xEF\xBB\xBF" "dx\tdataset\timage_id\tage\tsex\tlocalization\tlesion_id\tdx_type\r\n"
+                      "\xEF\xBB\xBF"
+                      "dx\tdataset\timage_id\tage\tsex\tlocalization\tlesion_id\tdx_type\r\n"
                       "bkl\tvidir_modern\tISIC_9\t60\tfemale\ttrunk\tHAM_9\thisto\r\n");
   const auto m = read_ham_metadata(tmp / "m.tab");
   EXPECT_EQ(m.class_names, (std::vector<std::string>{"bkl"}));

@@ -19,8 +19,8 @@ std::vector<uint8_t> payload(std::size_t n, uint8_t seed) {
 
 TEST(ZipArchive, ReadsStoredAndDeflatedEntries) {
   TempDir tmp;
-  const std::vector<testing::Member> members = {{"dir/a.jpg", payload(100000, 1)}, {"b.jpg", payload(3, 2)},
-                                                {"empty.txt", {}}};
+  const std::vector<testing::Member> members = {
+      {"dir/a.jpg", payload(100000, 1)}, {"b.jpg", payload(3, 2)}, {"empty.txt", {}}};
   for (bool store : {false, true}) {
     const auto file = tmp / (store ? "stored.zip" : "deflated.zip");
     testing::write_zip(file, members, store);
@@ -59,9 +59,9 @@ TEST(ZipArchive, EntryEscapingItsFolderIsRefused) {
     ZipArchive zip(tmp / "evil.zip");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              (tmp / "evil.zip").string() + ": entry 'imgs/../../evil.jpg' escapes the archive's folder; refusing "
-                                            "this archive");
+    EXPECT_EQ(std::string(e.what()), (tmp / "evil.zip").string() +
+                                         ": entry 'imgs/../../evil.jpg' escapes the archive's folder; refusing "
+                                         "this archive");
   }
 }
 

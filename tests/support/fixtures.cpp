@@ -63,8 +63,7 @@ void write_cifar_folder(const fs::path& folder, int records_per_batch) {
     write_bytes(folder / ("data_batch_" + std::to_string(b) + ".bin"),
                 cifar_batch(records_per_batch, labels, static_cast<uint32_t>(b)));
   write_bytes(folder / "test_batch.bin", cifar_batch(records_per_batch, labels, 99));
-  write_text(folder / "batches.meta.txt",
-             "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
+  write_text(folder / "batches.meta.txt", "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n");
 }
 
 std::vector<Member> cifar_members(const fs::path& folder) {
@@ -124,9 +123,9 @@ std::vector<uint8_t> lesion_rgb(int width, int height, uint32_t seed) {
     for (int x = 0; x < width; ++x) {
       const double dx = (x - width / 2.0) / width, dy = (y - height / 2.0) / height;
       const double v = 1.0 - 0.9 * (dx * dx + dy * dy);
-      img.at<cv::Vec3b>(y, x) = cv::Vec3b(cv::saturate_cast<uint8_t>(skin[0] * v),
-                                          cv::saturate_cast<uint8_t>(skin[1] * v),
-                                          cv::saturate_cast<uint8_t>(skin[2] * v));
+      img.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(cv::saturate_cast<uint8_t>(skin[0] * v), cv::saturate_cast<uint8_t>(skin[1] * v),
+                    cv::saturate_cast<uint8_t>(skin[2] * v));
     }
   }
   // Lesion: an irregular dark polygon with a darker core, blurred edges.
