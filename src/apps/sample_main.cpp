@@ -1,0 +1,158 @@
+// shardgan-sample: samples, per-class samples, discriminator scores and weight export from a checkpoint.
+#include <torch/torch.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "data/h5.hpp"
+#include "data/shard_format.hpp"
+#include "shardgan/config.hpp"
+#include "train/checkpoint.hpp"
+#include "train/gan.hpp"
+#include "train/run_outputs.hpp"
+#include "util/error.hpp"
+#include "util/staging_dir.hpp"
+
+namespace {
+
+using namespace shardgan;
+namespace fs = std::filesystem;
+
+int64_t resolve_class(const std::string& text, const std::vector<std::string>& names) {
+  const auto it = std::find(names.begin(), names.end(), text);
+  if (it != names.end()) return it - names.begin();
+  try {
+    std::size_t used = 0;
+    const int64_t index = std::stoll(text, &used);
+    if (used == text.size() && index >= 0 && index < static_cast<int64_t>(names.size())) return index;
+  } catch (const std::exception&) {
+  }
+  std::string list;
+  for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+  fail("--class: '", text, "' is neither a class name (", list, ") nor an index 0..", names.size() - 1);
+}
+
+/// Samples as one shard-layout HDF5 file (uint8 NHWC /images, /labels, /ids), written atomically.
+void write_samples_h5(const fs::path& file, const torch::Tensor& images, const torch::Tensor& labels,
+                      const train::DataSpec& spec) {
+  const torch::Tensor u8 = ((images.to(torch::kFloat32) + 1) * 127.5)
+                               .round()
+                               .clamp(0, 255)
+                               .to(torch::kUInt8)
+                               .permute({0, 2, 3, 1})
+                               .contiguous();
+  StagingDir staging(file);
+  data::ShardSchema schema{"shardgan-sample", spec.shape, spec.class_names, {}};
+  data::ShardWriter writer(staging.path(), schema, u8.size(0));
+  const auto bytes = spec.shape.bytes();
+  for (int64_t i = 0; i < u8.size(0); ++i)
+    writer.append(u8.data_ptr<uint8_t>() + i * bytes, labels[i].item<int64_t>(), "sample#" + std::to_string(i), {});
+  writer.finish();
+  fs::rename(staging.path() / data::shard_file_name(0), staging.path() / "out.h5");
+  // Replace the staging folder by the single file.
+  const fs::path tmp = file.string() + ".tmp";
+  fs::rename(staging.path() / "out.h5", tmp);
+  fs::rename(tmp, file);
+}
+
+/// Every parameter and buffer as a float32 dataset named "generator/<module path>" / "discriminator/<...>".
+void export_weights(const fs::path& file, train::Gan& gan) {
+  h5::silence_errors();
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    h5::Handle f(h5::check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), file.string(), "creating"));
+    for (const auto& [prefix, module] : std::vector<std::pair<std::string, torch::nn::Module*>>{
+             {"generator", gan.generator.get()}, {"discriminator", gan.discriminator.get()}}) {
+      h5::Handle g(h5::check(H5Gcreate2(f, prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file.string(),
+                             "creating group"));
+      auto write = [&](const std::string& name, const torch::Tensor& t) {
+        const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+        std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
+        h5::Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                                      : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+        h5::Handle d(
+            h5::check(H5Dcreate2(g, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                      file.string(), "creating " + name));
+        h5::check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr<float>()), file.string(),
+                  "writing " + name);
+      };
+      for (const auto& p : module->named_parameters()) write(p.key(), p.value());
+      for (const auto& b : module->named_buffers()) write(b.key(), b.value());
+    }
+  }
+  fs::rename(tmp, file);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shardgan-sample " SHARDGAN_VERSION
+               ": samples, per-class samples, discriminator scores and weight "
+               "export from a shardgan-train checkpoint"};
+  std::string checkpoint_arg, class_arg, out_png, out_h5, export_file;
+  int64_t n = 64, seed = 0;
+  bool score = false;
+  app.add_option("--checkpoint", checkpoint_arg, "checkpoint folder, or a run folder (its newest checkpoint)")
+      ->required();
+  app.add_option("--n", n, "number of samples")->capture_default_str();
+  app.add_option("--class", class_arg, "class name or index (conditional models); default: all classes in turn");
+  app.add_option("--seed", seed, "noise seed")->capture_default_str();
+  app.add_option("--out", out_png, "write a PNG grid");
+  app.add_option("--out-h5", out_h5, "write the samples as uint8 NHWC in the shard layout, with labels");
+  app.add_flag("--score", score, "print the discriminator's mean probability on the samples");
+  app.add_option("--export-weights", export_file, "write every parameter and buffer as float32 HDF5 datasets");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    if (out_png.empty() && out_h5.empty() && !score && export_file.empty())
+      fail("nothing to do: give --out, --out-h5, --score and/or --export-weights");
+    if (n <= 0) fail("--n must be positive");
+    const fs::path dir = train::resolve_checkpoint(checkpoint_arg);
+    const train::CheckpointState state = train::read_checkpoint_state(dir);
+    const config::Config cfg = config::load(dir / "config.toml");
+    torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+    train::Gan gan(cfg, state.spec, torch::kCPU);
+    train::load_checkpoint(dir, gan, cfg.model_hash(), /*optimizers=*/false);
+    gan.generator->eval();
+    gan.discriminator->eval();
+    torch::NoGradGuard no_grad;
+
+    const int64_t classes = gan.num_classes();
+    if (!class_arg.empty() && classes == 0) fail("--class: this model is not conditional");
+    torch::Tensor labels = torch::zeros({n}, torch::kInt64);
+    if (classes > 0)
+      labels = class_arg.empty() ? torch::arange(n) % classes
+                                 : torch::full({n}, resolve_class(class_arg, state.spec.class_names), torch::kInt64);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
+    const torch::Tensor z = torch::randn({n, cfg.model.z_dim}, gen);
+    const torch::Tensor y = classes > 0 ? labels : torch::Tensor();
+    const torch::Tensor images = gan.generator->forward(z, y);
+
+    if (!out_png.empty()) {
+      // Conditional, all classes: one column per class so each row cycles through them.
+      const int64_t columns = classes > 0 && class_arg.empty() ? classes : 8;
+      write_png(out_png, train::make_grid(images, columns));
+      std::printf("wrote %lld samples to %s\n", static_cast<long long>(n), out_png.c_str());
+    }
+    if (!out_h5.empty()) {
+      write_samples_h5(out_h5, images, labels, state.spec);
+      std::printf("wrote %lld samples to %s\n", static_cast<long long>(n), out_h5.c_str());
+    }
+    if (score) {
+      const double p = torch::sigmoid(gan.discriminator->forward(images, y)).mean().item<double>();
+      std::printf("discriminator mean probability on %lld samples: %.4f\n", static_cast<long long>(n), p);
+    }
+    if (!export_file.empty()) {
+      export_weights(export_file, gan);
+      std::printf("exported weights to %s\n", export_file.c_str());
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shardgan-sample: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

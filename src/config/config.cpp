@@ -1,0 +1,269 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <variant>
+
+#include "util/error.hpp"
+
+namespace shardgan::config {
+namespace {
+
+using Field = std::variant<std::string*, bool*, int64_t*, double*>;
+struct Key {
+  std::string name;  ///< "section.key"
+  Field field;
+  std::vector<std::string> choices;  ///< allowed string values, when restricted
+};
+
+/// The schema: every key with where it lives in Config. Built over a Config so `load` fills it in place.
+std::vector<Key> schema(Config& c) {
+  return {
+      {"data.path", &c.data.path, {}},
+      {"data.cache", &c.data.cache, {"auto", "memory", "stream"}},
+      {"data.hflip", &c.data.hflip, {}},
+      {"data.verify", &c.data.verify, {}},
+      {"model.z_dim", &c.model.z_dim, {}},
+      {"model.g_width", &c.model.g_width, {}},
+      {"model.d_width", &c.model.d_width, {}},
+      {"model.dropout", &c.model.dropout, {}},
+      {"model.conditional", &c.model.conditional, {}},
+      {"model.embed_dim", &c.model.embed_dim, {}},
+      {"model.batchnorm", &c.model.batchnorm, {"local", "sync", "none"}},
+      {"model.loss", &c.model.loss, {"bce", "hinge"}},
+      {"optim.lr_g", &c.optim.lr_g, {}},
+      {"optim.lr_d", &c.optim.lr_d, {}},
+      {"optim.beta1", &c.optim.beta1, {}},
+      {"optim.beta2", &c.optim.beta2, {}},
+      {"train.batch_size", &c.train.batch_size, {}},
+      {"train.epochs", &c.train.epochs, {}},
+      {"train.max_steps", &c.train.max_steps, {}},
+      {"train.seed", &c.train.seed, {}},
+      {"train.deterministic", &c.train.deterministic, {}},
+      {"train.log_every", &c.train.log_every, {}},
+      {"output.sample_every_epochs", &c.output.sample_every_epochs, {}},
+      {"output.sample_count", &c.output.sample_count, {}},
+      {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, {}},
+      {"output.keep_checkpoints", &c.output.keep_checkpoints, {}},
+      {"runtime.device", &c.runtime.device, {"auto", "cpu", "cuda"}},
+      {"runtime.threads", &c.runtime.threads, {}},
+      {"runtime.precision", &c.runtime.precision, {"fp32", "bf16", "fp16"}},
+      {"comm.backend", &c.comm.backend, {"auto", "nccl", "mpi"}},
+  };
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion(const std::string& name, const std::vector<Key>& keys) {
+  std::string best;
+  std::size_t best_distance = 4;  // further than this is no suggestion
+  for (const auto& k : keys) {
+    // Compare with the whole name and with the key part alone (a key put under the wrong section).
+    const std::string tail = k.name.substr(k.name.find('.') + 1);
+    const std::string name_tail = name.substr(name.find('.') + 1);
+    const std::size_t d = std::min(edit_distance(name, k.name), edit_distance(name_tail, tail) + 1);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k.name;
+    }
+  }
+  return best.empty() ? "" : " (did you mean '" + best + "'?)";
+}
+
+const char* type_name(const Field& f) {
+  return std::visit(
+      [](auto* p) -> const char* {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, std::string>) return "a string";
+        if constexpr (std::is_same_v<T, bool>) return "true or false";
+        if constexpr (std::is_same_v<T, int64_t>) return "an integer";
+        return "a number";
+      },
+      f);
+}
+
+/// Stores `node` into `key`'s field; Error naming the key on a type mismatch.
+void assign(const Key& key, const toml::node& node, const std::string& source) {
+  const bool ok = std::visit(
+      [&](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, double>) {
+          if (auto v = node.value_exact<double>()) return (*p = *v, true);
+          if (auto v = node.value_exact<int64_t>()) return (*p = static_cast<double>(*v), true);
+          return false;
+        } else {
+          if (auto v = node.value_exact<T>()) return (*p = *v, true);
+          return false;
+        }
+      },
+      key.field);
+  if (!ok) fail(source, ": key '", key.name, "' must be ", type_name(key.field));
+  if (!key.choices.empty()) {
+    const std::string& value = *std::get<std::string*>(key.field);
+    if (std::find(key.choices.begin(), key.choices.end(), value) == key.choices.end()) {
+      std::string list;
+      for (const auto& c : key.choices) list += (list.empty() ? "" : ", ") + c;
+      fail(source, ": key '", key.name, "' is \"", value, "\"; expected one of ", list);
+    }
+  }
+}
+
+void check_range(const Config& c, const std::string& source) {
+  auto positive = [&](int64_t v, const char* name) {
+    if (v <= 0) fail(source, ": key '", name, "' must be positive, got ", v);
+  };
+  positive(c.model.z_dim, "model.z_dim");
+  positive(c.model.g_width, "model.g_width");
+  positive(c.model.d_width, "model.d_width");
+  positive(c.model.embed_dim, "model.embed_dim");
+  positive(c.train.batch_size, "train.batch_size");
+  positive(c.train.epochs, "train.epochs");
+  positive(c.train.log_every, "train.log_every");
+  positive(c.output.sample_every_epochs, "output.sample_every_epochs");
+  positive(c.output.sample_count, "output.sample_count");
+  positive(c.output.checkpoint_every_steps, "output.checkpoint_every_steps");
+  positive(c.output.keep_checkpoints, "output.keep_checkpoints");
+  if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
+  if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
+  if (c.model.dropout < 0 || c.model.dropout >= 1) fail(source, ": key 'model.dropout' must be in [0, 1)");
+  if (c.optim.lr_g <= 0 || c.optim.lr_d <= 0) fail(source, ": learning rates (optim.lr_g, optim.lr_d) must be > 0");
+  if (c.optim.beta1 < 0 || c.optim.beta1 >= 1 || c.optim.beta2 < 0 || c.optim.beta2 >= 1)
+    fail(source, ": optim.beta1 and optim.beta2 must be in [0, 1)");
+  if (c.data.path.empty()) fail(source, ": key 'data.path' is required (a folder written by shardgan-pack)");
+}
+
+std::string hex64(uint64_t v) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+std::string format_value(const Field& f) {
+  return std::visit(
+      [](auto* p) -> std::string {
+        using T = std::remove_pointer_t<decltype(p)>;
+        std::ostringstream out;
+        if constexpr (std::is_same_v<T, std::string>) {
+          out << toml::value<std::string>(*p);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          out << (*p ? "true" : "false");
+        } else if constexpr (std::is_same_v<T, double>) {
+          out << toml::value<double>(*p);
+        } else {
+          out << *p;
+        }
+        return out.str();
+      },
+      f);
+}
+
+}  // namespace
+
+Config parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
+  Config c;
+  const auto keys = schema(c);
+  toml::table table;
+  try {
+    table = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    fail(source, ":", e.source().begin.line, ": TOML syntax error: ", e.description());
+  }
+  for (const auto& [section, node] : table) {
+    const std::string section_name(section.str());
+    const auto* sub = node.as_table();
+    if (sub == nullptr)
+      fail(source, ": '", section_name, "' must be a [section]", suggestion(section_name + ".", keys));
+    for (const auto& [key, value] : *sub) {
+      const std::string name = section_name + "." + std::string(key.str());
+      const auto it = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
+      if (it == keys.end()) fail(source, ": unknown key '", name, "'", suggestion(name, keys));
+      assign(*it, value, source);
+    }
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos) fail("--set ", o, ": expected section.key=value");
+    const std::string name = o.substr(0, eq), raw = o.substr(eq + 1);
+    const auto it = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
+    if (it == keys.end()) fail("--set: unknown key '", name, "'", suggestion(name, keys));
+    toml::table parsed;
+    try {
+      parsed = toml::parse("v = " + raw);
+    } catch (const toml::parse_error&) {
+      parsed = toml::table{{"v", raw}};  // a bare word: a string
+    }
+    if (std::holds_alternative<std::string*>(it->field) && !parsed["v"].is_string()) parsed = toml::table{{"v", raw}};
+    assign(*it, *parsed.get("v"), "--set");
+  }
+  check_range(c, source);
+  return c;
+}
+
+Config load(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  if (!std::filesystem::exists(file)) fail(file.string(), ": config file does not exist");
+  std::ifstream in(file);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), file.string(), overrides);
+}
+
+std::vector<std::string> valid_keys() {
+  Config c;
+  std::vector<std::string> names;
+  for (const auto& k : schema(c)) names.push_back(k.name);
+  return names;
+}
+
+std::string Config::to_toml() const {
+  Config copy = *this;
+  std::ostringstream out;
+  std::string section;
+  for (const auto& k : schema(copy)) {
+    const std::string s = k.name.substr(0, k.name.find('.'));
+    if (s != section) {
+      out << (section.empty() ? "" : "\n") << "[" << s << "]\n";
+      section = s;
+    }
+    out << k.name.substr(k.name.find('.') + 1) << " = " << format_value(k.field) << '\n';
+  }
+  return out.str();
+}
+
+std::string Config::model_hash() const {
+  Config copy = *this;
+  std::string text;
+  for (const auto& k : schema(copy))
+    if (k.name == "model.batchnorm")
+      text += k.name + "=" + (model.batchnorm == "none" ? "none" : "batchnorm") + ";";  // local/sync: same layers
+    else if (k.name.rfind("model.", 0) == 0 && k.name != "model.dropout" && k.name != "model.loss")
+      text += k.name + "=" + format_value(k.field) + ";";
+  return hex64(fnv1a(text));
+}
+
+std::string Config::hash() const {
+  return hex64(fnv1a(to_toml()));
+}
+
+}  // namespace shardgan::config

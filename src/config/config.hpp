@@ -1,0 +1,73 @@
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace shardgan::config {
+
+/// Everything a training run is configured by (docs/configuration.md documents each key).
+struct Config {
+  struct Data {
+    std::string path;
+    std::string cache = "auto";  ///< auto | memory | stream
+    bool hflip = false;
+    bool verify = true;
+  } data;
+  struct Model {
+    int64_t z_dim = 100;
+    int64_t g_width = 32;
+    int64_t d_width = 64;
+    double dropout = 0.3;
+    bool conditional = false;
+    int64_t embed_dim = 50;
+    std::string batchnorm = "local";  ///< local | sync | none
+    std::string loss = "bce";         ///< bce | hinge
+  } model;
+  struct Optim {
+    double lr_g = 2e-4;
+    double lr_d = 2e-4;
+    double beta1 = 0.5;
+    double beta2 = 0.999;
+  } optim;
+  struct Train {
+    int64_t batch_size = 64;  ///< per rank
+    int64_t epochs = 150;
+    int64_t max_steps = 0;  ///< 0: no limit
+    int64_t seed = 0;
+    bool deterministic = false;
+    int64_t log_every = 50;
+  } train;
+  struct Output {
+    int64_t sample_every_epochs = 10;
+    int64_t sample_count = 64;
+    int64_t checkpoint_every_steps = 1000;
+    int64_t keep_checkpoints = 3;
+  } output;
+  struct Runtime {
+    std::string device = "auto";     ///< auto | cpu | cuda
+    int64_t threads = 0;             ///< 0: cores on the node / ranks on the node
+    std::string precision = "fp32";  ///< fp32 | bf16 | fp16
+  } runtime;
+  struct Comm {
+    std::string backend = "auto";  ///< auto | nccl | mpi
+  } comm;
+
+  /// The resolved configuration as TOML (every key, defaults included).
+  std::string to_toml() const;
+  /// Hash of the keys that change the models' shapes (model.*): a checkpoint only loads into the same.
+  std::string model_hash() const;
+  /// Hash of the whole resolved configuration.
+  std::string hash() const;
+};
+
+/// Loads `file` (TOML) and applies `overrides` ("section.key=value", value in TOML syntax or a bare string).
+/// Unknown sections or keys, wrong types and invalid values are Errors naming the key (and the closest valid key).
+Config load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+/// Same, from TOML text (`source` names it in messages).
+Config parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides = {});
+
+/// Every valid "section.key".
+std::vector<std::string> valid_keys();
+
+}  // namespace shardgan::config

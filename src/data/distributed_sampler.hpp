@@ -1,0 +1,42 @@
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace shardgan::data {
+
+/// splitmix64: a tiny, fully specified PRNG, so permutations are the same on every platform and standard library.
+uint64_t splitmix64(uint64_t& state);
+/// Mixes several values into one seed.
+uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0);
+
+/// Which images each rank trains on at each step. Per epoch, one permutation of the whole data set seeded by
+/// (seed, epoch) — identical on every rank. The global batch of step s is the fixed slice
+/// [i·G, (i+1)·G) of its epoch's permutation (i = s mod steps_per_epoch, G = world × batch); rank r takes
+/// [r·b, (r+1)·b) of it. So the images of a step, taken over all ranks, do not depend on the world size.
+/// The last partial global batch of an epoch is dropped.
+class DistributedSampler {
+ public:
+  DistributedSampler(int64_t dataset_size, int64_t batch_per_rank, int world_size, int rank, uint64_t seed);
+
+  int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  int64_t global_batch() const { return batch_ * world_; }
+  int64_t batch_per_rank() const { return batch_; }
+  std::vector<int64_t> permutation(int64_t epoch) const;
+  /// All ranks' indices of `step` (global step counting from 0 across epochs).
+  std::vector<int64_t> global_batch_indices(int64_t step) const;
+  /// This rank's part of it.
+  std::vector<int64_t> rank_indices(int64_t step) const;
+
+ private:
+  int64_t size_;
+  int64_t batch_;
+  int world_;
+  int rank_;
+  uint64_t seed_;
+  int64_t steps_per_epoch_;
+  // The last epoch's permutation, kept so consecutive steps do not reshuffle (not thread-safe: one user per sampler).
+  mutable int64_t cached_epoch_ = -1;
+  mutable std::vector<int64_t> cached_;
+};
+
+}  // namespace shardgan::data

@@ -1,0 +1,65 @@
+#include "data/shard_dataset.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "data/dataset_check.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::data {
+
+ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& options) {
+  if (!std::filesystem::is_directory(dir))
+    fail(dir.string(), ": data folder does not exist (pack it first with shardgan-pack)");
+  const auto problems = check_dataset(dir, CheckOptions{options.verify, true});
+  if (!problems.empty())
+    fail(dir.string(), ": ", problems.front(),
+         problems.size() > 1 ? cat(" (and ", problems.size() - 1, " more problem(s); run shardgan-pack verify)") : "");
+  manifest_ = Manifest::load(dir);
+  int64_t offset = 0;
+  for (const auto& info : manifest_.shards) {
+    shards_.emplace_back(dir / info.file);
+    offsets_.push_back(offset);
+    offset += shards_.back().count();
+    const auto l = shards_.back().labels();
+    labels_.insert(labels_.end(), l.begin(), l.end());
+  }
+  const uint64_t bytes = static_cast<uint64_t>(size()) * shape().bytes();
+  const bool memory = options.cache == "memory" || (options.cache == "auto" && bytes <= options.memory_budget);
+  if (memory) {
+    memory_.resize(bytes);
+    for (std::size_t s = 0; s < shards_.size(); ++s)
+      shards_[s].read_images(0, shards_[s].count(), memory_.data() + offsets_[s] * shape().bytes());
+  }
+}
+
+void ShardDataset::read(const std::vector<int64_t>& indices, uint8_t* out) const {
+  const std::size_t image = shape().bytes();
+  if (in_memory()) {
+    for (std::size_t i = 0; i < indices.size(); ++i)
+      std::copy_n(memory_.data() + indices[i] * image, image, out + i * image);
+    return;
+  }
+  // Streaming: read in index order (runs of consecutive rows in one read), scatter to the requested order.
+  std::vector<std::size_t> order(indices.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return indices[a] < indices[b]; });
+  std::vector<uint8_t> run;
+  for (std::size_t k = 0; k < order.size();) {
+    const int64_t first = indices[order[k]];
+    if (first < 0 || first >= size()) fail("image index ", first, " outside the data set (", size(), " images)");
+    const auto shard =
+        static_cast<std::size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), first) - offsets_.begin() - 1);
+    const int64_t shard_end = offsets_[shard] + shards_[shard].count();
+    std::size_t end = k + 1;
+    while (end < order.size() && indices[order[end]] == indices[order[end - 1]] + 1 && indices[order[end]] < shard_end)
+      ++end;
+    const auto n = static_cast<int64_t>(end - k);
+    run.resize(static_cast<std::size_t>(n) * image);
+    shards_[shard].read_images(first - offsets_[shard], n, run.data());
+    for (std::size_t j = k; j < end; ++j) std::copy_n(run.data() + (j - k) * image, image, out + order[j] * image);
+    k = end;
+  }
+}
+
+}  // namespace shardgan::data

@@ -1,0 +1,56 @@
+#include "model/discriminator.hpp"
+
+#include <torch/nn/init.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/dropout.h>
+
+#include "model/generator.hpp"
+
+namespace shardgan::model {
+
+DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(options) {
+  namespace nn = torch::nn;
+  check_image_size(options.image_size());
+  nn::Sequential blocks;
+  int64_t in = options.channels(), out = options.width();
+  for (int64_t size = options.image_size(); size > 4; size /= 2) {
+    blocks->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 4).stride(2).padding(1)));
+    blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
+    if (size > 8 && options.dropout() > 0) blocks->push_back(nn::Dropout(options.dropout()));
+    in = out;
+    out *= 2;
+  }
+  blocks->push_back(nn::Flatten());
+  blocks_ = register_module("blocks", blocks);
+  head_ = register_module("head", nn::Linear(in * 16, 1));
+  if (options.num_classes() > 0) embed_ = register_module("embed", nn::Embedding(options.num_classes(), in * 16));
+}
+
+torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, const torch::Tensor& labels) {
+  const torch::Tensor features = blocks_->forward(images);
+  torch::Tensor logits = head_->forward(features).squeeze(1);
+  if (embed_) logits = logits + (embed_->forward(labels) * features).sum(1);
+  return logits;
+}
+
+void dcgan_init(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& m : module.modules(/*include_self=*/true)) {
+    const std::string name = m->name();
+    const bool conv_or_linear = name.find("Conv") != std::string::npos || name.find("Linear") != std::string::npos ||
+                                name.find("Embedding") != std::string::npos;
+    const bool norm = name.find("BatchNorm") != std::string::npos;
+    for (auto& p : m->named_parameters(/*recurse=*/false)) {
+      if (p.key() == "weight") {
+        if (conv_or_linear) torch::nn::init::normal_(p.value(), 0.0, 0.02);
+        if (norm) torch::nn::init::normal_(p.value(), 1.0, 0.02);
+      } else if (p.key() == "bias") {
+        torch::nn::init::zeros_(p.value());
+      }
+    }
+  }
+}
+
+}  // namespace shardgan::model

@@ -1,0 +1,52 @@
+#include "model/generator.hpp"
+
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/modules/activation.h>
+
+#include "util/error.hpp"
+
+namespace shardgan::model {
+
+void check_image_size(int64_t image_size) {
+  if (image_size < 8 || image_size > 1024 || (image_size & (image_size - 1)) != 0)
+    fail("image size ", image_size, " cannot be built: the models need a power of two from 8 to 1024 (4x4 doubled)");
+}
+
+GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
+  namespace nn = torch::nn;
+  check_image_size(options.image_size());
+  int64_t channels = 8 * options.width();
+  int64_t input = options.z_dim();
+  if (options.num_classes() > 0) {
+    embed_ = register_module("embed", nn::Embedding(options.num_classes(), options.embed_dim()));
+    input += options.embed_dim();
+  }
+  project_ = register_module("project", nn::Linear(nn::LinearOptions(input, channels * 16).bias(!options.batchnorm())));
+  if (options.batchnorm()) project_norm_ = register_module("project_norm", nn::BatchNorm1d(channels * 16));
+
+  nn::Sequential blocks;
+  for (int64_t size = 4; size * 2 < options.image_size(); size *= 2) {
+    const int64_t out = std::max<int64_t>(channels / 2, 1);
+    blocks->push_back(nn::ConvTranspose2d(
+        nn::ConvTranspose2dOptions(channels, out, 4).stride(2).padding(1).bias(!options.batchnorm())));
+    if (options.batchnorm()) blocks->push_back(nn::BatchNorm2d(out));
+    blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
+    channels = out;
+  }
+  blocks->push_back(
+      nn::ConvTranspose2d(nn::ConvTranspose2dOptions(channels, options.channels(), 4).stride(2).padding(1)));
+  blocks->push_back(nn::Tanh());
+  blocks_ = register_module("blocks", blocks);
+}
+
+torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& labels) {
+  torch::Tensor x = z;
+  if (embed_) x = torch::cat({z, embed_->forward(labels)}, 1);
+  x = project_->forward(x);
+  if (project_norm_) x = project_norm_->forward(x);
+  x = torch::nn::functional::leaky_relu(x, torch::nn::functional::LeakyReLUFuncOptions().negative_slope(0.2));
+  x = x.view({x.size(0), 8 * options_.width(), 4, 4});
+  return blocks_->forward(x);
+}
+
+}  // namespace shardgan::model

@@ -1,0 +1,47 @@
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace shardgan::model {
+
+/// Options of the DCGAN generator of the seeds, generalised to any power-of-two image size ≥ 8.
+struct GeneratorOptions {
+  GeneratorOptions(int64_t image_size, int64_t channels) : image_size_(image_size), channels_(channels) {}
+  TORCH_ARG(int64_t, image_size);
+  TORCH_ARG(int64_t, channels);
+  TORCH_ARG(int64_t, z_dim) = 100;
+  /// Base width w: 8w channels at 4×4 (w = 32 → 256, the seed), halved at every doubling of resolution.
+  TORCH_ARG(int64_t, width) = 32;
+  TORCH_ARG(bool, batchnorm) = true;
+  /// Classes for conditional generation (0 = unconditional): a label embedding is concatenated to z.
+  TORCH_ARG(int64_t, num_classes) = 0;
+  TORCH_ARG(int64_t, embed_dim) = 50;
+};
+
+/// z → Linear(4·4·8w) → BatchNorm → LeakyReLU(0.2) → reshape → [ConvTranspose(4, s2) → BatchNorm → LeakyReLU]×k
+/// → ConvTranspose(4, s2) to C channels → tanh. k = log2(size) − 3, so 32 px gives the seed's network exactly.
+class GeneratorImpl : public torch::nn::Module {
+ public:
+  explicit GeneratorImpl(GeneratorOptions options);
+  /// z: [B, z_dim]; labels: [B] int64 (conditional only, else undefined). Returns [B, C, S, S] in [-1, 1].
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& labels = {});
+  const GeneratorOptions& options() const { return options_; }
+
+ private:
+  GeneratorOptions options_;
+  torch::nn::Embedding embed_{nullptr};
+  torch::nn::Linear project_{nullptr};
+  torch::nn::BatchNorm1d project_norm_{nullptr};
+  torch::nn::Sequential blocks_{nullptr};
+};
+TORCH_MODULE(Generator);
+
+/// Throws Error naming the size when a model cannot be built for `image_size` (power of two, 8..1024).
+void check_image_size(int64_t image_size);
+
+}  // namespace shardgan::model

@@ -1,0 +1,153 @@
+#include "train/checkpoint.hpp"
+
+#include <torch/serialize.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "util/checksum.hpp"
+#include "util/error.hpp"
+#include "util/staging_dir.hpp"
+
+namespace shardgan::train {
+namespace fs = std::filesystem;
+using nlohmann::ordered_json;
+
+namespace {
+
+constexpr const char* kTensorFiles[] = {"generator.pt", "discriminator.pt", "optim_g.pt", "optim_d.pt"};
+
+std::string step_name(int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step-%06lld", static_cast<long long>(step));
+  return name;
+}
+
+void write_text_atomically(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out) fail(file.string(), ": cannot write");
+  }
+  fs::rename(tmp, file);
+}
+
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointState& state,
+                         const std::string& config_toml, int64_t keep) {
+  const fs::path root = run_dir / "checkpoints";
+  fs::create_directories(root);
+  const fs::path target = root / step_name(state.step);
+  StagingDir staging(target);
+  torch::save(gan.generator, (staging.path() / "generator.pt").string());
+  torch::save(gan.discriminator, (staging.path() / "discriminator.pt").string());
+  torch::save(*gan.optim_g, (staging.path() / "optim_g.pt").string());
+  torch::save(*gan.optim_d, (staging.path() / "optim_d.pt").string());
+  {
+    std::ofstream out(staging.path() / "config.toml");
+    out << config_toml;
+  }
+  ordered_json j;
+  j["step"] = state.step;
+  j["epoch"] = state.epoch;
+  j["world_size"] = state.world_size;
+  j["config_hash"] = state.config_hash;
+  j["model_hash"] = state.model_hash;
+  j["image_shape"] = {state.spec.shape.height, state.spec.shape.width, state.spec.shape.channels};
+  j["class_names"] = state.spec.class_names;
+  j["files"] = ordered_json::object();
+  for (const char* name : kTensorFiles) j["files"][name] = file_checksum(staging.path() / name);
+  j["files"]["config.toml"] = file_checksum(staging.path() / "config.toml");
+  {
+    std::ofstream out(staging.path() / "state.json");
+    out << j.dump(2) << '\n';
+  }
+  staging.commit(/*replace=*/true);
+  write_text_atomically(root / "latest", step_name(state.step) + "\n");
+
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
+  return target;
+}
+
+CheckpointState read_checkpoint_state(const fs::path& dir) {
+  const fs::path file = dir / "state.json";
+  if (!fs::exists(file)) fail(file.string(), ": missing (incomplete checkpoint)");
+  ordered_json j;
+  try {
+    j = ordered_json::parse(std::ifstream(file));
+    CheckpointState s;
+    s.step = j.at("step").get<int64_t>();
+    s.epoch = j.at("epoch").get<int64_t>();
+    s.world_size = j.at("world_size").get<int>();
+    s.config_hash = j.at("config_hash").get<std::string>();
+    s.model_hash = j.at("model_hash").get<std::string>();
+    const auto shape = j.at("image_shape").get<std::vector<int>>();
+    s.spec.shape = data::ImageShape{shape.at(0), shape.at(1), shape.at(2)};
+    s.spec.class_names = j.at("class_names").get<std::vector<std::string>>();
+    for (const auto& [name, sum] : j.at("files").items()) {
+      const fs::path f = dir / name;
+      if (!fs::exists(f)) fail(f.string(), ": missing (incomplete checkpoint)");
+      if (file_checksum(f) != sum.get<std::string>()) fail(f.string(), ": checksum mismatch (corrupted checkpoint)");
+    }
+    return s;
+  } catch (const nlohmann::json::exception& e) {
+    fail(file.string(), ": unreadable (", e.what(), ")");
+  }
+}
+
+std::optional<fs::path> find_latest_checkpoint(const fs::path& run_dir, std::vector<std::string>* skipped) {
+  const fs::path root = run_dir / "checkpoints";
+  if (!fs::is_directory(root)) return std::nullopt;
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
+  std::sort(all.rbegin(), all.rend());
+  for (const auto& dir : all) {
+    try {
+      read_checkpoint_state(dir);
+      return dir;
+    } catch (const Error& e) {
+      if (skipped != nullptr) skipped->push_back(e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+fs::path resolve_checkpoint(const fs::path& path) {
+  if (fs::exists(path / "state.json")) return path;
+  if (fs::is_directory(path / "checkpoints")) {
+    std::vector<std::string> skipped;
+    if (auto found = find_latest_checkpoint(path, &skipped)) return *found;
+    fail(path.string(), ": no valid checkpoint under checkpoints/",
+         skipped.empty() ? "" : " (" + skipped.front() + ")");
+  }
+  fail(path.string(), ": not a checkpoint folder (no state.json) or a run folder (no checkpoints/)");
+}
+
+void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_hash, bool optimizers) {
+  const CheckpointState state = read_checkpoint_state(dir);
+  if (state.model_hash != model_hash)
+    fail(dir.string(),
+         ": checkpoint was written for a different model configuration (model.* keys differ: "
+         "model hash ",
+         state.model_hash, ", this config ", model_hash, ")");
+  try {
+    torch::load(gan.generator, (dir / "generator.pt").string());
+    torch::load(gan.discriminator, (dir / "discriminator.pt").string());
+    if (optimizers) {
+      torch::load(*gan.optim_g, (dir / "optim_g.pt").string());
+      torch::load(*gan.optim_d, (dir / "optim_d.pt").string());
+    }
+  } catch (const c10::Error& e) {
+    fail(dir.string(), ": cannot load tensors (", e.what_without_backtrace(), ")");
+  }
+}
+
+}  // namespace shardgan::train

@@ -1,0 +1,43 @@
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/gan.hpp"
+
+namespace shardgan::train {
+
+/// What a checkpoint records besides the tensors.
+struct CheckpointState {
+  int64_t step = 0;   ///< steps completed
+  int64_t epoch = 0;  ///< epoch of the next step
+  int world_size = 1;
+  std::string config_hash;
+  std::string model_hash;
+  DataSpec spec;
+};
+
+/// RUN_DIR/checkpoints/step-NNNNNN/: generator.pt, discriminator.pt, optim_g.pt, optim_d.pt (LibTorch archives),
+/// config.toml, and state.json last, holding the checksum of every other file. Written into a staging folder and
+/// renamed, so a crash mid-write leaves the previous checkpoints intact; then `latest` is replaced atomically and
+/// all but the newest `keep` checkpoints are removed. Returns the checkpoint's folder.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Gan& gan, const CheckpointState& state,
+                                      const std::string& config_toml, int64_t keep);
+
+/// Reads and validates a checkpoint folder: state.json readable, every file present with its checksum. Error naming
+/// the file otherwise.
+CheckpointState read_checkpoint_state(const std::filesystem::path& dir);
+
+/// The newest valid checkpoint under RUN_DIR/checkpoints, skipping invalid ones (their reasons go to `skipped`).
+std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesystem::path& run_dir,
+                                                            std::vector<std::string>* skipped = nullptr);
+
+/// Resolves what --checkpoint/--resume name: a checkpoint folder, or a run folder (its newest valid checkpoint).
+std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
+
+/// Loads the tensors of `dir` into `gan` (models and, when `optimizers`, optimiser states). The model hash must match.
+void load_checkpoint(const std::filesystem::path& dir, Gan& gan, const std::string& model_hash, bool optimizers);
+
+}  // namespace shardgan::train
