@@ -2,14 +2,17 @@
 find_package(GTest REQUIRED)
 include(GoogleTest)
 
-# shardgan_add_test(NAME SOURCES... [LIBS ...] [LABELS ...])
-#   one gtest binary, its tests discovered into CTest.
+# shardgan_add_test(NAME SOURCES... [LIBS ...] [LABEL label])
+#   one gtest binary, its tests discovered into CTest with the label (default "unit").
 function(shardgan_add_test name)
-  cmake_parse_arguments(arg "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(arg "" "LABEL" "SOURCES;LIBS" ${ARGN})
+  if(NOT arg_LABEL)
+    set(arg_LABEL unit)
+  endif()
   add_executable(${name} ${arg_SOURCES})
   target_link_libraries(${name} PRIVATE ${arg_LIBS} shardgan_test_support GTest::gtest GTest::gtest_main shardgan_warnings)
   gtest_discover_tests(${name}
-    PROPERTIES LABELS "unit;${arg_LABELS}"
+    PROPERTIES LABELS ${arg_LABEL}
     DISCOVERY_TIMEOUT 60)
 endfunction()
 

@@ -21,7 +21,7 @@ GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
     embed_ = register_module("embed", nn::Embedding(options.num_classes(), options.embed_dim()));
     input += options.embed_dim();
   }
-  project_ = register_module("project", nn::Linear(nn::LinearOptions(input, channels * 16).bias(!options.batchnorm())));
+  project_ = register_module("project", nn::Linear(input, channels * 16));  // with bias, as the seed's Dense
   if (options.batchnorm()) project_norm_ = register_module("project_norm", nn::BatchNorm1d(channels * 16));
 
   nn::Sequential blocks;

@@ -1,0 +1,248 @@
+// shardgan-train and shardgan-sample end to end on a tiny packed data set: real processes, real files.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "config/config.hpp"
+#include "data/manifest.hpp"
+#include "data/shard_format.hpp"
+#include "fixtures.hpp"
+#include "train/checkpoint.hpp"
+#include "train/gan.hpp"
+#include "util/png.hpp"
+
+namespace shardgan {
+namespace {
+namespace fs = std::filesystem;
+using testing::RunResult;
+using testing::TempDir;
+
+std::string q(const fs::path& p) {
+  return "'" + p.string() + "'";
+}
+
+/// `n` images of size×size×1 in two classes (horizontal vs vertical gradients), packed like shardgan-pack does.
+void write_tiny_dataset(const fs::path& dir, int n, int size) {
+  fs::create_directories(dir);
+  data::ShardSchema schema{"test", {size, size, 1}, {"horizontal", "vertical"}, {}};
+  data::ShardWriter writer(dir, schema, 40);
+  std::vector<uint8_t> img(static_cast<std::size_t>(size) * size);
+  for (int i = 0; i < n; ++i) {
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) img[y * size + x] = static_cast<uint8_t>((i % 2 ? y : x) * 255 / (size - 1));
+    writer.append(img.data(), i % 2, "img#" + std::to_string(i), {});
+  }
+  data::Manifest m;
+  m.source = "test";
+  m.tool_version = "test";
+  m.shape = schema.shape;
+  m.class_names = schema.class_names;
+  m.class_counts = writer.class_counts();
+  m.total_count = writer.count();
+  m.shards = writer.finish();
+  m.save(dir);
+}
+
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    data_ = new TempDir();
+    write_tiny_dataset(data_->path() / "tiny", 96, 16);
+    write_tiny_dataset(data_->path() / "odd-size", 32, 24);
+  }
+  static void TearDownTestSuite() { delete data_; }
+
+  void SetUp() override {
+    config_ = tmp_ / "tiny.toml";
+    testing::write_text(config_, "[data]\npath = \"" + (data_->path() / "tiny").string() +
+                                     "\"\n[model]\nz_dim = 8\ng_width = 4\nd_width = 8\nconditional = true\n"
+                                     "[train]\nbatch_size = 8\nepochs = 3\nlog_every = 2\ndeterministic = true\n"
+                                     "[output]\nsample_every_epochs = 1\ncheckpoint_every_steps = 4\n"
+                                     "keep_checkpoints = 2\n[runtime]\nthreads = 1\n");
+  }
+  RunResult train(const std::string& args) const {
+    return testing::run(std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " " + args);
+  }
+  RunResult train_mpi(int ranks, const std::string& args) const {
+    return testing::run(std::string(SHARDGAN_MPIEXEC) + " -np " + std::to_string(ranks) + " " + SHARDGAN_TRAIN_BIN +
+                        " --config " + q(config_) + " " + args);
+  }
+  static RunResult sample(const std::string& args) {
+    return testing::run(std::string(SHARDGAN_SAMPLE_BIN) + " " + args);
+  }
+  /// The error line of a failed run: exactly one "error:" line, naming what is wrong.
+  static void expect_error(const RunResult& r, const std::string& needle) {
+    EXPECT_NE(r.exit_code, 0);
+    int errors = 0;
+    for (const auto& line : r.err_lines()) {
+      if (line.find("error:") == std::string::npos) continue;
+      ++errors;
+      EXPECT_NE(line.find(needle), std::string::npos) << line;
+    }
+    EXPECT_GE(errors, 1) << r.err;
+  }
+
+  static inline TempDir* data_ = nullptr;
+  TempDir tmp_;
+  fs::path config_;
+};
+
+/// All parameters and buffers of the checkpoint's models, by name.
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::path& dir) {
+  const auto state = train::read_checkpoint_state(dir);
+  const auto cfg = config::load(dir / "config.toml");
+  train::Gan gan(cfg, state.spec, torch::kCPU);
+  train::load_checkpoint(dir, gan, cfg.model_hash(), false);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (auto* m : {static_cast<torch::nn::Module*>(gan.generator.get()),
+                  static_cast<torch::nn::Module*>(gan.discriminator.get())}) {
+    for (const auto& p : m->named_parameters()) out.emplace_back(p.key(), p.value().clone());
+    for (const auto& b : m->named_buffers()) out.emplace_back(b.key(), b.value().clone());
+  }
+  return out;
+}
+
+TEST_F(TrainCli, DryRunPrintsThePlan) {
+  const auto r = train("--dry-run --run-dir " + q(tmp_ / "run"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("96 images 16x16x1, 2 classes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("8 per rank, 8 global"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("12 per epoch x 3 epochs = 36"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp_ / "run"));
+}
+
+TEST_F(TrainCli, ShortRunWritesOutputsLossesMoveAndSamplesChange) {
+  const auto r = train("--run-dir " + q(tmp_ / "run"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const fs::path run = tmp_ / "run";
+  // metrics.jsonl: one row per log step (36 steps, every 2), losses finite and moving.
+  std::ifstream metrics(run / "metrics.jsonl");
+  std::vector<double> loss_d;
+  for (std::string line; std::getline(metrics, line);) {
+    const auto pos = line.find("\"loss_d\":");
+    ASSERT_NE(pos, std::string::npos) << line;
+    loss_d.push_back(std::stod(line.substr(pos + 9)));
+    EXPECT_NE(line.find("\"img_per_s\":"), std::string::npos);
+  }
+  ASSERT_EQ(loss_d.size(), 18u);
+  EXPECT_NE(*std::min_element(loss_d.begin(), loss_d.end()), *std::max_element(loss_d.begin(), loss_d.end()));
+  // A grid per epoch, one row of 8 per class; they change as G learns.
+  const Image e1 = read_png(run / "samples" / "epoch-0001.png");
+  const Image e3 = read_png(run / "samples" / "epoch-0003.png");
+  EXPECT_EQ(e1.width, 8 * 18 + 2);
+  EXPECT_EQ(e1.height, 2 * 18 + 2);
+  EXPECT_NE(e1.pixels, e3.pixels);
+  EXPECT_TRUE(fs::exists(run / "losses.png"));
+  EXPECT_TRUE(fs::exists(run / "config.toml"));
+  // Checkpoints every 4 steps, the last 2 kept, `latest` names the newest.
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step-000036" / "state.json"));
+  EXPECT_TRUE(fs::exists(run / "checkpoints" / "step-000032"));
+  EXPECT_FALSE(fs::exists(run / "checkpoints" / "step-000028"));
+  std::ifstream latest(run / "checkpoints" / "latest");
+  std::string name;
+  latest >> name;
+  EXPECT_EQ(name, "step-000036");
+  // A second run into the same folder must say how to continue.
+  expect_error(train("--run-dir " + q(run)), "--resume auto");
+}
+
+TEST_F(TrainCli, ResumeGivesBitIdenticalParameters) {
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "straight") + " --set train.max_steps=12").exit_code, 0);
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "resumed") + " --set train.max_steps=6").exit_code, 0);
+  const auto r = train("--run-dir " + q(tmp_ / "resumed") + " --set train.max_steps=12 --resume auto");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("resuming from"), std::string::npos);
+  const auto a = checkpoint_tensors(tmp_ / "straight" / "checkpoints" / "step-000012");
+  const auto b = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000012");
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " differs";
+  }
+  // And the run did move away from its starting point.
+  const auto first = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000008");
+  EXPECT_FALSE(torch::equal(first[0].second, b[0].second));
+}
+
+TEST_F(TrainCli, ResumeSkipsHalfWrittenAndCorruptedCheckpoints) {
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "run") + " --set train.max_steps=8").exit_code, 0);
+  const fs::path ckpts = tmp_ / "run" / "checkpoints";
+  // A crash mid-write leaves a staging folder (ignored) or a folder without state.json.
+  fs::create_directories(ckpts / ".step-000012.tmp-abcdef");
+  fs::create_directories(ckpts / "step-000099");
+  testing::write_text(ckpts / "step-000099" / "generator.pt", "partial");
+  // The newest real checkpoint is corrupted.
+  auto bytes = testing::read_bytes(ckpts / "step-000008" / "generator.pt");
+  bytes[bytes.size() / 2] ^= 0xFF;
+  testing::write_bytes(ckpts / "step-000008" / "generator.pt", bytes);
+  const auto r = train("--run-dir " + q(tmp_ / "run") + " --set train.max_steps=10 --resume auto");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("step-000099/state.json: missing"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("step-000008/generator.pt: checksum mismatch"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("step-000004 (step 4)"), std::string::npos) << r.err;
+}
+
+TEST_F(TrainCli, SampleWritesGridH5ScoreAndWeights) {
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "run") + " --set train.max_steps=4").exit_code, 0);
+  const auto r = sample("--checkpoint " + q(tmp_ / "run") + " --n 10 --class vertical --out " + q(tmp_ / "g.png") +
+                        " --out-h5 " + q(tmp_ / "s.h5") + " --score --export-weights " + q(tmp_ / "w.h5"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("discriminator mean probability on 10 samples: 0."), std::string::npos) << r.out;
+  const Image grid = read_png(tmp_ / "g.png");
+  EXPECT_EQ(grid.width, 8 * 18 + 2);
+  EXPECT_EQ(grid.height, 2 * 18 + 2);
+  EXPECT_EQ(grid.channels, 1);
+  // The h5 file is a shard: same reader as the training data.
+  data::ShardReader shard(tmp_ / "s.h5");
+  EXPECT_EQ(shard.count(), 10);
+  EXPECT_EQ(shard.shape(), (data::ImageShape{16, 16, 1}));
+  EXPECT_EQ(shard.labels(), std::vector<int64_t>(10, 1));
+  EXPECT_EQ(shard.class_names(), (std::vector<std::string>{"horizontal", "vertical"}));
+  const auto py = testing::run("/usr/bin/python3 -c \"import h5py; f = h5py.File('" + (tmp_ / "w.h5").string() +
+                               "'); print(f['generator/project.weight'].shape, f['discriminator/head.bias'].dtype)\"");
+  EXPECT_EQ(py.exit_code, 0) << py.err;
+  EXPECT_EQ(py.out, "(512, 58) float32\n");  // 4*4*8*g_width outputs x (z_dim 8 + embed_dim 50) inputs
+  expect_error(sample("--checkpoint " + q(tmp_ / "run") + " --class diagonal --out " + q(tmp_ / "x.png")),
+               "--class: 'diagonal' is neither a class name");
+  expect_error(sample("--checkpoint " + q(tmp_ / "nowhere") + " --out " + q(tmp_ / "x.png")), "nowhere");
+}
+
+TEST_F(TrainCli, BadInputIsOneClearError) {
+  const std::string run = " --run-dir " + q(tmp_ / "run");
+  expect_error(train(run + " --set data.path=/nonexistent/data"), "/nonexistent/data: data folder does not exist");
+  expect_error(train(run + " --set train.batch_szie=3"),
+               "unknown key 'train.batch_szie' (did you mean 'train.batch_size'?)");
+  expect_error(train(run + " --set data.path=" + (data_->path() / "odd-size").string()),
+               "image size 24 cannot be built");
+  expect_error(train(run + " --set train.batch_size=97"), "exceeds the data set's 96 images");
+  // A shard failing its checksum.
+  const fs::path copy = tmp_ / "copy";
+  fs::copy(data_->path() / "tiny", copy);
+  auto bytes = testing::read_bytes(copy / "shard-00001.h5");
+  bytes[bytes.size() / 3] ^= 1;
+  testing::write_bytes(copy / "shard-00001.h5", bytes);
+  expect_error(train(run + " --set data.path=" + copy.string()), "shard-00001.h5: checksum");
+  // A checkpoint from a different model configuration.
+  ASSERT_EQ(train(run + " --set train.max_steps=2").exit_code, 0);
+  expect_error(train(run + " --set model.z_dim=9 --resume auto"), "different model configuration");
+  EXPECT_FALSE(fs::exists(tmp_ / "run" / "checkpoints" / "step-000003"));
+}
+
+TEST_F(TrainCli, TwoRanksUnderMpirunTrainOneModel) {
+  const auto r = train_mpi(2, "--run-dir " + q(tmp_ / "run") + " --set train.max_steps=6 --set train.batch_size=4");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(tmp_ / "run" / "checkpoints" / "step-000006" / "state.json"));
+  const auto state = train::read_checkpoint_state(tmp_ / "run" / "checkpoints" / "step-000006");
+  EXPECT_EQ(state.world_size, 2);
+}
+
+TEST_F(TrainCli, AFailingConfigUnderMpirunEndsEveryRank) {
+  const auto r = train_mpi(2, "--run-dir " + q(tmp_ / "run") + " --set train.batch_size=60");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("exceeds the data set's 96 images"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "run"));
+}
+
+}  // namespace
+}  // namespace shardgan

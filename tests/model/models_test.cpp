@@ -1,0 +1,77 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/discriminator.hpp"
+#include "model/generator.hpp"
+#include "train/gan.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::model {
+namespace {
+
+struct Shape {
+  int64_t size, channels, classes;
+};
+
+class ModelShapes : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(ModelShapes, GeneratorAndDiscriminatorFitTheImageSize) {
+  const Shape s = GetParam();
+  Generator g(GeneratorOptions(s.size, s.channels).z_dim(16).width(4).num_classes(s.classes).embed_dim(5));
+  Discriminator d(DiscriminatorOptions(s.size, s.channels).width(4).num_classes(s.classes));
+  const torch::Tensor z = torch::randn({3, 16});
+  const torch::Tensor y = s.classes > 0 ? torch::tensor({0, 1, 2}, torch::kInt64) % s.classes : torch::Tensor();
+  const torch::Tensor images = g->forward(z, y);
+  EXPECT_EQ(images.sizes(), (std::vector<int64_t>{3, s.channels, s.size, s.size}));
+  EXPECT_LE(images.abs().max().item<float>(), 1.0f);  // tanh
+  const torch::Tensor logits = d->forward(images, y);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{3}));
+  // Gradients reach every parameter of both networks.
+  logits.sum().backward();
+  for (const auto& p : g->named_parameters()) EXPECT_TRUE(p.value().grad().defined()) << "G " << p.key();
+  for (const auto& p : d->named_parameters()) EXPECT_TRUE(p.value().grad().defined()) << "D " << p.key();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ModelShapes,
+                         ::testing::Values(Shape{16, 1, 0}, Shape{32, 3, 0}, Shape{64, 3, 0}, Shape{16, 1, 10},
+                                           Shape{32, 3, 2}, Shape{64, 1, 7}));
+
+TEST(Models, SeedConfigurationMatchesTheSeedsNetworks) {
+  // The seeds' (and the PyTorch peer's) DCGAN at 32x32x3: the same layers give the same parameter counts.
+  Generator g(GeneratorOptions(32, 3));
+  Discriminator d(DiscriminatorOptions(32, 3));
+  EXPECT_EQ(train::parameter_count(*g), 1080707);
+  EXPECT_EQ(train::parameter_count(*d), 662977);
+  // Dropout after the first two convolutions only, as in the seed.
+  int dropouts = 0;
+  for (const auto& m : d->modules()) dropouts += m->name().find("Dropout") != std::string::npos;
+  EXPECT_EQ(dropouts, 2);
+}
+
+TEST(Models, DcganInitialisation) {
+  Generator g(GeneratorOptions(32, 3));
+  dcgan_init(*g);
+  for (const auto& p : g->named_parameters()) {
+    const auto& t = p.value();
+    if (p.key().find("bias") != std::string::npos) {
+      EXPECT_EQ(t.abs().max().item<float>(), 0.0f) << p.key();
+    } else if (t.numel() > 1000) {
+      EXPECT_NEAR(t.std().item<double>(), 0.02, 0.002) << p.key();
+    }
+  }
+}
+
+TEST(Models, SizesThatCannotBeBuiltAreClearErrors) {
+  for (int64_t size : {4, 24, 28, 2048}) {
+    try {
+      Generator g(GeneratorOptions(size, 1));
+      FAIL() << size;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("image size " + std::to_string(size) + " cannot be built"),
+                std::string::npos);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace shardgan::model
