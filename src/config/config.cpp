@@ -45,6 +45,7 @@ std::vector<Key> schema(Config& c) {
       {"train.deterministic", &c.train.deterministic, {}},
       {"train.log_every", &c.train.log_every, {}},
       {"output.sample_every_epochs", &c.output.sample_every_epochs, {}},
+      {"output.sample_every_steps", &c.output.sample_every_steps, {}},
       {"output.sample_count", &c.output.sample_count, {}},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, {}},
       {"output.keep_checkpoints", &c.output.keep_checkpoints, {}},
@@ -139,6 +140,7 @@ void check_range(const Config& c, const std::string& source) {
   positive(c.output.sample_count, "output.sample_count");
   positive(c.output.checkpoint_every_steps, "output.checkpoint_every_steps");
   positive(c.output.keep_checkpoints, "output.keep_checkpoints");
+  if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail(source, ": key 'model.dropout' must be in [0, 1)");

@@ -40,6 +40,7 @@ struct Config {
   } train;
   struct Output {
     int64_t sample_every_epochs = 10;
+    int64_t sample_every_steps = 0;  ///< 0: only at epoch ends
     int64_t sample_count = 64;
     int64_t checkpoint_every_steps = 1000;
     int64_t keep_checkpoints = 3;

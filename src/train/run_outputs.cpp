@@ -73,9 +73,7 @@ void RunOutputs::log(const MetricsRow& r) {
   out << j.dump() << '\n';
 }
 
-void RunOutputs::write_samples(int64_t epoch, const Image& grid) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "epoch-%04lld.png", static_cast<long long>(epoch));
+void RunOutputs::write_samples(const std::string& name, const Image& grid) {
   write_png(dir_ / "samples" / name, grid);
 }
 

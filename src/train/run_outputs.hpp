@@ -27,7 +27,8 @@ class RunOutputs {
   /// Opens RUN_DIR; on resume keeps metrics.jsonl rows up to `resume_step` and drops later ones.
   RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps);
   void log(const MetricsRow& row);
-  void write_samples(int64_t epoch, const Image& grid);
+  /// samples/<name> ("epoch-0010.png" at epoch ends, "step-000500.png" between them).
+  void write_samples(const std::string& name, const Image& grid);
   /// Re-renders losses.png from all rows so far.
   void write_loss_plot();
   /// The progress bar (terminal), or one line when `logged` (a metrics row was just written).

@@ -226,8 +226,11 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
     {
       AutocastGuard autocast(bf16, device.type(), torch::kBFloat16);
       fake = G->forward(z, fake_labels);
-      const Tensor logits_real = D->forward(real, y_real);
-      const Tensor logits_fake = D->forward(fake.detach(), fake_labels);
+      // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
+      const Tensor both =
+          D->forward(torch::cat({real, fake.detach()}), classes > 0 ? torch::cat({y_real, fake_labels}) : Tensor());
+      const Tensor logits_real = both.narrow(0, 0, b);
+      const Tensor logits_fake = both.narrow(0, b, b);
       if (cfg.model.loss == "hinge") {
         l.d = torch::relu(1 - logits_real.to(torch::kFloat32)).mean() +
               torch::relu(1 + logits_fake.to(torch::kFloat32)).mean();
@@ -288,13 +291,20 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
     }
     if (root) outputs->progress(done, epoch, last_row, log_now);
 
-    const bool sample_now = (epoch_end && (epoch + 1) % cfg.output.sample_every_epochs == 0) || last;
-    if (root && sample_now) {
+    const bool epoch_sample = epoch_end && (epoch + 1) % cfg.output.sample_every_epochs == 0;
+    const bool step_sample = cfg.output.sample_every_steps > 0 && done % cfg.output.sample_every_steps == 0;
+    if (root && (epoch_sample || step_sample || last)) {
       torch::NoGradGuard no_grad;
       G->eval();
       const Tensor images = G->forward(fixed_z, fixed_labels);
       G->train();
-      outputs->write_samples(epoch_end ? epoch + 1 : epoch, make_grid(images, 8));
+      char name[32];
+      if (epoch_end) {
+        std::snprintf(name, sizeof(name), "epoch-%04lld.png", static_cast<long long>(epoch + 1));
+      } else {
+        std::snprintf(name, sizeof(name), "step-%06lld.png", static_cast<long long>(done));
+      }
+      outputs->write_samples(name, make_grid(images, 8));
       outputs->write_loss_plot();
     }
     if (root && (done % cfg.output.checkpoint_every_steps == 0 || last)) {
