@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
+  train::tune_allocator();
   comm::MpiSession session(&argc, &argv);
   try {
     train::TrainOptions options;

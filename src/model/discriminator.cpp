@@ -4,8 +4,8 @@
 #include <torch/nn/modules/activation.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
-#include <torch/nn/modules/dropout.h>
 
+#include "model/fast_dropout.hpp"
 #include "model/generator.hpp"
 
 namespace shardgan::model {
@@ -18,7 +18,7 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
   for (int64_t size = options.image_size(); size > 4; size /= 2) {
     blocks->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 4).stride(2).padding(1)));
     blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
-    if (size > 8 && options.dropout() > 0) blocks->push_back(nn::Dropout(options.dropout()));
+    if (size > 8 && options.dropout() > 0) blocks->push_back(FastDropout(options.dropout()));
     in = out;
     out *= 2;
   }

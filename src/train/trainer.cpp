@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include <malloc.h>
 #include <sys/sysinfo.h>
 #include <torch/torch.h>
 
@@ -54,6 +55,11 @@ int64_t node_threads(int local_size) {
 }
 
 }  // namespace
+
+void tune_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);  // tensors up to 1 GiB come from the heap, not from fresh mmaps
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and freed heap memory is kept for the next step
+}
 
 void train(const TrainOptions& options, comm::MpiSession& session) {
   const config::Config& cfg = options.config;
@@ -208,6 +214,7 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
                                    torch::kUInt8)
                       .to(device)
                       .permute({0, 3, 1, 2})
+                      .contiguous()  // NCHW, as the models expect (the permuted view has NHWC strides)
                       .to(torch::kFloat32)
                       .mul_(sample_scale)
                       .sub_(1.0f);

@@ -165,6 +165,21 @@ TEST_F(TrainCli, ResumeGivesBitIdenticalParameters) {
   EXPECT_FALSE(torch::equal(first[0].second, b[0].second));
 }
 
+TEST_F(TrainCli, StreamingAndMemoryCachesTrainTheSameModel) {
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "memory") + " --set train.max_steps=5 --set data.cache=memory").exit_code, 0);
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "stream") + " --set train.max_steps=5 --set data.cache=stream").exit_code, 0);
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "flip") + " --set train.max_steps=5 --set data.hflip=true").exit_code, 0);
+  const auto a = checkpoint_tensors(tmp_ / "memory" / "checkpoints" / "step-000005");
+  const auto b = checkpoint_tensors(tmp_ / "stream" / "checkpoints" / "step-000005");
+  const auto c = checkpoint_tensors(tmp_ / "flip" / "checkpoints" / "step-000005");
+  bool flips_changed_something = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+    flips_changed_something |= !torch::equal(a[i].second, c[i].second);
+  }
+  EXPECT_TRUE(flips_changed_something);
+}
+
 TEST_F(TrainCli, ResumeSkipsHalfWrittenAndCorruptedCheckpoints) {
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "run") + " --set train.max_steps=8").exit_code, 0);
   const fs::path ckpts = tmp_ / "run" / "checkpoints";

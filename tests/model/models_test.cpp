@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "model/discriminator.hpp"
+#include "model/fast_dropout.hpp"
 #include "model/generator.hpp"
 #include "train/gan.hpp"
 #include "util/error.hpp"
@@ -44,8 +45,34 @@ TEST(Models, SeedConfigurationMatchesTheSeedsNetworks) {
   EXPECT_EQ(train::parameter_count(*d), 662977);
   // Dropout after the first two convolutions only, as in the seed.
   int dropouts = 0;
-  for (const auto& m : d->modules()) dropouts += m->name().find("Dropout") != std::string::npos;
+  for (const auto& m : d->modules()) dropouts += m->as<FastDropout>() != nullptr;
   EXPECT_EQ(dropouts, 2);
+}
+
+TEST(FastDropout, KeepsOneMinusPScaledAndIsReproducible) {
+  const auto mask = dropout_mask({1000, 1000}, 0.3, 42, torch::kFloat32);
+  const double kept = (mask > 0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(kept, 0.7, 0.002);
+  EXPECT_NEAR(mask.mean().item<double>(), 1.0, 0.003);  // inverted dropout keeps the expectation
+  EXPECT_FLOAT_EQ(mask.max().item<float>(), static_cast<float>(1 / 0.7));
+  EXPECT_TRUE(torch::equal(mask, dropout_mask({1000, 1000}, 0.3, 42, torch::kFloat32)));
+  EXPECT_FALSE(torch::equal(mask, dropout_mask({1000, 1000}, 0.3, 43, torch::kFloat32)));
+  // Neighbouring elements are independent (no visible structure in the 16-bit lanes).
+  const auto a = (mask.view({-1, 4}) > 0).to(torch::kFloat64);
+  const double both = (a.select(1, 0) * a.select(1, 1)).mean().item<double>();
+  EXPECT_NEAR(both, 0.49, 0.003);
+
+  FastDropout dropout(0.3);
+  const torch::Tensor x = torch::ones({64, 100}, torch::requires_grad());
+  torch::manual_seed(7);
+  const auto y1 = dropout->forward(x);
+  torch::manual_seed(7);
+  const auto y2 = dropout->forward(x);
+  EXPECT_TRUE(torch::equal(y1, y2));  // seeded from LibTorch's generator
+  y1.sum().backward();
+  EXPECT_TRUE(torch::equal(x.grad(), y1.detach()));  // gradient passes through the same mask
+  dropout->eval();
+  EXPECT_TRUE(torch::equal(dropout->forward(x), x));
 }
 
 TEST(Models, DcganInitialisation) {
