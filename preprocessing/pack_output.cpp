@@ -54,15 +54,8 @@ void PackOutput::skip(data::SkippedInput skipped) {
 data::Manifest PackOutput::finish(const std::string& what_was_selected) {
   throw_if_interrupted();
   if (writer_.count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
-  data::Manifest m;
-  m.source = schema_.source;
-  m.tool_version = SHARDGAN_VERSION;
+  data::Manifest m = data::finish_dataset(writer_, schema_, SHARDGAN_VERSION);
   m.command_line = options_.command_line;
-  m.shape = schema_.shape;
-  m.class_names = schema_.class_names;
-  m.class_counts = writer_.class_counts();
-  m.total_count = writer_.count();
-  m.shards = writer_.finish();
   m.skipped = skipped_;
   m.source_info = source_info_;
   m.save(staging_.path());

@@ -94,4 +94,16 @@ Manifest Manifest::load(const fs::path& dir) {
   return m;
 }
 
+Manifest finish_dataset(ShardWriter& writer, const ShardSchema& schema, std::string tool_version) {
+  Manifest m;
+  m.source = schema.source;
+  m.tool_version = std::move(tool_version);
+  m.shape = schema.shape;
+  m.class_names = schema.class_names;
+  m.class_counts = writer.class_counts();
+  m.total_count = writer.count();
+  m.shards = writer.finish();
+  return m;
+}
+
 }  // namespace shardgan::data

@@ -37,4 +37,7 @@ struct Manifest {
   void save(const std::filesystem::path& dir) const;
 };
 
+/// Finishes `writer` (see ShardWriter::finish) and returns the manifest describing what it wrote.
+Manifest finish_dataset(ShardWriter& writer, const ShardSchema& schema, std::string tool_version);
+
 }  // namespace shardgan::data

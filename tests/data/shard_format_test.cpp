@@ -44,14 +44,7 @@ Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
     writer.append(pixels_of(i, schema.shape).data(), i % 3, "img#" + std::to_string(i),
                   {int64_t{i % 3 + 7}, age, std::string(i % 2 ? "female" : "male")});
   }
-  Manifest m;
-  m.source = schema.source;
-  m.tool_version = "test";
-  m.shape = schema.shape;
-  m.class_names = schema.class_names;
-  m.class_counts = writer.class_counts();
-  m.total_count = writer.count();
-  m.shards = writer.finish();
+  Manifest m = finish_dataset(writer, schema, "test");
   m.save(dir);
   return m;
 }

@@ -33,14 +33,7 @@ void write_tiny_dataset(const fs::path& dir, int n, int size) {
       for (int x = 0; x < size; ++x) img[y * size + x] = static_cast<uint8_t>((i % 2 ? y : x) * 255 / (size - 1));
     writer.append(img.data(), i % 2, "img#" + std::to_string(i), {});
   }
-  data::Manifest m;
-  m.source = "test";
-  m.tool_version = "test";
-  m.shape = schema.shape;
-  m.class_names = schema.class_names;
-  m.class_counts = writer.class_counts();
-  m.total_count = writer.count();
-  m.shards = writer.finish();
+  data::Manifest m = data::finish_dataset(writer, schema, "test");
   m.save(dir);
 }
 
