@@ -5,6 +5,7 @@
 #include "comm/mpi_session.hpp"
 #include "config/config.hpp"
 #include "shardgan/config.hpp"
+#include "train/stop_signal.hpp"
 #include "train/trainer.hpp"
 
 int main(int argc, char** argv) {
@@ -36,7 +37,8 @@ int main(int argc, char** argv) {
                                       : std::filesystem::path(run_dir);
     options.resume = resume;
     options.dry_run = dry_run;
-    train::train(options, session);
+    train::install_stop_handlers();
+    return train::train(options, session);
   } catch (const std::exception& e) {
     if (session.size() > 1) {
       std::fprintf(stderr, "shardgan-train: error: rank %d: %s\n", session.rank(), e.what());

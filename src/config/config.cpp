@@ -53,6 +53,8 @@ std::vector<Key> schema(Config& c) {
       {"runtime.threads", &c.runtime.threads, {}},
       {"runtime.precision", &c.runtime.precision, {"fp32", "bf16", "fp16"}},
       {"comm.backend", &c.comm.backend, {"auto", "nccl", "mpi"}},
+      {"comm.check_every", &c.comm.check_every, {}},
+      {"comm.timeout_s", &c.comm.timeout_s, {}},
   };
 }
 
@@ -140,6 +142,8 @@ void check_range(const Config& c, const std::string& source) {
   positive(c.output.sample_count, "output.sample_count");
   positive(c.output.checkpoint_every_steps, "output.checkpoint_every_steps");
   positive(c.output.keep_checkpoints, "output.keep_checkpoints");
+  positive(c.comm.check_every, "comm.check_every");
+  if (c.comm.timeout_s <= 0) fail(source, ": key 'comm.timeout_s' must be positive");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");

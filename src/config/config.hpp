@@ -52,6 +52,8 @@ struct Config {
   } runtime;
   struct Comm {
     std::string backend = "auto";  ///< auto | nccl | mpi
+    int64_t check_every = 1000;    ///< steps between cross-rank parameter checks (also before every checkpoint)
+    double timeout_s = 600;        ///< a collective running longer ends the job
   } comm;
 
   /// The resolved configuration as TOML (every key, defaults included).

@@ -10,13 +10,16 @@
 #include <thread>
 
 #include "comm/communicator.hpp"
+#include "comm/watchdog.hpp"
 #include "data/distributed_sampler.hpp"
 #include "data/loader.hpp"
 #include "data/shard_dataset.hpp"
+#include "parallel/consistency.hpp"
 #include "parallel/grad_sync.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/run_outputs.hpp"
+#include "train/stop_signal.hpp"
 #include "train/torch_compat.hpp"
 #include "util/error.hpp"
 
@@ -61,7 +64,7 @@ void tune_allocator() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);  // and freed heap memory is kept for the next step
 }
 
-void train(const TrainOptions& options, comm::MpiSession& session) {
+int train(const TrainOptions& options, comm::MpiSession& session) {
   const config::Config& cfg = options.config;
   const int rank = session.rank(), world = session.size();
   const bool root = rank == 0;
@@ -125,7 +128,7 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
           static_cast<long long>(parameter_count(*gan.discriminator)), cfg.model.conditional ? "yes" : "no",
           cfg.model.batchnorm.c_str(), cfg.model.loss.c_str(), options.run_dir.c_str());
     }
-    return;
+    return 0;
   }
 
   // Resume: every rank reads the same checkpoint (shared file system); rank 0 decides which.
@@ -155,10 +158,18 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
                    static_cast<long long>(start_step));
   }
 
-  // Communication: one model on every rank.
-  std::unique_ptr<comm::Communicator> communicator = backend == "nccl"
-                                                         ? comm::make_nccl_communicator(MPI_COMM_WORLD, device.index())
-                                                         : comm::make_mpi_communicator(MPI_COMM_WORLD);
+  // Communication: one model on every rank, every collective under the watchdog.
+  comm::Watchdog watchdog(rank, cfg.comm.timeout_s);
+  std::unique_ptr<comm::Communicator> communicator =
+      comm::watched(backend == "nccl" ? comm::make_nccl_communicator(MPI_COMM_WORLD, device.index())
+                                      : comm::make_mpi_communicator(MPI_COMM_WORLD),
+                    watchdog);
+  parallel::require_agreement(*communicator, "the resolved configuration", config_toml);
+  std::string data_identity = std::to_string(dataset.size());
+  for (const auto& shard : dataset.manifest().shards) data_identity += shard.checksum;
+  parallel::require_agreement(*communicator, "the data set (manifest checksums)", data_identity);
+  parallel::require_agreement(*communicator, "the starting checkpoint",
+                              checkpoint ? checkpoint->string() : std::string("none"));
   parallel::GradSync sync_g(*communicator, gan.generator->parameters());
   parallel::GradSync sync_d(*communicator, gan.discriminator->parameters());
   {
@@ -201,8 +212,24 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
   Tensor acc = torch::zeros({4}, torch::kFloat64);
   int64_t acc_n = 0;
 
+  const auto named_state = [&] {
+    parallel::NamedTensors named;
+    for (const auto& p : G->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
+    for (const auto& buffer : G->named_buffers()) named.emplace_back("generator/" + buffer.key(), buffer.value());
+    for (const auto& p : D->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
+    return named;
+  };
+  std::vector<Tensor> g_float_buffers;
+  for (const auto& buffer : G->buffers())
+    if (buffer.is_floating_point()) g_float_buffers.push_back(buffer);
+
   for (int64_t step = start_step; step < total_steps; ++step) {
     const int64_t epoch = step / steps_per_epoch;
+    watchdog.set_step(step);
+    // A stop signal on any rank stops every rank after this step, with a checkpoint.
+    int64_t stop_votes = stop_requested() != 0 ? 1 : 0;
+    if (world > 1) communicator->allreduce(&stop_votes, 1, comm::DType::kInt64, comm::ReduceOp::kSum);
+    const bool stop_now = stop_votes > 0;
     data::Batch batch = loader.next();
     const StepNoise noise =
         draw_noise(static_cast<uint64_t>(cfg.train.seed), step, sampler.global_batch(), cfg.model.z_dim, classes);
@@ -300,7 +327,13 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
 
     const bool epoch_sample = epoch_end && (epoch + 1) % cfg.output.sample_every_epochs == 0;
     const bool step_sample = cfg.output.sample_every_steps > 0 && done % cfg.output.sample_every_steps == 0;
-    if (root && (epoch_sample || step_sample || last)) {
+    const bool sample_now = epoch_sample || step_sample || last;
+    const bool checkpoint_now = done % cfg.output.checkpoint_every_steps == 0 || last || stop_now;
+    // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
+    if (sample_now || checkpoint_now) parallel::average_tensors(*communicator, g_float_buffers);
+    if (checkpoint_now || done % cfg.comm.check_every == 0)
+      parallel::check_consistency(*communicator, named_state(), done);
+    if (root && sample_now) {
       torch::NoGradGuard no_grad;
       G->eval();
       const Tensor images = G->forward(fixed_z, fixed_labels);
@@ -314,7 +347,7 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
       outputs->write_samples(name, make_grid(images, 8));
       outputs->write_loss_plot();
     }
-    if (root && (done % cfg.output.checkpoint_every_steps == 0 || last)) {
+    if (root && checkpoint_now) {
       CheckpointState state;
       state.step = done;
       state.epoch = done / steps_per_epoch;
@@ -324,6 +357,17 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
       state.spec = spec;
       save_checkpoint(options.run_dir, gan, state, config_toml, cfg.output.keep_checkpoints);
     }
+    if (stop_now) {
+      if (root) {
+        outputs->finish_progress();
+        std::fprintf(stderr,
+                     "shardgan-train: stopped by a signal after step %lld; checkpoint written; exit code %d (resume "
+                     "with --resume auto)\n",
+                     static_cast<long long>(done), kExitStoppedBySignal);
+      }
+      communicator->barrier();
+      return kExitStoppedBySignal;
+    }
   }
   if (root) {
     outputs->finish_progress();
@@ -331,6 +375,7 @@ void train(const TrainOptions& options, comm::MpiSession& session) {
                  options.run_dir.c_str());
   }
   communicator->barrier();
+  return 0;
 }
 
 }  // namespace shardgan::train

@@ -20,7 +20,8 @@ struct TrainOptions {
 void tune_allocator();
 
 /// Trains (or, with dry_run, validates and prints the plan). Every rank calls it; rank 0 writes the run folder.
-/// Throws Error on bad input; `main` turns that into one line and ends the whole job.
-void train(const TrainOptions& options, comm::MpiSession& session);
+/// Throws Error on bad input; `main` turns that into one line and ends the whole job. Returns the exit code: 0, or
+/// kExitStoppedBySignal (75) when SIGUSR1/SIGTERM stopped it after a checkpoint.
+int train(const TrainOptions& options, comm::MpiSession& session);
 
 }  // namespace shardgan::train

@@ -248,13 +248,14 @@ TEST_F(TrainCli, TwoRanksUnderMpirunTrainOneModel) {
 // The core correctness property of data parallelism: with dropout 0 and no batch statistics, N ranks x batch b
 // train the same models as 1 rank x batch N*b (up to float summation order).
 TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
-  const std::string common = " --set model.dropout=0 --set model.batchnorm=none --set train.max_steps=20"
-                             " --set output.checkpoint_every_steps=20";
+  const std::string common =
+      " --set model.dropout=0 --set model.batchnorm=none --set train.max_steps=20"
+      " --set output.checkpoint_every_steps=20";
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "w1") + common + " --set train.batch_size=12").exit_code, 0);
   for (int world : {2, 3}) {
     const fs::path run = tmp_ / ("w" + std::to_string(world));
-    const auto r = train_mpi(world, "--run-dir " + q(run) + common + " --set train.batch_size=" +
-                                        std::to_string(12 / world));
+    const auto r =
+        train_mpi(world, "--run-dir " + q(run) + common + " --set train.batch_size=" + std::to_string(12 / world));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto one = checkpoint_tensors(tmp_ / "w1" / "checkpoints" / "step-000020");
     const auto many = checkpoint_tensors(run / "checkpoints" / "step-000020");

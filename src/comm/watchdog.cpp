@@ -1,0 +1,95 @@
+#include "comm/watchdog.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+
+namespace shardgan::comm {
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+class WatchedCommunicator final : public Communicator {
+ public:
+  WatchedCommunicator(std::unique_ptr<Communicator> inner, Watchdog& watchdog)
+      : inner_(std::move(inner)), watchdog_(watchdog) {}
+  const char* backend() const override { return inner_->backend(); }
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
+    Scope s(watchdog_, "all-reduce");
+    inner_->allreduce(data, count, type, op);
+  }
+  void broadcast(void* data, std::size_t count, DType type, int root) override {
+    Scope s(watchdog_, "broadcast");
+    inner_->broadcast(data, count, type, root);
+  }
+  void allgather(const void* send, void* recv, std::size_t count, DType type) override {
+    Scope s(watchdog_, "all-gather");
+    inner_->allgather(send, recv, count, type);
+  }
+  void barrier() override {
+    Scope s(watchdog_, "barrier");
+    inner_->barrier();
+  }
+  [[noreturn]] void abort(int code) override {
+    inner_->abort(code);
+    std::_Exit(code);  // not reached: the inner abort does not return
+  }
+
+ private:
+  struct Scope {
+    Scope(Watchdog& w, const char* what) : w_(w) { w_.begin(what); }
+    ~Scope() { w_.end(); }
+    Watchdog& w_;
+  };
+  std::unique_ptr<Communicator> inner_;
+  Watchdog& watchdog_;
+};
+
+}  // namespace
+
+Watchdog::Watchdog(int rank, double timeout_s) : rank_(rank), timeout_s_(timeout_s), thread_([this] { run(); }) {}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  thread_.join();
+}
+
+void Watchdog::begin(const char* what) {
+  started_ns_.store(now_ns());
+  what_.store(what);
+}
+
+void Watchdog::end() {
+  what_.store(nullptr);
+}
+
+void Watchdog::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) {
+    const char* what = what_.load();
+    if (what == nullptr) continue;
+    const double waited = static_cast<double>(now_ns() - started_ns_.load()) * 1e-9;
+    if (waited < timeout_s_) continue;
+    std::fprintf(stderr,
+                 "shardgan-train: error: rank %d: %s at step %lld did not complete within %.0f s (comm.timeout_s): "
+                 "another rank died, hangs or issued a different collective; ending the job\n",
+                 rank_, what, static_cast<long long>(step_.load()), timeout_s_);
+    std::fflush(stderr);
+    std::_Exit(kExitCollectiveTimeout);
+  }
+}
+
+std::unique_ptr<Communicator> watched(std::unique_ptr<Communicator> inner, Watchdog& watchdog) {
+  return std::make_unique<WatchedCommunicator>(std::move(inner), watchdog);
+}
+
+}  // namespace shardgan::comm

@@ -1,0 +1,49 @@
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "comm/communicator.hpp"
+
+namespace shardgan::comm {
+
+/// Ends the job when a collective does not complete in time: a rank that died without MPI noticing, a hung NCCL
+/// kernel, or ranks that issue different collectives. A background thread looks once a second; when one collective
+/// has run longer than the timeout it prints rank, step and operation on stderr and ends this process (exit code
+/// 70) — mpirun/srun then take the other ranks down. Never a silent hang.
+class Watchdog {
+ public:
+  Watchdog(int rank, double timeout_s);
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  void set_step(int64_t step) { step_.store(step); }
+  /// Marks the start and end of a collective named `what` (a string literal).
+  void begin(const char* what);
+  void end();
+
+ private:
+  void run();
+
+  int rank_;
+  double timeout_s_;
+  std::atomic<int64_t> step_{-1};
+  std::atomic<const char*> what_{nullptr};
+  std::atomic<int64_t> started_ns_{0};
+  std::mutex mutex_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+/// Wraps a communicator so that every collective is timed by `watchdog` (which must outlive it).
+std::unique_ptr<Communicator> watched(std::unique_ptr<Communicator> inner, Watchdog& watchdog);
+
+/// Exit code of a rank ended by the watchdog.
+inline constexpr int kExitCollectiveTimeout = 70;
+
+}  // namespace shardgan::comm
