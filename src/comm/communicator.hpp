@@ -14,6 +14,15 @@ enum class ReduceOp { kSum, kAvg };
 std::size_t dtype_size(DType type);
 const char* dtype_name(DType type);
 
+/// An all-reduce in flight. `wait` blocks until the result is in the buffer (averaged when kAvg); `test` lets the
+/// backend make progress and says whether it is done. Destroying an unfinished request waits for it.
+class Request {
+ public:
+  virtual ~Request() = default;
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 /// Collective operations over all ranks of a job. Every rank must call the same operations in the same order with
 /// the same counts. Buffers live where the backend expects them (host memory for MPI, device memory for NCCL).
 /// Calls are blocking: when they return, the result is in the buffer.
@@ -25,6 +34,8 @@ class Communicator {
   virtual int size() const = 0;
   /// In-place all-reduce of `count` elements. kAvg divides the sum by size().
   virtual void allreduce(void* data, std::size_t count, DType type, ReduceOp op) = 0;
+  /// Starts an in-place all-reduce and returns at once. Requests must be started in the same order on every rank.
+  virtual std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) = 0;
   /// Copies `count` elements from `root`'s buffer into every rank's buffer.
   virtual void broadcast(void* data, std::size_t count, DType type, int root) = 0;
   /// Gathers `count` elements from every rank into `recv` (size() * count elements, rank order).

@@ -52,6 +52,34 @@ class Bf16Type {
   MPI_Op sum_ = MPI_OP_NULL;
 };
 
+class MpiCommunicator;
+
+/// An MPI_Iallreduce in flight; averages after completion.
+class MpiRequest final : public Request {
+ public:
+  MpiRequest(MpiCommunicator* owner, void* data, std::size_t count, DType type, ReduceOp op)
+      : owner_(owner), data_(data), count_(count), type_(type), op_(op) {}
+  ~MpiRequest() override {
+    if (done_) return;
+    try {
+      wait();
+    } catch (const std::exception&) {  // the error was or will be reported by the collective that failed
+    }
+  }
+  bool test() override;
+  void wait() override;
+  MPI_Request request = MPI_REQUEST_NULL;
+
+ private:
+  void complete();
+  MpiCommunicator* owner_;
+  void* data_;
+  std::size_t count_;
+  DType type_;
+  ReduceOp op_;
+  bool done_ = false;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm) {
@@ -79,6 +107,16 @@ class MpiCommunicator final : public Communicator {
       mpi_check(MPI_Allreduce(MPI_IN_PLACE, chunk, n, mpi_type(type), mpi_op, comm_), "MPI_Allreduce");
     }
     if (op == ReduceOp::kAvg && size_ > 1) divide(data, count, type);
+  }
+
+  std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
+    if (count > kMaxCount) fail("asynchronous all-reduce of ", count, " elements is larger than supported");
+    auto request = std::make_unique<MpiRequest>(this, data, count, type, op);
+    if (count > 0)
+      mpi_check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), mpi_type(type),
+                               type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM, comm_, &request->request),
+                "MPI_Iallreduce");
+    return request;
   }
 
   void broadcast(void* data, std::size_t count, DType type, int root) override {
@@ -114,6 +152,7 @@ class MpiCommunicator final : public Communicator {
     return MPI_BYTE;
   }
 
+  friend class MpiRequest;
   void divide(void* data, std::size_t count, DType type) const {
     switch (type) {
       case DType::kFloat32: {
@@ -141,6 +180,25 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
   Bf16Type bf16_;
 };
+
+bool MpiRequest::test() {
+  if (done_) return true;
+  int flag = 0;
+  mpi_check(MPI_Test(&request, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+  if (flag) complete();
+  return done_;
+}
+
+void MpiRequest::wait() {
+  if (done_) return;
+  mpi_check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
+  complete();
+}
+
+void MpiRequest::complete() {
+  done_ = true;
+  if (op_ == ReduceOp::kAvg && owner_->size_ > 1 && count_ > 0) owner_->divide(data_, count_, type_);
+}
 
 }  // namespace
 

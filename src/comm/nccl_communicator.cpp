@@ -28,6 +28,29 @@ ncclDataType_t nccl_type(DType type) {
   return ncclUint8;
 }
 
+class NcclCommunicator;
+
+class NcclRequest final : public Request {
+ public:
+  explicit NcclRequest(NcclCommunicator* owner) : owner_(owner) {
+    cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
+  }
+  ~NcclRequest() override {
+    wait();
+    cudaEventDestroy(done);
+  }
+  bool test() override { return !launched || cudaEventQuery(done) == cudaSuccess; }
+  void wait() override {
+    if (launched) cudaStreamWaitEvent(nullptr, done, 0);
+    launched = false;
+  }
+  cudaEvent_t done = nullptr;
+  bool launched = false;
+
+ private:
+  NcclCommunicator* owner_;
+};
+
 /// NCCL on one CUDA device, with its own stream. Bootstrapped over MPI: rank 0's ncclGetUniqueId is broadcast with
 /// MPI_Bcast, then every rank calls ncclCommInitRank. Destroyed (ncclCommDestroy) before MPI_Finalize because the
 /// MpiSession outlives it.
@@ -42,9 +65,11 @@ class NcclCommunicator final : public Communicator {
     mpi_check(MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, mpi_comm), "MPI_Bcast of the NCCL id");
     nccl_check(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank", rank_);
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate", rank_);
+    cuda_check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "cudaEventCreate", rank_);
   }
 
   ~NcclCommunicator() override {
+    if (ready_ != nullptr) cudaEventDestroy(ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     if (comm_ != nullptr) ncclCommDestroy(comm_);
   }
@@ -58,6 +83,21 @@ class NcclCommunicator final : public Communicator {
     const ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
     nccl_check(ncclAllReduce(data, data, count, nccl_type(type), nccl_op, comm_, stream_), "ncclAllReduce", rank_);
     synchronize("ncclAllReduce");
+  }
+
+  /// Launched on the communicator's stream once the legacy default stream (where LibTorch computed the gradients)
+  /// has reached this point; `wait` makes the default stream wait for the result without blocking the host.
+  std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
+    auto request = std::make_unique<NcclRequest>(this);
+    if (count == 0) return request;
+    cuda_check(cudaEventRecord(ready_, nullptr), "cudaEventRecord", rank_);
+    cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent", rank_);
+    nccl_check(
+        ncclAllReduce(data, data, count, nccl_type(type), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_),
+        "ncclAllReduce", rank_);
+    cuda_check(cudaEventRecord(request->done, stream_), "cudaEventRecord", rank_);
+    request->launched = true;
+    return request;
   }
 
   void broadcast(void* data, std::size_t count, DType type, int root) override {
@@ -102,6 +142,7 @@ class NcclCommunicator final : public Communicator {
   int size_ = 1;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr;
 };
 
 }  // namespace

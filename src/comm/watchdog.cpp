@@ -12,6 +12,22 @@ int64_t now_ns() {
       .count();
 }
 
+/// Times the wait of an asynchronous all-reduce (the part that can hang).
+class WatchedRequest final : public Request {
+ public:
+  WatchedRequest(std::unique_ptr<Request> inner, Watchdog& watchdog) : inner_(std::move(inner)), watchdog_(watchdog) {}
+  bool test() override { return inner_->test(); }
+  void wait() override {
+    watchdog_.begin("gradient bucket all-reduce");
+    inner_->wait();
+    watchdog_.end();
+  }
+
+ private:
+  std::unique_ptr<Request> inner_;
+  Watchdog& watchdog_;
+};
+
 class WatchedCommunicator final : public Communicator {
  public:
   WatchedCommunicator(std::unique_ptr<Communicator> inner, Watchdog& watchdog)
@@ -22,6 +38,9 @@ class WatchedCommunicator final : public Communicator {
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
     Scope s(watchdog_, "all-reduce");
     inner_->allreduce(data, count, type, op);
+  }
+  std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
+    return std::make_unique<WatchedRequest>(inner_->allreduce_async(data, count, type, op), watchdog_);
   }
   void broadcast(void* data, std::size_t count, DType type, int root) override {
     Scope s(watchdog_, "broadcast");

@@ -55,6 +55,8 @@ std::vector<Key> schema(Config& c) {
       {"comm.backend", &c.comm.backend, {"auto", "nccl", "mpi"}},
       {"comm.check_every", &c.comm.check_every, {}},
       {"comm.timeout_s", &c.comm.timeout_s, {}},
+      {"comm.bucket_mb", &c.comm.bucket_mb, {}},
+      {"comm.overlap", &c.comm.overlap, {}},
   };
 }
 
@@ -144,6 +146,7 @@ void check_range(const Config& c, const std::string& source) {
   positive(c.output.keep_checkpoints, "output.keep_checkpoints");
   positive(c.comm.check_every, "comm.check_every");
   if (c.comm.timeout_s <= 0) fail(source, ": key 'comm.timeout_s' must be positive");
+  if (c.comm.bucket_mb <= 0) fail(source, ": key 'comm.bucket_mb' must be positive");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");

@@ -54,6 +54,8 @@ struct Config {
     std::string backend = "auto";  ///< auto | nccl | mpi
     int64_t check_every = 1000;    ///< steps between cross-rank parameter checks (also before every checkpoint)
     double timeout_s = 600;        ///< a collective running longer ends the job
+    double bucket_mb = 25;         ///< gradient bucket size cap
+    bool overlap = true;           ///< start bucket all-reduces during backward
   } comm;
 
   /// The resolved configuration as TOML (every key, defaults included).

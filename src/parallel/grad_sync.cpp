@@ -2,14 +2,45 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
+
+#include "util/error.hpp"
+
 namespace shardgan::parallel {
 
-GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters)
-    : comm_(comm), parameters_(std::move(parameters)) {
-  int64_t total = 0;
-  for (const auto& p : parameters_) total += p.numel();
-  if (!parameters_.empty()) flat_ = torch::zeros({total}, parameters_.front().options().dtype(torch::kFloat32));
+GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters, double bucket_mb, bool overlap)
+    : comm_(comm), parameters_(std::move(parameters)), overlap_(overlap) {
+  const auto cap = static_cast<int64_t>(std::max(1.0, bucket_mb * 1024 * 1024 / 4));  // float32 elements
+  bucket_of_.resize(parameters_.size());
+  slot_in_bucket_.resize(parameters_.size());
+  received_.assign(parameters_.size(), 0);
+  int64_t filled = 0;
+  for (std::size_t k = parameters_.size(); k-- > 0;) {
+    const int64_t n = parameters_[k].numel();
+    if (buckets_.empty() || (filled > 0 && filled + n > cap)) {
+      buckets_.emplace_back();
+      filled = 0;
+    }
+    Bucket& b = buckets_.back();
+    bucket_of_[k] = buckets_.size() - 1;
+    slot_in_bucket_[k] = b.parameters.size();
+    b.parameters.push_back(k);
+    b.offsets.push_back(filled);
+    filled += n;
+  }
+  for (auto& b : buckets_) {
+    int64_t total = 0;
+    for (std::size_t k : b.parameters) total += parameters_[k].numel();
+    b.flat = torch::zeros({total}, parameters_[b.parameters.front()].options().dtype(torch::kFloat32));
+  }
+  if (comm_.size() > 1) {
+    for (std::size_t k = 0; k < parameters_.size(); ++k)
+      if (parameters_[k].requires_grad())
+        parameters_[k].register_hook([this, k](torch::Tensor grad) { on_gradient(k, grad); });
+  }
 }
+
+GradSync::~GradSync() = default;
 
 void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
   if (comm_.size() == 1) return;
@@ -29,30 +60,67 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
   }
 }
 
-void GradSync::average_gradients() {
-  if (comm_.size() == 1 || !flat_.defined()) return;
-  torch::NoGradGuard no_grad;
-  int64_t offset = 0;
-  for (const auto& p : parameters_) {
-    auto slice = flat_.narrow(0, offset, p.numel());
-    if (p.grad().defined()) {
-      slice.copy_(p.grad().reshape({-1}));
-    } else {
-      slice.zero_();
-    }
-    offset += p.numel();
+void GradSync::prepare() {
+  if (comm_.size() == 1) return;
+  for (auto& b : buckets_) {
+    b.pending = b.parameters.size();
+    b.ready = false;
+    b.request.reset();
   }
-  comm_.allreduce(flat_.data_ptr(), static_cast<std::size_t>(flat_.numel()), comm::DType::kFloat32,
-                  comm::ReduceOp::kAvg);
-  offset = 0;
-  for (auto& p : parameters_) {
-    auto slice = flat_.narrow(0, offset, p.numel()).view(p.sizes());
-    if (p.grad().defined()) {
-      p.mutable_grad().copy_(slice);
-    } else {
-      p.mutable_grad() = slice.clone();
+  std::fill(received_.begin(), received_.end(), 0);
+  next_launch_ = 0;
+  armed_ = true;
+}
+
+void GradSync::on_gradient(std::size_t parameter, const torch::Tensor& grad) {
+  if (!armed_) return;  // a backward this object does not synchronise (e.g. D's gradients during the G step)
+  if (received_[parameter]) fail("GradSync: parameter ", parameter, " received two gradients in one backward");
+  received_[parameter] = 1;
+  Bucket& b = buckets_[bucket_of_[parameter]];
+  torch::NoGradGuard no_grad;
+  b.flat.narrow(0, b.offsets[slot_in_bucket_[parameter]], grad.numel()).copy_(grad.reshape({-1}));
+  if (--b.pending == 0) b.ready = true;
+  if (overlap_) launch_ready_buckets();
+  // Let the backend progress the buckets in flight while backward continues.
+  for (std::size_t i = 0; i < next_launch_; ++i)
+    if (buckets_[i].request) buckets_[i].request->test();
+}
+
+void GradSync::launch_ready_buckets() {
+  // Strictly in bucket order, so every rank issues the same collectives in the same order.
+  while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
+    Bucket& b = buckets_[next_launch_];
+    b.request = comm_.allreduce_async(b.flat.data_ptr(), static_cast<std::size_t>(b.flat.numel()),
+                                      comm::DType::kFloat32, comm::ReduceOp::kAvg);
+    ++next_launch_;
+  }
+}
+
+void GradSync::finish() {
+  if (comm_.size() == 1) return;
+  armed_ = false;
+  torch::NoGradGuard no_grad;
+  for (std::size_t k = 0; k < parameters_.size(); ++k) {
+    if (received_[k]) continue;  // no gradient this backward: contributes zeros
+    Bucket& b = buckets_[bucket_of_[k]];
+    b.flat.narrow(0, b.offsets[slot_in_bucket_[k]], parameters_[k].numel()).zero_();
+    if (--b.pending == 0) b.ready = true;
+  }
+  launch_ready_buckets();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto& b : buckets_) b.request->wait();
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (auto& b : buckets_) {
+    for (std::size_t i = 0; i < b.parameters.size(); ++i) {
+      torch::Tensor& p = parameters_[b.parameters[i]];
+      const auto averaged = b.flat.narrow(0, b.offsets[i], p.numel()).view(p.sizes());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(averaged);
+      } else {
+        p.mutable_grad() = averaged.clone();
+      }
     }
-    offset += p.numel();
+    b.request.reset();
   }
 }
 

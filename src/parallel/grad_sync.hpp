@@ -1,28 +1,66 @@
 #pragma once
 #include <torch/types.h>
 
+#include <memory>
 #include <vector>
 
 #include "comm/communicator.hpp"
 
 namespace shardgan::parallel {
 
-/// Keeps one model identical on every rank: broadcasts parameters and buffers from rank 0 at the start, and averages
-/// gradients after each backward pass through one flat buffer (one all-reduce per model per step, fixed order).
-/// Buffers on CUDA go through the communicator directly (NCCL); CPU tensors through MPI.
+/// Keeps one model identical on every rank.
+///
+/// At the start, `broadcast` copies rank 0's parameters and buffers to every rank. During training, gradients are
+/// averaged through flat buckets of at most `bucket_mb` MiB: parameters are assigned to buckets in reverse
+/// registration order (the order backward produces their gradients), identically on every rank. A hook on each
+/// parameter copies its gradient into its bucket as soon as autograd computes it; when a bucket is complete its
+/// all-reduce starts (asynchronously, in bucket order on every rank) while backward goes on with earlier layers.
+/// `finish` then waits for the buckets and writes the averages into the parameters' .grad.
+///
+///   sync.prepare();  loss.backward();  sync.finish();  optimizer.step();
+///
+/// Each parameter must receive exactly one gradient per backward (true of the GAN models here); a parameter that
+/// receives none contributes zeros.
 class GradSync {
  public:
-  GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters);
+  GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters, double bucket_mb = 25.0,
+           bool overlap = true);
+  ~GradSync();
+  GradSync(const GradSync&) = delete;
+  GradSync& operator=(const GradSync&) = delete;
 
   /// Copies rank 0's values of `tensors` to every rank (parameters and buffers at start and after resume).
   void broadcast(const std::vector<torch::Tensor>& tensors);
-  /// Replaces every parameter's gradient by its average over the ranks (missing gradients count as zero).
-  void average_gradients();
+  /// Arms the hooks for the next backward.
+  void prepare();
+  /// Waits for every bucket and writes the averaged gradients into .grad.
+  void finish();
+  /// Seconds spent blocked in `finish` waiting for communication, summed since construction (for benchmarks).
+  double wait_seconds() const { return wait_seconds_; }
+  std::size_t num_buckets() const { return buckets_.size(); }
 
  private:
+  struct Bucket {
+    std::vector<std::size_t> parameters;  ///< indices into parameters_
+    std::vector<int64_t> offsets;         ///< element offset of each parameter in `flat`
+    torch::Tensor flat;
+    std::size_t pending = 0;
+    bool ready = false;
+    std::unique_ptr<comm::Request> request;
+  };
+  void on_gradient(std::size_t parameter, const torch::Tensor& grad);
+  void launch_ready_buckets();
+
   comm::Communicator& comm_;
   std::vector<torch::Tensor> parameters_;
-  torch::Tensor flat_;
+  std::vector<std::size_t> bucket_of_;       ///< parameter → bucket
+  std::vector<std::size_t> slot_in_bucket_;  ///< parameter → position in its bucket
+  std::vector<char> received_;
+  std::vector<Bucket> buckets_;
+  std::size_t next_launch_ = 0;
+  bool armed_ = false;
+  bool overlap_;
+  double wait_seconds_ = 0;
 };
 
 }  // namespace shardgan::parallel

@@ -170,8 +170,8 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   parallel::require_agreement(*communicator, "the data set (manifest checksums)", data_identity);
   parallel::require_agreement(*communicator, "the starting checkpoint",
                               checkpoint ? checkpoint->string() : std::string("none"));
-  parallel::GradSync sync_g(*communicator, gan.generator->parameters());
-  parallel::GradSync sync_d(*communicator, gan.discriminator->parameters());
+  parallel::GradSync sync_g(*communicator, gan.generator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
+  parallel::GradSync sync_d(*communicator, gan.discriminator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
   {
     auto tensors = gan.generator->parameters();
     for (auto& b : gan.generator->buffers()) tensors.push_back(b);
@@ -276,8 +276,9 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       l.d_fake = torch::sigmoid(logits_fake.detach().to(torch::kFloat32)).mean();
     }
     gan.optim_d->zero_grad();
+    sync_d.prepare();
     l.d.backward();
-    sync_d.average_gradients();
+    sync_d.finish();
     gan.optim_d->step();
 
     // G step: D's parameters need no gradients here.
@@ -288,8 +289,9 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       l.g = cfg.model.loss == "hinge" ? -logits.mean() : bce_with_logits(logits, 1.0f);
     }
     gan.optim_g->zero_grad();
+    sync_g.prepare();
     l.g.backward();
-    sync_g.average_gradients();
+    sync_g.finish();
     gan.optim_g->step();
     for (auto& p : D->parameters()) p.set_requires_grad(true);
 

@@ -57,6 +57,23 @@ TEST(Communicator, BFloat16SumRoundsThroughFloat) {
     ASSERT_EQ(from_bf16(v[i]), static_cast<float>(p * (i % 16) + p * (p - 1) / 2)) << "element " << i;
 }
 
+TEST(Communicator, AsyncAllreducesInFlightTogetherMatchTheBlockingOnes) {
+  auto comm = world();
+  const int p = comm->size();
+  std::vector<std::vector<float>> buffers;
+  for (std::size_t n : {0, 1, 7, 100003}) buffers.emplace_back(n, static_cast<float>(comm->rank() + 1));
+  std::vector<uint16_t> bf16(33, to_bf16(static_cast<float>(comm->rank())));
+  std::vector<std::unique_ptr<Request>> requests;
+  for (auto& b : buffers)
+    requests.push_back(comm->allreduce_async(b.data(), b.size(), DType::kFloat32, ReduceOp::kAvg));
+  requests.push_back(comm->allreduce_async(bf16.data(), bf16.size(), DType::kBFloat16, ReduceOp::kSum));
+  for (auto& r : requests) r->test();
+  for (auto& r : requests) r->wait();
+  for (const auto& b : buffers)
+    for (float x : b) ASSERT_FLOAT_EQ(x, (p + 1) / 2.0f);
+  for (uint16_t x : bf16) ASSERT_EQ(from_bf16(x), static_cast<float>(p * (p - 1) / 2));
+}
+
 TEST(Communicator, BroadcastCopiesRootsBuffer) {
   auto comm = world();
   std::vector<double> v(17, comm->rank() == 0 ? 3.25 : -1.0);
