@@ -1,4 +1,9 @@
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.hpp"
@@ -52,32 +57,37 @@ class Bf16Type {
   MPI_Op sum_ = MPI_OP_NULL;
 };
 
-class MpiCommunicator;
+/// An all-reduce handed to the communication thread. `done` is set by that thread.
+struct AsyncTask {
+  void* data = nullptr;
+  std::size_t count = 0;
+  DType type = DType::kFloat32;
+  ReduceOp op = ReduceOp::kSum;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  std::exception_ptr error;
+};
 
-/// An MPI_Iallreduce in flight; averages after completion.
 class MpiRequest final : public Request {
  public:
-  MpiRequest(MpiCommunicator* owner, void* data, std::size_t count, DType type, ReduceOp op)
-      : owner_(owner), data_(data), count_(count), type_(type), op_(op) {}
+  explicit MpiRequest(std::shared_ptr<AsyncTask> task) : task_(std::move(task)) {}
   ~MpiRequest() override {
-    if (done_) return;
-    try {
-      wait();
-    } catch (const std::exception&) {  // the error was or will be reported by the collective that failed
-    }
+    std::unique_lock<std::mutex> lock(task_->mutex);
+    task_->cv.wait(lock, [&] { return task_->done; });  // the buffer must outlive the operation
   }
-  bool test() override;
-  void wait() override;
-  MPI_Request request = MPI_REQUEST_NULL;
+  bool test() override {
+    std::lock_guard<std::mutex> lock(task_->mutex);
+    return task_->done;
+  }
+  void wait() override {
+    std::unique_lock<std::mutex> lock(task_->mutex);
+    task_->cv.wait(lock, [&] { return task_->done; });
+    if (task_->error) std::rethrow_exception(task_->error);
+  }
 
  private:
-  void complete();
-  MpiCommunicator* owner_;
-  void* data_;
-  std::size_t count_;
-  DType type_;
-  ReduceOp op_;
-  bool done_ = false;
+  std::shared_ptr<AsyncTask> task_;
 };
 
 class MpiCommunicator final : public Communicator {
@@ -87,11 +97,28 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    if (level < MPI_THREAD_MULTIPLE)
+      fail("the MPI library provides thread level ", level,
+           ", shardgan needs MPI_THREAD_MULTIPLE for its "
+           "communication thread");
+    mpi_check(MPI_Comm_dup(comm, &async_comm_), "MPI_Comm_dup");
+    MPI_Comm_set_errhandler(async_comm_, MPI_ERRORS_RETURN);
+    worker_ = std::thread([this] { run_async(); });
   }
   ~MpiCommunicator() override {
+    {
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      stop_ = true;
+    }
+    queue_cv_.notify_all();
+    worker_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
+    if (finalized) return;
+    MPI_Comm_free(&async_comm_);
+    MPI_Comm_free(&comm_);
   }
 
   const char* backend() const override { return "mpi"; }
@@ -99,24 +126,23 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
 
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
-    if (count == 0) return;
-    const MPI_Op mpi_op = type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM;
-    for (std::size_t offset = 0; offset < count; offset += kMaxCount) {
-      const int n = static_cast<int>(std::min(kMaxCount, count - offset));
-      void* chunk = static_cast<char*>(data) + offset * dtype_size(type);
-      mpi_check(MPI_Allreduce(MPI_IN_PLACE, chunk, n, mpi_type(type), mpi_op, comm_), "MPI_Allreduce");
-    }
-    if (op == ReduceOp::kAvg && size_ > 1) divide(data, count, type);
+    reduce(data, count, type, op, comm_);
   }
 
+  /// Queued to this communicator's thread, which runs the blocking (and, for shared memory, much faster than
+  /// MPI_Iallreduce) MPI_Allreduce on its own duplicate of the communicator, in the order queued.
   std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
-    if (count > kMaxCount) fail("asynchronous all-reduce of ", count, " elements is larger than supported");
-    auto request = std::make_unique<MpiRequest>(this, data, count, type, op);
-    if (count > 0)
-      mpi_check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), mpi_type(type),
-                               type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM, comm_, &request->request),
-                "MPI_Iallreduce");
-    return request;
+    auto task = std::make_shared<AsyncTask>();
+    task->data = data;
+    task->count = count;
+    task->type = type;
+    task->op = op;
+    {
+      std::lock_guard<std::mutex> lock(queue_mutex_);
+      queue_.push_back(task);
+    }
+    queue_cv_.notify_all();
+    return std::make_unique<MpiRequest>(std::move(task));
   }
 
   void broadcast(void* data, std::size_t count, DType type, int root) override {
@@ -152,7 +178,6 @@ class MpiCommunicator final : public Communicator {
     return MPI_BYTE;
   }
 
-  friend class MpiRequest;
   void divide(void* data, std::size_t count, DType type) const {
     switch (type) {
       case DType::kFloat32: {
@@ -175,30 +200,51 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
+  void run_async() {
+    while (true) {
+      std::shared_ptr<AsyncTask> task;
+      {
+        std::unique_lock<std::mutex> lock(queue_mutex_);
+        queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      try {
+        reduce(task->data, task->count, task->type, task->op, async_comm_);
+      } catch (...) {
+        task->error = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(task->mutex);
+        task->done = true;
+      }
+      task->cv.notify_all();
+    }
+  }
+
+  void reduce(void* data, std::size_t count, DType type, ReduceOp op, MPI_Comm comm) {
+    if (count == 0) return;
+    const MPI_Op mpi_op = type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM;
+    for (std::size_t offset = 0; offset < count; offset += kMaxCount) {
+      const int n = static_cast<int>(std::min(kMaxCount, count - offset));
+      void* chunk = static_cast<char*>(data) + offset * dtype_size(type);
+      mpi_check(MPI_Allreduce(MPI_IN_PLACE, chunk, n, mpi_type(type), mpi_op, comm), "MPI_Allreduce");
+    }
+    if (op == ReduceOp::kAvg && size_ > 1) divide(data, count, type);
+  }
+
   MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm async_comm_ = MPI_COMM_NULL;
+  std::thread worker_;
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<std::shared_ptr<AsyncTask>> queue_;
+  bool stop_ = false;
   int rank_ = 0;
   int size_ = 1;
   Bf16Type bf16_;
 };
-
-bool MpiRequest::test() {
-  if (done_) return true;
-  int flag = 0;
-  mpi_check(MPI_Test(&request, &flag, MPI_STATUS_IGNORE), "MPI_Test");
-  if (flag) complete();
-  return done_;
-}
-
-void MpiRequest::wait() {
-  if (done_) return;
-  mpi_check(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
-  complete();
-}
-
-void MpiRequest::complete() {
-  done_ = true;
-  if (op_ == ReduceOp::kAvg && owner_->size_ > 1 && count_ > 0) owner_->divide(data_, count_, type_);
-}
 
 }  // namespace
 

@@ -20,7 +20,8 @@ void mpi_check(int code, const char* what) {
 
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
-  mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  // MULTIPLE: each communicator's all-reduce thread calls MPI while the training thread may too.
+  mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
   // Errors come back as codes and are turned into exceptions instead of aborting inside MPI.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   mpi_check(MPI_Comm_rank(MPI_COMM_WORLD, &rank_), "MPI_Comm_rank");

@@ -36,11 +36,13 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
   if (comm_.size() > 1) {
     for (std::size_t k = 0; k < parameters_.size(); ++k)
       if (parameters_[k].requires_grad())
-        parameters_[k].register_hook([this, k](torch::Tensor grad) { on_gradient(k, grad); });
+        hooks_.emplace_back(k, parameters_[k].register_hook([this, k](torch::Tensor grad) { on_gradient(k, grad); }));
   }
 }
 
-GradSync::~GradSync() = default;
+GradSync::~GradSync() {
+  for (const auto& [k, handle] : hooks_) parameters_[k].remove_hook(handle);
+}
 
 void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
   if (comm_.size() == 1) return;
@@ -62,6 +64,9 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
 
 void GradSync::prepare() {
   if (comm_.size() == 1) return;
+  // Undefined .grad: autograd then stores each incoming gradient without an extra add, and finish() points .grad at
+  // the averaged bucket memory instead of copying it back.
+  for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
   for (auto& b : buckets_) {
     b.pending = b.parameters.size();
     b.ready = false;
@@ -113,12 +118,7 @@ void GradSync::finish() {
   for (auto& b : buckets_) {
     for (std::size_t i = 0; i < b.parameters.size(); ++i) {
       torch::Tensor& p = parameters_[b.parameters[i]];
-      const auto averaged = b.flat.narrow(0, b.offsets[i], p.numel()).view(p.sizes());
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(averaged);
-      } else {
-        p.mutable_grad() = averaged.clone();
-      }
+      p.mutable_grad() = b.flat.narrow(0, b.offsets[i], p.numel()).view(p.sizes());  // a view: no copy
     }
     b.request.reset();
   }

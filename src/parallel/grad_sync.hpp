@@ -56,6 +56,7 @@ class GradSync {
   std::vector<std::size_t> bucket_of_;       ///< parameter → bucket
   std::vector<std::size_t> slot_in_bucket_;  ///< parameter → position in its bucket
   std::vector<char> received_;
+  std::vector<std::pair<std::size_t, unsigned>> hooks_;  ///< (parameter, hook handle), removed on destruction
   std::vector<Bucket> buckets_;
   std::size_t next_launch_ = 0;
   bool armed_ = false;

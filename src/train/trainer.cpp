@@ -52,6 +52,12 @@ struct Losses {
   Tensor d, g, d_real, d_fake;  // d_real / d_fake: mean sigmoid of the logits (the seed's D(x), D(G(z)))
 };
 
+/// zero_grad(set_to_none = true), the same in LibTorch 1.13 and 2.x; also safe when .grad is a view of a GradSync
+/// bucket (1.13's zero_grad would detach_ it in place, which views refuse).
+void clear_grads(torch::nn::Module& module) {
+  for (auto& p : module.parameters()) p.mutable_grad() = Tensor();
+}
+
 int64_t node_threads(int local_size) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   return std::max<int64_t>(1, cores / static_cast<unsigned>(std::max(1, local_size)));
@@ -275,7 +281,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       l.d_real = torch::sigmoid(logits_real.detach().to(torch::kFloat32)).mean();
       l.d_fake = torch::sigmoid(logits_fake.detach().to(torch::kFloat32)).mean();
     }
-    gan.optim_d->zero_grad();
+    clear_grads(*D);
     sync_d.prepare();
     l.d.backward();
     sync_d.finish();
@@ -288,7 +294,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       const Tensor logits = D->forward(fake, fake_labels).to(torch::kFloat32);
       l.g = cfg.model.loss == "hinge" ? -logits.mean() : bce_with_logits(logits, 1.0f);
     }
-    gan.optim_g->zero_grad();
+    clear_grads(*G);
     sync_g.prepare();
     l.g.backward();
     sync_g.finish();
