@@ -21,15 +21,17 @@ GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
     embed_ = register_module("embed", nn::Embedding(options.num_classes(), options.embed_dim()));
     input += options.embed_dim();
   }
-  project_ = register_module("project", nn::Linear(input, channels * 16));  // with bias, as the seed's Dense
-  if (options.batchnorm()) project_norm_ = register_module("project_norm", nn::BatchNorm1d(channels * 16));
+  // No bias when BatchNorm follows: BatchNorm's shift makes it redundant, its gradient is exactly zero, and Adam
+  // would turn the rounding noise of that zero into random steps (the seed's Dense has one; it changes nothing).
+  project_ = register_module("project", nn::Linear(nn::LinearOptions(input, channels * 16).bias(!options.batchnorm())));
+  if (options.batchnorm()) project_norm_ = register_module("project_norm", SyncBatchNorm(channels * 16));
 
   nn::Sequential blocks;
   for (int64_t size = 4; size * 2 < options.image_size(); size *= 2) {
     const int64_t out = std::max<int64_t>(channels / 2, 1);
     blocks->push_back(nn::ConvTranspose2d(
         nn::ConvTranspose2dOptions(channels, out, 4).stride(2).padding(1).bias(!options.batchnorm())));
-    if (options.batchnorm()) blocks->push_back(nn::BatchNorm2d(out));
+    if (options.batchnorm()) blocks->push_back(SyncBatchNorm(out));
     blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
     channels = out;
   }
@@ -37,6 +39,11 @@ GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
       nn::ConvTranspose2d(nn::ConvTranspose2dOptions(channels, options.channels(), 4).stride(2).padding(1)));
   blocks->push_back(nn::Tanh());
   blocks_ = register_module("blocks", blocks);
+}
+
+void GeneratorImpl::set_batchnorm_communicator(comm::Communicator* comm) {
+  for (auto& m : modules(/*include_self=*/false))
+    if (auto* bn = m->as<SyncBatchNormImpl>()) bn->set_communicator(comm);
 }
 
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& labels) {

@@ -7,6 +7,9 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "comm/communicator.hpp"
+#include "model/sync_batch_norm.hpp"
+
 namespace shardgan::model {
 
 /// Options of the DCGAN generator of the seeds, generalised to any power-of-two image size ≥ 8.
@@ -23,6 +26,8 @@ struct GeneratorOptions {
   TORCH_ARG(int64_t, embed_dim) = 50;
 };
 
+/// BatchNorm layers are SyncBatchNorm modules: per-rank statistics (`local`, identical to torch::nn::BatchNorm) until
+/// set_batchnorm_communicator switches them to statistics over all ranks (`sync`).
 /// z → Linear(4·4·8w) → BatchNorm → LeakyReLU(0.2) → reshape → [ConvTranspose(4, s2) → BatchNorm → LeakyReLU]×k
 /// → ConvTranspose(4, s2) to C channels → tanh. k = log2(size) − 3, so 32 px gives the seed's network exactly.
 class GeneratorImpl : public torch::nn::Module {
@@ -31,12 +36,14 @@ class GeneratorImpl : public torch::nn::Module {
   /// z: [B, z_dim]; labels: [B] int64 (conditional only, else undefined). Returns [B, C, S, S] in [-1, 1].
   torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& labels = {});
   const GeneratorOptions& options() const { return options_; }
+  /// Synchronised BatchNorm: batch statistics over all ranks through `comm` (nullptr: per-rank statistics).
+  void set_batchnorm_communicator(comm::Communicator* comm);
 
  private:
   GeneratorOptions options_;
   torch::nn::Embedding embed_{nullptr};
   torch::nn::Linear project_{nullptr};
-  torch::nn::BatchNorm1d project_norm_{nullptr};
+  SyncBatchNorm project_norm_{nullptr};
   torch::nn::Sequential blocks_{nullptr};
 };
 TORCH_MODULE(Generator);

@@ -8,10 +8,6 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
     : spec(data_spec), conditional(config.model.conditional), z_dim(config.model.z_dim) {
   if (spec.shape.height != spec.shape.width)
     fail("images are ", spec.shape.height, "x", spec.shape.width, "; the models need square images");
-  if (config.model.batchnorm == "sync")
-    fail(
-        "model.batchnorm = \"sync\" is not implemented yet (it arrives with the gradient-sync work); use \"local\" "
-        "or \"none\"");
   model::check_image_size(spec.shape.height);
   const int64_t classes = conditional ? static_cast<int64_t>(spec.class_names.size()) : 0;
   generator = model::Generator(model::GeneratorOptions(spec.shape.height, spec.shape.channels)

@@ -176,6 +176,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   parallel::require_agreement(*communicator, "the data set (manifest checksums)", data_identity);
   parallel::require_agreement(*communicator, "the starting checkpoint",
                               checkpoint ? checkpoint->string() : std::string("none"));
+  if (cfg.model.batchnorm == "sync") gan.generator->set_batchnorm_communicator(communicator.get());
   parallel::GradSync sync_g(*communicator, gan.generator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
   parallel::GradSync sync_d(*communicator, gan.discriminator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
   {
