@@ -3,6 +3,8 @@
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
+#include "parallel/staging.hpp"
+
 namespace shardgan::model {
 namespace {
 
@@ -13,6 +15,13 @@ using torch::autograd::tensor_list;
 /// Sums `t` (float64, contiguous, on CPU or the communicator's device) over the ranks in place. Statistics are kept
 /// in float64 so that the single-pass variance E[x²] − E[x]² loses nothing against a one-rank BatchNorm.
 void all_sum(comm::Communicator* comm, Tensor& t) {
+  if (parallel::needs_staging(*comm, t)) {
+    Tensor host = t.to(torch::kCPU);
+    comm->allreduce(host.data_ptr(), static_cast<std::size_t>(host.numel()), comm::DType::kFloat64,
+                    comm::ReduceOp::kSum);
+    t.copy_(host);
+    return;
+  }
   comm->allreduce(t.data_ptr(), static_cast<std::size_t>(t.numel()), comm::DType::kFloat64, comm::ReduceOp::kSum);
 }
 

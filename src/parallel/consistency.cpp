@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 #include <xxhash.h>
 
+#include "parallel/staging.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::parallel {
@@ -56,7 +57,7 @@ void average_tensors(comm::Communicator& comm, const std::vector<torch::Tensor>&
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
     if (!t.is_floating_point()) continue;
-    torch::Tensor c = t.to(torch::kFloat32).contiguous();
+    torch::Tensor c = t.to(needs_staging(comm, t) ? torch::kCPU : t.device(), torch::kFloat32).contiguous();
     comm.allreduce(c.data_ptr(), static_cast<std::size_t>(c.numel()), comm::DType::kFloat32, comm::ReduceOp::kAvg);
     t.copy_(c);
   }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "parallel/staging.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::parallel {
@@ -32,6 +33,7 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
     int64_t total = 0;
     for (std::size_t k : b.parameters) total += parameters_[k].numel();
     b.flat = torch::zeros({total}, parameters_[b.parameters.front()].options().dtype(torch::kFloat32));
+    if (needs_staging(comm_, b.flat)) b.host = pinned_host_like(b.flat);
   }
   if (comm_.size() > 1) {
     for (std::size_t k = 0; k < parameters_.size(); ++k)
@@ -48,7 +50,7 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
   if (comm_.size() == 1) return;
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
-    torch::Tensor c = t.contiguous();
+    torch::Tensor c = needs_staging(comm_, t) ? t.to(torch::kCPU).contiguous() : t.contiguous();
     if (c.scalar_type() == torch::kFloat32) {
       comm_.broadcast(c.data_ptr(), static_cast<std::size_t>(c.numel()), comm::DType::kFloat32, 0);
     } else if (c.scalar_type() == torch::kInt64) {
@@ -95,7 +97,9 @@ void GradSync::launch_ready_buckets() {
   // Strictly in bucket order, so every rank issues the same collectives in the same order.
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].ready) {
     Bucket& b = buckets_[next_launch_];
-    b.request = comm_.allreduce_async(b.flat.data_ptr(), static_cast<std::size_t>(b.flat.numel()),
+    if (b.host.defined()) b.host.copy_(b.flat);  // CUDA gradients to MPI: through pinned host memory
+    torch::Tensor& buffer = b.host.defined() ? b.host : b.flat;
+    b.request = comm_.allreduce_async(buffer.data_ptr(), static_cast<std::size_t>(buffer.numel()),
                                       comm::DType::kFloat32, comm::ReduceOp::kAvg);
     ++next_launch_;
   }
@@ -113,7 +117,10 @@ void GradSync::finish() {
   }
   launch_ready_buckets();
   const auto t0 = std::chrono::steady_clock::now();
-  for (auto& b : buckets_) b.request->wait();
+  for (auto& b : buckets_) {
+    b.request->wait();
+    if (b.host.defined()) b.flat.copy_(b.host);
+  }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& b : buckets_) {
     for (std::size_t i = 0; i < b.parameters.size(); ++i) {

@@ -44,6 +44,7 @@ class GradSync {
     std::vector<std::size_t> parameters;  ///< indices into parameters_
     std::vector<int64_t> offsets;         ///< element offset of each parameter in `flat`
     torch::Tensor flat;
+    torch::Tensor host;  ///< pinned host copy when CUDA gradients go through MPI
     std::size_t pending = 0;
     bool ready = false;
     std::unique_ptr<comm::Request> request;

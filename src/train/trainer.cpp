@@ -90,7 +90,6 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
   const std::string backend = cfg.comm.backend == "auto" ? (use_cuda ? "nccl" : "mpi") : cfg.comm.backend;
   if (backend == "nccl" && !use_cuda) fail("comm.backend = \"nccl\" needs runtime.device = \"cuda\"");
-  if (backend == "mpi" && use_cuda) fail("comm.backend = \"mpi\" with CUDA tensors is not supported yet; use \"nccl\"");
 
   // Data: every rank checks it (a bad shard stops every rank with the same message).
   struct sysinfo info {};
