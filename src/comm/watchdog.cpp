@@ -15,10 +15,11 @@ int64_t now_ns() {
 /// Times the wait of an asynchronous all-reduce (the part that can hang).
 class WatchedRequest final : public Request {
  public:
-  WatchedRequest(std::unique_ptr<Request> inner, Watchdog& watchdog) : inner_(std::move(inner)), watchdog_(watchdog) {}
+  WatchedRequest(std::unique_ptr<Request> inner, Watchdog& watchdog)
+      : inner_(std::move(inner)), watchdog_(watchdog), bucket_(watchdog.next_bucket()) {}
   bool test() override { return inner_->test(); }
   void wait() override {
-    watchdog_.begin("gradient bucket all-reduce");
+    watchdog_.begin("gradient all-reduce", bucket_);
     inner_->wait();
     watchdog_.end();
   }
@@ -26,6 +27,7 @@ class WatchedRequest final : public Request {
  private:
   std::unique_ptr<Request> inner_;
   Watchdog& watchdog_;
+  int bucket_;
 };
 
 class WatchedCommunicator final : public Communicator {
@@ -82,8 +84,9 @@ Watchdog::~Watchdog() {
   thread_.join();
 }
 
-void Watchdog::begin(const char* what) {
+void Watchdog::begin(const char* what, int bucket) {
   started_ns_.store(now_ns());
+  bucket_.store(bucket);
   what_.store(what);
 }
 
@@ -98,10 +101,13 @@ void Watchdog::run() {
     if (what == nullptr) continue;
     const double waited = static_cast<double>(now_ns() - started_ns_.load()) * 1e-9;
     if (waited < timeout_s_) continue;
+    const int bucket = bucket_.load();
+    char bucket_text[48] = "";
+    if (bucket >= 0) std::snprintf(bucket_text, sizeof(bucket_text), " (bucket %d of the step)", bucket);
     std::fprintf(stderr,
-                 "shardgan-train: error: rank %d: %s at step %lld did not complete within %.0f s (comm.timeout_s): "
+                 "shardgan-train: error: rank %d: %s%s at step %lld did not complete within %.0f s (comm.timeout_s): "
                  "another rank died, hangs or issued a different collective; ending the job\n",
-                 rank_, what, static_cast<long long>(step_.load()), timeout_s_);
+                 rank_, what, bucket_text, static_cast<long long>(step_.load()), timeout_s_);
     std::fflush(stderr);
     std::_Exit(kExitCollectiveTimeout);
   }

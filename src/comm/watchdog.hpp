@@ -21,10 +21,16 @@ class Watchdog {
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
 
-  void set_step(int64_t step) { step_.store(step); }
-  /// Marks the start and end of a collective named `what` (a string literal).
-  void begin(const char* what);
+  void set_step(int64_t step) {
+    step_.store(step);
+    bucket_counter_.store(0);
+  }
+  /// Marks the start and end of a collective named `what` (a string literal); `bucket` >= 0 numbers the gradient
+  /// bucket all-reduces of the step in the order they were started.
+  void begin(const char* what, int bucket = -1);
   void end();
+  /// The number of the next asynchronous (bucket) all-reduce in this step.
+  int next_bucket() { return bucket_counter_.fetch_add(1); }
 
  private:
   void run();
@@ -33,6 +39,8 @@ class Watchdog {
   double timeout_s_;
   std::atomic<int64_t> step_{-1};
   std::atomic<const char*> what_{nullptr};
+  std::atomic<int> bucket_{-1};
+  std::atomic<int> bucket_counter_{0};
   std::atomic<int64_t> started_ns_{0};
   std::mutex mutex_;
   std::condition_variable stop_cv_;
