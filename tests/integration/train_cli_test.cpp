@@ -279,6 +279,17 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
   }
 }
 
+TEST_F(TrainCli, RanksWithDifferentConfigurationsRefuseToStart) {
+  // MPMD launch: rank 1 gets another learning rate. Every rank must stop before training, naming the difference.
+  const std::string bin = std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " --run-dir " + q(tmp_ / "run");
+  const auto r =
+      testing::run(std::string(SHARDGAN_MPIEXEC) + " -np 1 " + bin + " : -np 1 " + bin + " --set optim.lr_g=0.1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("ranks disagree on the resolved configuration: rank(s) 1 differ from rank 0"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(tmp_ / "run" / "metrics.jsonl"));
+}
+
 TEST_F(TrainCli, AFailingConfigUnderMpirunEndsEveryRank) {
   const auto r = train_mpi(2, "--run-dir " + q(tmp_ / "run") + " --set train.batch_size=60");
   EXPECT_NE(r.exit_code, 0);
