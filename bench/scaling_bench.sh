@@ -13,35 +13,16 @@ peers=$here/../shared/peers
 "$here/launch/bootstrap.sh" --bench
 cmake -S "$here" -B "$build" -DSHARDGAN_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --target shardgan-train shardgan-pack shardgan-fixtures grad_sync_bench >/dev/null
-mkdir -p "$work"
 mpi=(mpirun --bind-to none)
 [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
-if [[ ! -f $work/data/manifest.json ]]; then
-  "$build/tests/shardgan-fixtures" cifar10 --out "$work/cifar" --records 2000
-  "$build/preprocessing/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
-    --classes 0,1,2,3,4,5,6,7,8,9 --out "$work/data" --force >/dev/null
-fi
-cat > "$work/seed.toml" <<TOML
-[data]
-path = "$work/data"
-[model]
-dropout = 0.3
-[train]
-batch_size = 64
-epochs = 10
-max_steps = 60
-log_every = 20
-[runtime]
-threads = 1
-[output]
-checkpoint_every_steps = 100000
-TOML
+source "$here/bench/common.sh"
+seed_setup "$build" "$work"
 ours() {  # RANKS [--set ...] → total img/s over steps 41-60
   local ranks=$1
   shift
   rm -rf "$work/run"
   "${mpi[@]}" -np "$ranks" "$build/src/shardgan-train" --config "$work/seed.toml" --run-dir "$work/run" "$@" 2>/dev/null
-  tail -1 "$work/run/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'
+  last_img_per_s "$work/run"
 }
 peer() { (cd "$work" && /usr/bin/python3 "$peers/dcgan_ddp.py" "$1" 40 64 | sed 's/.*img\/s total=//'); }
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"

@@ -1,0 +1,32 @@
+# Shared by the training benchmarks (sourced): a packed 10,000-image CIFAR-format set and the seeds' configuration.
+
+# seed_setup BUILD WORK: WORK/data (packed once) and WORK/seed.toml — the seeds' unconditional DCGAN, batch 64,
+# dropout 0.3, 1 thread, 60 steps logged every 20 (img/s of the last interval excludes the warm-up).
+seed_setup() {
+  local build=$1 work=$2
+  mkdir -p "$work"
+  if [[ ! -f $work/data/manifest.json ]]; then
+    "$build/tests/shardgan-fixtures" cifar10 --out "$work/cifar" --records 2000
+    "$build/preprocessing/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
+      --classes 0,1,2,3,4,5,6,7,8,9 --out "$work/data" --force >/dev/null
+  fi
+  cat > "$work/seed.toml" <<TOML
+[data]
+path = "$work/data"
+[model]
+conditional = false
+dropout = 0.3
+[train]
+batch_size = 64
+epochs = 10
+max_steps = 60
+log_every = 20
+[runtime]
+threads = 1
+[output]
+checkpoint_every_steps = 100000
+TOML
+}
+
+# last_img_per_s RUN_DIR: img/s of the last metrics.jsonl row.
+last_img_per_s() { tail -1 "$1/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'; }
