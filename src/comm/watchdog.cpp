@@ -20,8 +20,11 @@ class WatchedRequest final : public Request {
   bool test() override { return inner_->test(); }
   void wait() override {
     watchdog_.begin("gradient all-reduce", bucket_);
+    struct End {
+      Watchdog& w;
+      ~End() { w.end(); }  // also when wait() throws
+    } end{watchdog_};
     inner_->wait();
-    watchdog_.end();
   }
 
  private:

@@ -107,6 +107,7 @@ void GradSync::launch_ready_buckets() {
 
 void GradSync::finish() {
   if (comm_.size() == 1) return;
+  if (!armed_) fail("GradSync::finish without prepare() before the backward pass");
   armed_ = false;
   torch::NoGradGuard no_grad;
   for (std::size_t k = 0; k < parameters_.size(); ++k) {

@@ -3,6 +3,8 @@
 #include <torch/serialize.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -49,6 +51,8 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   {
     std::ofstream out(staging.path() / "config.toml");
     out << config_toml;
+    out.close();
+    if (!out) fail((staging.path() / "config.toml").string(), ": write failed (disk full?)");
   }
   ordered_json j;
   j["step"] = state.step;
@@ -64,15 +68,36 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   {
     std::ofstream out(staging.path() / "state.json");
     out << j.dump(2) << '\n';
+    out.close();
+    if (!out) fail((staging.path() / "state.json").string(), ": write failed (disk full?)");
   }
+  read_checkpoint_state(staging.path());  // everything on disk as recorded, before anything older is dropped
   staging.commit(/*replace=*/true);
   write_text_atomically(root / "latest", step_name(state.step) + "\n");
 
-  std::vector<fs::path> all;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
+  // Keep the newest `keep` by step number (never the one just written), warn instead of failing on a delete.
+  std::vector<std::pair<long long, fs::path>> all;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_directory() || name.rfind("step-", 0) != 0 || e.path() == target) continue;
+    const long long step = std::atoll(name.c_str() + 5);
+    if (step > state.step) {
+      // Written by a run this one replaced (resumed from an older checkpoint): not part of this history.
+      std::fprintf(stderr, "shardgan-train: removing %s, newer than the resumed history\n", e.path().c_str());
+      std::error_code ec;
+      fs::remove_all(e.path(), ec);
+      continue;
+    }
+    all.emplace_back(step, e.path());
+  }
   std::sort(all.begin(), all.end());
-  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
+  for (std::size_t i = 0; i + static_cast<std::size_t>(keep) < all.size() + 1; ++i) {
+    std::error_code ec;
+    fs::remove_all(all[i].second, ec);
+    if (ec)
+      std::fprintf(stderr, "shardgan-train: could not remove old checkpoint %s: %s\n", all[i].second.c_str(),
+                   ec.message().c_str());
+  }
   return target;
 }
 
@@ -105,11 +130,13 @@ CheckpointState read_checkpoint_state(const fs::path& dir) {
 std::optional<fs::path> find_latest_checkpoint(const fs::path& run_dir, std::vector<std::string>* skipped) {
   const fs::path root = run_dir / "checkpoints";
   if (!fs::is_directory(root)) return std::nullopt;
-  std::vector<fs::path> all;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
-  std::sort(all.rbegin(), all.rend());
-  for (const auto& dir : all) {
+  std::vector<std::pair<long long, fs::path>> all;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step-", 0) == 0) all.emplace_back(std::atoll(name.c_str() + 5), e.path());
+  }
+  std::sort(all.rbegin(), all.rend());  // newest step first
+  for (const auto& [step, dir] : all) {
     try {
       read_checkpoint_state(dir);
       return dir;
@@ -138,12 +165,19 @@ void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_has
          ": checkpoint was written for a different model configuration (model.* keys differ: "
          "model hash ",
          state.model_hash, ", this config ", model_hash, ")");
+  // Tensors go to the device the models live on, whatever device wrote them (rank 0's GPU, or a CPU run).
+  const torch::Device device = gan.generator->parameters().front().device();
   try {
-    torch::load(gan.generator, (dir / "generator.pt").string());
-    torch::load(gan.discriminator, (dir / "discriminator.pt").string());
+    torch::load(gan.generator, (dir / "generator.pt").string(), device);
+    torch::load(gan.discriminator, (dir / "discriminator.pt").string(), device);
     if (optimizers) {
-      torch::load(*gan.optim_g, (dir / "optim_g.pt").string());
-      torch::load(*gan.optim_d, (dir / "optim_d.pt").string());
+      // Loading an optimiser restores its saved options too; the run's configuration decides them instead.
+      const auto keep_g = gan.optim_g->param_groups().front().options().clone();
+      const auto keep_d = gan.optim_d->param_groups().front().options().clone();
+      torch::load(*gan.optim_g, (dir / "optim_g.pt").string(), device);
+      torch::load(*gan.optim_d, (dir / "optim_d.pt").string(), device);
+      gan.optim_g->param_groups().front().set_options(keep_g->clone());
+      gan.optim_d->param_groups().front().set_options(keep_d->clone());
     }
   } catch (const c10::Error& e) {
     fail(dir.string(), ": cannot load tensors (", e.what_without_backtrace(), ")");

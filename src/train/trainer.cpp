@@ -338,9 +338,9 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
     const bool sample_now = epoch_sample || step_sample || last;
     const bool checkpoint_now = done % cfg.output.checkpoint_every_steps == 0 || last || stop_now;
     // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
-    if (sample_now || checkpoint_now) parallel::average_tensors(*communicator, g_float_buffers);
-    if (checkpoint_now || done % cfg.comm.check_every == 0)
-      parallel::check_consistency(*communicator, named_state(), done);
+    const bool check_now = checkpoint_now || done % cfg.comm.check_every == 0;
+    if (sample_now || check_now) parallel::average_tensors(*communicator, g_float_buffers);
+    if (check_now) parallel::check_consistency(*communicator, named_state(), done);
     if (root && sample_now) {
       torch::NoGradGuard no_grad;
       G->eval();

@@ -1,6 +1,7 @@
 #include "util/staging_dir.hpp"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -30,6 +31,10 @@ StagingDir::StagingDir(fs::path target) : target_(absolute_target(target)) {
   if (mkdtemp(templ.data()) == nullptr)
     fail(target_.string(), ": cannot create a temporary folder beside it (", std::strerror(errno), ")");
   path_ = templ;
+  // mkdtemp makes the folder 0700; the committed output should have the usual permissions (umask applied).
+  const mode_t mask = umask(0);
+  umask(mask);
+  fs::permissions(path_, static_cast<fs::perms>(0777 & ~mask), fs::perm_options::replace);
 }
 
 StagingDir::~StagingDir() {
@@ -49,8 +54,10 @@ void StagingDir::commit(bool replace) {
   }
   fs::rename(path_, target_, ec);
   if (ec) {
-    if (!aside.empty()) fs::rename(aside, target_);
-    fail(target_.string(), ": cannot move the finished output into place (", ec.message(), ")");
+    std::error_code restore;
+    if (!aside.empty()) fs::rename(aside, target_, restore);
+    fail(target_.string(), ": cannot move the finished output into place (", ec.message(), ")",
+         restore ? " and the previous folder stays at " + aside.string() : "");
   }
   committed_ = true;
   if (!aside.empty()) fs::remove_all(aside, ec);
