@@ -52,10 +52,17 @@ struct Losses {
   Tensor d, g, d_real, d_fake;  // d_real / d_fake: mean sigmoid of the logits (the seed's D(x), D(G(z)))
 };
 
-/// zero_grad(set_to_none = true), the same in LibTorch 1.13 and 2.x; also safe when .grad is a view of a GradSync
-/// bucket (1.13's zero_grad would detach_ it in place, which views refuse).
-void clear_grads(torch::nn::Module& module) {
+/// One optimiser step of `module` on `loss`, with gradients averaged over the ranks. The order is the contract of
+/// GradSync: hooks armed before backward, buckets waited for before the step. Gradients are cleared as
+/// zero_grad(set_to_none = true) would, the same in LibTorch 1.13 and 2.x and safe when .grad is a view of a bucket
+/// (1.13's zero_grad would detach_ it in place, which views refuse).
+void update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
+            const Tensor& loss) {
   for (auto& p : module.parameters()) p.mutable_grad() = Tensor();
+  sync.prepare();
+  loss.backward();
+  sync.finish();
+  optimizer.step();
 }
 
 int64_t node_threads(int local_size) {
@@ -281,11 +288,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       l.d_real = torch::sigmoid(logits_real.detach().to(torch::kFloat32)).mean();
       l.d_fake = torch::sigmoid(logits_fake.detach().to(torch::kFloat32)).mean();
     }
-    clear_grads(*D);
-    sync_d.prepare();
-    l.d.backward();
-    sync_d.finish();
-    gan.optim_d->step();
+    update(*D, sync_d, *gan.optim_d, l.d);
 
     // G step: D's parameters need no gradients here.
     for (auto& p : D->parameters()) p.set_requires_grad(false);
@@ -294,11 +297,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       const Tensor logits = D->forward(fake, fake_labels).to(torch::kFloat32);
       l.g = cfg.model.loss == "hinge" ? -logits.mean() : bce_with_logits(logits, 1.0f);
     }
-    clear_grads(*G);
-    sync_g.prepare();
-    l.g.backward();
-    sync_g.finish();
-    gan.optim_g->step();
+    update(*G, sync_g, *gan.optim_g, l.g);
     for (auto& p : D->parameters()) p.set_requires_grad(true);
 
     acc += torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kCPU, torch::kFloat64);
