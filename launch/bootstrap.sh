@@ -20,6 +20,11 @@ packages=(
   libgtest-dev googletest python3 python3-h5py python3-numpy
   # the real data set used by the quickstart and the integration tests
   dataset-fashion-mnist
+  # cluster launch paths and their tests: a real one-machine Slurm cluster (srun --mpi=pmix needs libpmix-dev),
+  # network namespaces for simulated nodes
+  slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge libpmix-dev iproute2 procps
+  # the run report's test renders report.html in headless Chromium
+  chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-pandas python3-pil python3-sklearn hyperfine time)

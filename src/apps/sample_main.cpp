@@ -56,14 +56,17 @@ void write_samples_h5(const fs::path& file, const torch::Tensor& images, const t
   fs::rename(tmp, file);
 }
 
-/// Every parameter and buffer as a float32 dataset named "generator/<module path>" / "discriminator/<...>".
+/// Every parameter and buffer as a float32 dataset named "generator/<module path>", "discriminator/<...>" and
+/// "generator_ema/<...>" (when the model has one).
 void export_weights(const fs::path& file, train::Gan& gan) {
   h5::silence_errors();
   const fs::path tmp = file.string() + ".tmp";
   {
     h5::Handle f(h5::check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), file.string(), "creating"));
-    for (const auto& [prefix, module] : std::vector<std::pair<std::string, torch::nn::Module*>>{
-             {"generator", gan.generator.get()}, {"discriminator", gan.discriminator.get()}}) {
+    std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator", gan.generator.get()},
+                                                                    {"discriminator", gan.discriminator.get()}};
+    if (gan.generator_ema) modules.emplace_back("generator_ema", gan.generator_ema.get());
+    for (const auto& [prefix, module] : modules) {
       h5::Handle g(h5::check(H5Gcreate2(f, prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file.string(),
                              "creating group"));
       auto write = [&](const std::string& name, const torch::Tensor& t) {
@@ -92,7 +95,7 @@ int main(int argc, char** argv) {
                "export from a shardgan-train checkpoint"};
   std::string checkpoint_arg, class_arg, out_png, out_h5, export_file;
   int64_t n = 64, seed = 0;
-  bool score = false;
+  bool score = false, no_ema = false;
   app.add_option("--checkpoint", checkpoint_arg, "checkpoint folder, or a run folder (its newest checkpoint)")
       ->required();
   app.add_option("--n", n, "number of samples")->capture_default_str();
@@ -101,6 +104,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", out_png, "write a PNG grid");
   app.add_option("--out-h5", out_h5, "write the samples as uint8 NHWC in the shard layout, with labels");
   app.add_flag("--score", score, "print the discriminator's mean probability on the samples");
+  app.add_flag("--no-ema", no_ema, "sample from G itself, not from its EMA generator (model.g_ema)");
   app.add_option("--export-weights", export_file, "write every parameter and buffer as float32 HDF5 datasets");
   try {
     app.parse(argc, argv);
@@ -117,7 +121,7 @@ int main(int argc, char** argv) {
     torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
     train::Gan gan(cfg, state.spec, torch::kCPU);
     train::load_checkpoint(dir, gan, cfg.model_hash(), /*optimizers=*/false);
-    gan.generator->eval();
+    model::GeneratorImpl& generator = gan.sampling_generator(!no_ema);
     gan.discriminator->eval();
     torch::NoGradGuard no_grad;
 
@@ -130,7 +134,7 @@ int main(int argc, char** argv) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(seed));
     const torch::Tensor z = torch::randn({n, cfg.model.z_dim}, gen);
     const torch::Tensor y = classes > 0 ? labels : torch::Tensor();
-    const torch::Tensor images = gan.generator->forward(z, y);
+    const torch::Tensor images = generator.forward(z, y);
 
     if (!out_png.empty()) {
       // Conditional, all classes: one column per class so each row cycles through them.

@@ -34,6 +34,7 @@ std::vector<Key> schema(Config& c) {
       {"model.embed_dim", &c.model.embed_dim, {}},
       {"model.batchnorm", &c.model.batchnorm, {"local", "sync", "none"}},
       {"model.loss", &c.model.loss, {"bce", "hinge"}},
+      {"model.g_ema", &c.model.g_ema, {}},
       {"optim.lr_g", &c.optim.lr_g, {}},
       {"optim.lr_d", &c.optim.lr_d, {}},
       {"optim.beta1", &c.optim.beta1, {}},
@@ -49,6 +50,9 @@ std::vector<Key> schema(Config& c) {
       {"output.sample_count", &c.output.sample_count, {}},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, {}},
       {"output.keep_checkpoints", &c.output.keep_checkpoints, {}},
+      {"eval.classifier", &c.eval.classifier, {}},
+      {"eval.every_epochs", &c.eval.every_epochs, {}},
+      {"eval.n", &c.eval.n, {}},
       {"runtime.device", &c.runtime.device, {"auto", "cpu", "cuda"}},
       {"runtime.threads", &c.runtime.threads, {}},
       {"runtime.precision", &c.runtime.precision, {"fp32", "bf16", "fp16"}},
@@ -151,6 +155,9 @@ void check_range(const Config& c, const std::string& source) {
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail(source, ": key 'model.dropout' must be in [0, 1)");
+  if (c.model.g_ema < 0 || c.model.g_ema >= 1) fail(source, ": key 'model.g_ema' must be in [0, 1) (0: off)");
+  positive(c.eval.every_epochs, "eval.every_epochs");
+  positive(c.eval.n, "eval.n");
   if (c.optim.lr_g <= 0 || c.optim.lr_d <= 0) fail(source, ": learning rates (optim.lr_g, optim.lr_d) must be > 0");
   if (c.optim.beta1 < 0 || c.optim.beta1 >= 1 || c.optim.beta2 < 0 || c.optim.beta2 >= 1)
     fail(source, ": optim.beta1 and optim.beta2 must be in [0, 1)");
@@ -266,7 +273,8 @@ std::string Config::model_hash() const {
   for (const auto& k : schema(copy))
     if (k.name == "model.batchnorm")
       text += k.name + "=" + (model.batchnorm == "none" ? "none" : "batchnorm") + ";";  // local/sync: same layers
-    else if (k.name.rfind("model.", 0) == 0 && k.name != "model.dropout" && k.name != "model.loss")
+    else if (k.name.rfind("model.", 0) == 0 && k.name != "model.dropout" && k.name != "model.loss" &&
+             k.name != "model.g_ema")
       text += k.name + "=" + format_value(k.field) + ";";
   return hex64(fnv1a(text));
 }

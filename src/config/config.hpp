@@ -23,6 +23,7 @@ struct Config {
     int64_t embed_dim = 50;
     std::string batchnorm = "local";  ///< local | sync | none
     std::string loss = "bce";         ///< bce | hinge
+    double g_ema = 0.999;             ///< decay of the generator's weight average (0: no EMA generator)
   } model;
   struct Optim {
     double lr_g = 2e-4;
@@ -45,6 +46,11 @@ struct Config {
     int64_t checkpoint_every_steps = 1000;
     int64_t keep_checkpoints = 3;
   } output;
+  struct Eval {
+    std::string classifier;    ///< a classifier from `shardgan-eval train-classifier` ("": no metrics in training)
+    int64_t every_epochs = 1;  ///< FD-clf and class consistency every this many epochs (and before the first step)
+    int64_t n = 5000;          ///< generated and real images per evaluation (sharded over the ranks)
+  } eval;
   struct Runtime {
     std::string device = "auto";     ///< auto | cpu | cuda
     int64_t threads = 0;             ///< 0: cores on the node / ranks on the node

@@ -33,6 +33,15 @@ ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& opti
   }
 }
 
+std::vector<std::string> ShardDataset::ids() const {
+  std::vector<std::string> all;
+  for (const auto& shard : shards_) {
+    auto ids = shard.ids();
+    all.insert(all.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+  }
+  return all;
+}
+
 void ShardDataset::read(const std::vector<int64_t>& indices, uint8_t* out) const {
   const std::size_t image = shape().bytes();
   if (in_memory()) {

@@ -29,6 +29,8 @@ class ShardDataset {
   const ImageShape& shape() const { return manifest_.shape; }
   const std::vector<int64_t>& labels() const { return labels_; }
   bool in_memory() const { return !memory_.empty(); }
+  /// The /ids of every image, in global index order (read from the shards on each call).
+  std::vector<std::string> ids() const;
 
   /// Copies the images with the given global indices, in that order, to `out` (indices.size() × shape().bytes()).
   void read(const std::vector<int64_t>& indices, uint8_t* out) const;

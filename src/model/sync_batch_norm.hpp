@@ -19,6 +19,9 @@ class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
   torch::Tensor forward(const torch::Tensor& input);
   /// The communicator the statistics go through (not owned; must outlive training). nullptr: local statistics.
   void set_communicator(comm::Communicator* comm) { comm_ = comm; }
+  /// Weight of a new batch in the running statistics (1/(k+1) for the k-th batch gives their plain average).
+  void set_momentum(double momentum) { momentum_ = momentum; }
+  double momentum() const { return momentum_; }
 
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 

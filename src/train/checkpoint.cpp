@@ -48,6 +48,7 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   torch::save(gan.discriminator, (staging.path() / "discriminator.pt").string());
   torch::save(*gan.optim_g, (staging.path() / "optim_g.pt").string());
   torch::save(*gan.optim_d, (staging.path() / "optim_d.pt").string());
+  if (gan.generator_ema) torch::save(gan.generator_ema, (staging.path() / "generator_ema.pt").string());
   {
     std::ofstream out(staging.path() / "config.toml");
     out << config_toml;
@@ -64,6 +65,7 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   j["class_names"] = state.spec.class_names;
   j["files"] = ordered_json::object();
   for (const char* name : kTensorFiles) j["files"][name] = file_checksum(staging.path() / name);
+  if (gan.generator_ema) j["files"]["generator_ema.pt"] = file_checksum(staging.path() / "generator_ema.pt");
   j["files"]["config.toml"] = file_checksum(staging.path() / "config.toml");
   {
     std::ofstream out(staging.path() / "state.json");
@@ -170,6 +172,12 @@ void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_has
   try {
     torch::load(gan.generator, (dir / "generator.pt").string(), device);
     torch::load(gan.discriminator, (dir / "discriminator.pt").string(), device);
+    // The EMA generator: as saved, or started from G when the checkpoint has none (model.g_ema switched on).
+    if (gan.generator_ema && fs::exists(dir / "generator_ema.pt")) {
+      torch::load(gan.generator_ema, (dir / "generator_ema.pt").string(), device);
+    } else {
+      gan.reset_ema();
+    }
     if (optimizers) {
       // Loading an optimiser restores its saved options too; the run's configuration decides them instead.
       const auto keep_g = gan.optim_g->param_groups().front().options().clone();

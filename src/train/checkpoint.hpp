@@ -19,10 +19,11 @@ struct CheckpointState {
   DataSpec spec;
 };
 
-/// RUN_DIR/checkpoints/step-NNNNNN/: generator.pt, discriminator.pt, optim_g.pt, optim_d.pt (LibTorch archives),
-/// config.toml, and state.json last, holding the checksum of every other file. Written into a staging folder and
-/// renamed, so a crash mid-write leaves the previous checkpoints intact; then `latest` is replaced atomically and
-/// all but the newest `keep` checkpoints are removed. Returns the checkpoint's folder.
+/// RUN_DIR/checkpoints/step-NNNNNN/: generator.pt, discriminator.pt, optim_g.pt, optim_d.pt, generator_ema.pt
+/// (model.g_ema > 0) (LibTorch archives), config.toml, and state.json last, holding the checksum of every other file.
+/// Written into a staging folder and renamed, so a crash mid-write leaves the previous checkpoints intact; then
+/// `latest` is replaced atomically and all but the newest `keep` checkpoints are removed. Returns the checkpoint's
+/// folder.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, Gan& gan, const CheckpointState& state,
                                       const std::string& config_toml, int64_t keep);
 

@@ -1,21 +1,25 @@
 #include "train/gan.hpp"
 
+#include <torch/torch.h>
+
+#include "data/distributed_sampler.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::train {
 
 Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device device)
-    : spec(data_spec), conditional(config.model.conditional), z_dim(config.model.z_dim) {
+    : spec(data_spec), conditional(config.model.conditional), z_dim(config.model.z_dim), ema_decay(config.model.g_ema) {
   if (spec.shape.height != spec.shape.width)
     fail("images are ", spec.shape.height, "x", spec.shape.width, "; the models need square images");
   model::check_image_size(spec.shape.height);
   const int64_t classes = conditional ? static_cast<int64_t>(spec.class_names.size()) : 0;
-  generator = model::Generator(model::GeneratorOptions(spec.shape.height, spec.shape.channels)
-                                   .z_dim(config.model.z_dim)
-                                   .width(config.model.g_width)
-                                   .batchnorm(config.model.batchnorm != "none")
-                                   .num_classes(classes)
-                                   .embed_dim(config.model.embed_dim));
+  const auto g_options = model::GeneratorOptions(spec.shape.height, spec.shape.channels)
+                             .z_dim(config.model.z_dim)
+                             .width(config.model.g_width)
+                             .batchnorm(config.model.batchnorm != "none")
+                             .num_classes(classes)
+                             .embed_dim(config.model.embed_dim);
+  generator = model::Generator(g_options);
   discriminator = model::Discriminator(model::DiscriminatorOptions(spec.shape.height, spec.shape.channels)
                                            .width(config.model.d_width)
                                            .dropout(config.model.dropout)
@@ -24,11 +28,61 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
   model::dcgan_init(*discriminator);
   generator->to(device);
   discriminator->to(device);
+  if (ema_decay > 0) {
+    generator_ema = model::Generator(g_options);
+    generator_ema->to(device);
+    for (auto& p : generator_ema->parameters()) p.set_requires_grad(false);
+    reset_ema();
+  }
   const auto betas = std::make_tuple(config.optim.beta1, config.optim.beta2);
   optim_g = std::make_unique<torch::optim::Adam>(generator->parameters(),
                                                  torch::optim::AdamOptions(config.optim.lr_g).betas(betas));
   optim_d = std::make_unique<torch::optim::Adam>(discriminator->parameters(),
                                                  torch::optim::AdamOptions(config.optim.lr_d).betas(betas));
+}
+
+void Gan::update_ema(int64_t updates) {
+  if (!generator_ema) return;
+  const double beta = std::min(ema_decay, (1.0 + static_cast<double>(updates)) / (10.0 + static_cast<double>(updates)));
+  torch::NoGradGuard no_grad;
+  const auto ema = generator_ema->parameters();
+  const auto g = generator->parameters();
+  for (std::size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(g[i], 1.0 - beta);
+}
+
+void Gan::reset_ema() {
+  if (!generator_ema) return;
+  torch::NoGradGuard no_grad;
+  const auto ema = generator_ema->parameters(), g = generator->parameters();
+  for (std::size_t i = 0; i < ema.size(); ++i) ema[i].copy_(g[i]);
+  const auto ema_buffers = generator_ema->buffers(), g_buffers = generator->buffers();
+  for (std::size_t i = 0; i < ema_buffers.size(); ++i) ema_buffers[i].copy_(g_buffers[i]);
+}
+
+model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
+  if (!generator_ema || !use_ema) {
+    generator->eval();
+    return *generator;
+  }
+  std::vector<model::SyncBatchNormImpl*> norms;
+  for (auto& m : generator_ema->modules(/*include_self=*/false))
+    if (auto* bn = m->as<model::SyncBatchNormImpl>()) norms.push_back(bn);
+  if (!norms.empty()) {
+    torch::NoGradGuard no_grad;
+    const double momentum = norms.front()->momentum();
+    const torch::Device device = generator_ema->parameters().front().device();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(data::mix_seed(0x454d41, 0x424e));
+    generator_ema->train();
+    for (int64_t k = 0; k < 8; ++k) {
+      for (auto* bn : norms) bn->set_momentum(1.0 / static_cast<double>(k + 1));  // plain average of the 8 batches
+      const torch::Tensor z = torch::randn({64, z_dim}, gen).to(device);
+      const int64_t classes = num_classes();
+      generator_ema->forward(z, classes > 0 ? ((torch::arange(64) + 64 * k) % classes).to(device) : torch::Tensor());
+    }
+    for (auto* bn : norms) bn->set_momentum(momentum);
+  }
+  generator_ema->eval();
+  return *generator_ema;
 }
 
 int64_t parameter_count(torch::nn::Module& module) {

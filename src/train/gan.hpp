@@ -25,10 +25,23 @@ struct Gan {
 
   int64_t num_classes() const { return conditional ? static_cast<int64_t>(spec.class_names.size()) : 0; }
 
+  /// After `updates` generator steps: ema ← β·ema + (1−β)·G for every parameter, β = min(model.g_ema,
+  /// (1+updates)/(10+updates)) so that the average does not drag the random initialisation along in short runs.
+  void update_ema(int64_t updates);
+  /// Copies G's parameters and buffers into the EMA generator (start of training, or a checkpoint without one).
+  void reset_ema();
+  /// The generator samples and metrics come from, in eval mode: the EMA generator, its BatchNorm statistics
+  /// re-estimated for its own weights from 8 batches of 64 fixed noise vectors (G's running statistics belong to
+  /// G's weights, not to their average); or G itself when model.g_ema = 0 (or `use_ema` is false). Restore G's
+  /// training mode after use.
+  model::GeneratorImpl& sampling_generator(bool use_ema = true);
+
   DataSpec spec;
   bool conditional;
   int64_t z_dim;
   model::Generator generator{nullptr};
+  model::Generator generator_ema{nullptr};  ///< model.g_ema > 0: the weight average of `generator`
+  double ema_decay = 0;
   model::Discriminator discriminator{nullptr};
   std::unique_ptr<torch::optim::Adam> optim_g;
   std::unique_ptr<torch::optim::Adam> optim_d;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "train/plot.hpp"
+#include "train/report.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::train {
@@ -50,6 +51,20 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
         rows_.push_back(MetricsRow{j["step"], j.value("epoch", int64_t{0}), j["loss_d"], j["loss_g"],
                                    j.value("d_real", 0.0), j.value("d_fake", 0.0), j.value("img_per_s", 0.0),
                                    j.value("elapsed_s", 0.0)});
+      if (j.value("kind", "") == "eval") {
+        EvalRow e;
+        e.step = j["step"];
+        e.epoch_fraction = j.value("epoch", 0.0);
+        e.fd_clf = j.value("fd_clf", 0.0);
+        if (j.contains("class_consistency") && j["class_consistency"].is_number())
+          e.class_consistency = j["class_consistency"].get<double>();
+        e.d_real = j.value("d_real", 0.0);
+        e.d_fake = j.value("d_fake", 0.0);
+        e.n = j.value("n", int64_t{0});
+        e.seconds = j.value("eval_s", 0.0);
+        e.generator = j.value("generator", "");
+        evals_.push_back(e);
+      }
       kept += line + "\n";
     }
     in.close();
@@ -71,6 +86,53 @@ void RunOutputs::log(const MetricsRow& r) {
   j["elapsed_s"] = r.elapsed_s;
   std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
   out << j.dump() << '\n';
+}
+
+void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& class_names) {
+  evals_.push_back(e);
+  nlohmann::ordered_json j;
+  j["kind"] = "eval";
+  j["step"] = e.step;
+  j["epoch"] = e.epoch_fraction;
+  j["fd_clf"] = e.fd_clf;
+  j["class_consistency"] = e.class_consistency ? nlohmann::ordered_json(*e.class_consistency) : nullptr;
+  if (!e.per_class.empty()) {
+    nlohmann::ordered_json per_class = nlohmann::ordered_json::object();
+    for (std::size_t k = 0; k < e.per_class.size(); ++k)
+      per_class[k < class_names.size() ? class_names[k] : std::to_string(k)] = e.per_class[k];
+    j["class_consistency_per_class"] = per_class;
+  }
+  j["d_real"] = e.d_real;
+  j["d_fake"] = e.d_fake;
+  j["n"] = e.n;
+  j["generator"] = e.generator;
+  j["eval_s"] = e.seconds;
+  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
+  out << j.dump() << '\n';
+}
+
+void RunOutputs::write_report(const ReportInfo& info) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(dir_ / "samples"))
+    if (e.path().extension() == ".png") files.push_back(e.path());
+  // In the order they were written (epoch-NNNN and step-NNNNNN grids interleave).
+  std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) {
+    const auto ta = fs::last_write_time(a), tb = fs::last_write_time(b);
+    return ta != tb ? ta < tb : a < b;
+  });
+  std::vector<ReportImage> images;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    images.push_back(ReportImage{f.stem().string(), std::string(std::istreambuf_iterator<char>(in), {})});
+  }
+  const fs::path target = dir_ / "report.html", tmp = dir_ / "report.html.tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << render_report(info, rows_, evals_, images);
+    out.close();
+    if (!out) fail(tmp.string(), ": write failed (disk full?)");
+  }
+  fs::rename(tmp, target);
 }
 
 void RunOutputs::write_samples(const std::string& name, const Image& grid) {

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,30 @@ struct MetricsRow {
   double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, img_per_s = 0, elapsed_s = 0;
 };
 
+/// One evaluation (a line of metrics.jsonl with "kind": "eval").
+struct EvalRow {
+  int64_t step = 0;
+  double epoch_fraction = 0;  ///< steps done / steps per epoch
+  double fd_clf = 0;
+  std::optional<double> class_consistency;
+  std::vector<double> per_class;
+  double d_real = 0, d_fake = 0;
+  int64_t n = 0;
+  double seconds = 0;
+  std::string generator;  ///< "ema" or "g"
+};
+
+/// What the report says about the run besides its rows.
+struct ReportInfo {
+  std::string title;
+  std::string config_toml;
+  int world_size = 1;
+  std::string device;
+  int64_t global_batch = 0;
+  int64_t total_steps = 0;
+  std::vector<std::string> class_names;
+};
+
 /// Everything rank 0 writes into the run folder besides checkpoints: metrics.jsonl, samples/epoch-NNNN.png,
 /// losses.png, and the progress line on stderr (a bar on a terminal, a line per log step otherwise).
 class RunOutputs {
@@ -27,10 +52,14 @@ class RunOutputs {
   /// Opens RUN_DIR; on resume keeps metrics.jsonl rows up to `resume_step` and drops later ones.
   RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps);
   void log(const MetricsRow& row);
+  /// Appends an evaluation row (class names label the per-class consistencies).
+  void log_eval(const EvalRow& row, const std::vector<std::string>& class_names);
   /// samples/<name> ("epoch-0010.png" at epoch ends, "step-000500.png" between them).
   void write_samples(const std::string& name, const Image& grid);
   /// Re-renders losses.png from all rows so far.
   void write_loss_plot();
+  /// Re-renders report.html (atomically) from all rows and sample grids so far.
+  void write_report(const ReportInfo& info);
   /// The progress bar (terminal), or one line when `logged` (a metrics row was just written).
   void progress(int64_t step, int64_t epoch, const MetricsRow* last, bool logged);
   void finish_progress();
@@ -40,6 +69,7 @@ class RunOutputs {
   int64_t total_steps_;
   bool terminal_;
   std::vector<MetricsRow> rows_;
+  std::vector<EvalRow> evals_;
 };
 
 }  // namespace shardgan::train

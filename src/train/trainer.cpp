@@ -14,6 +14,7 @@
 #include "data/distributed_sampler.hpp"
 #include "data/loader.hpp"
 #include "data/shard_dataset.hpp"
+#include "eval/evaluator.hpp"
 #include "parallel/consistency.hpp"
 #include "parallel/grad_sync.hpp"
 #include "train/checkpoint.hpp"
@@ -127,7 +128,8 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
           "  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n"
           "  batch        %lld per rank, %lld global\n"
           "  steps        %lld per epoch x %lld epochs = %lld%s\n"
-          "  models       G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s)\n"
+          "  models       G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s)\n"
+          "  metrics      %s\n"
           "  run dir      %s\n",
           world, session.local_size(), session.host().c_str(), device.str().c_str(), static_cast<long long>(threads),
           cfg.runtime.precision.c_str(), backend.c_str(), cfg.data.path.c_str(), static_cast<long long>(dataset.size()),
@@ -138,7 +140,13 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
           static_cast<long long>(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "",
           static_cast<long long>(parameter_count(*gan.generator)),
           static_cast<long long>(parameter_count(*gan.discriminator)), cfg.model.conditional ? "yes" : "no",
-          cfg.model.batchnorm.c_str(), cfg.model.loss.c_str(), options.run_dir.c_str());
+          cfg.model.batchnorm.c_str(), cfg.model.loss.c_str(),
+          gan.generator_ema ? cat("decay ", cfg.model.g_ema).c_str() : "off",
+          cfg.eval.classifier.empty() ? "off (eval.classifier not set)"
+                                      : cat("FD-clf, class consistency, D scores on ", cfg.eval.n, " images every ",
+                                            cfg.eval.every_epochs, " epoch(s) (classifier ", cfg.eval.classifier, ")")
+                                            .c_str(),
+          options.run_dir.c_str());
     }
     return 0;
   }
@@ -188,6 +196,10 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   {
     auto tensors = gan.generator->parameters();
     for (auto& b : gan.generator->buffers()) tensors.push_back(b);
+    if (gan.generator_ema) {
+      for (auto& p : gan.generator_ema->parameters()) tensors.push_back(p);
+      for (auto& b : gan.generator_ema->buffers()) tensors.push_back(b);
+    }
     sync_g.broadcast(tensors);
     tensors = gan.discriminator->parameters();
     for (auto& b : gan.discriminator->buffers()) tensors.push_back(b);
@@ -195,11 +207,45 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   }
 
   std::unique_ptr<RunOutputs> outputs;
+  ReportInfo report;
   if (root) {
     fs::create_directories(options.run_dir);
     std::ofstream(options.run_dir / "config.toml") << config_toml;
     outputs = std::make_unique<RunOutputs>(options.run_dir, start_step, total_steps);
+    report = ReportInfo{options.run_dir.filename().string(),
+                        config_toml,
+                        world,
+                        device.str(),
+                        sampler.global_batch(),
+                        total_steps,
+                        cfg.model.conditional ? spec.class_names : std::vector<std::string>{}};
   }
+
+  // Metrics (eval.classifier): the real side is reduced once, then every evaluation is sharded over the ranks.
+  std::unique_ptr<eval::Evaluator> evaluator;
+  if (!cfg.eval.classifier.empty()) {
+    eval::ClassifierInfo clf_info;
+    eval::Classifier classifier = eval::load_classifier(cfg.eval.classifier, &clf_info, device);
+    eval::require_compatible(cfg.eval.classifier, clf_info, spec.shape, spec.class_names);
+    evaluator =
+        std::make_unique<eval::Evaluator>(classifier, dataset, cfg.eval.n, static_cast<uint64_t>(cfg.train.seed),
+                                          cfg.model.z_dim, communicator.get(), device);
+  }
+  const auto run_eval = [&](int64_t done) {
+    const bool ema = static_cast<bool>(gan.generator_ema);
+    model::GeneratorImpl& sampler_g = gan.sampling_generator();
+    const eval::EvalResult r = evaluator->evaluate(sampler_g, *gan.discriminator, gan.num_classes() > 0);
+    gan.generator->train();
+    if (!root) return;
+    outputs->log_eval(EvalRow{done, static_cast<double>(done) / static_cast<double>(steps_per_epoch), r.fd_clf,
+                              r.class_consistency, r.per_class, r.d_real, r.d_fake, r.n, r.seconds, ema ? "ema" : "g"},
+                      spec.class_names);
+    std::fprintf(stderr, "eval at step %lld: FD-clf %.4g%s, D(real) %.3f, D(fake) %.3f (%lld images, %.1f s)\n",
+                 static_cast<long long>(done), r.fd_clf,
+                 r.class_consistency ? cat(", class consistency ", *r.class_consistency * 100, " %").c_str() : "",
+                 r.d_real, r.d_fake, static_cast<long long>(r.n), r.seconds);
+  };
+  if (evaluator && start_step == 0) run_eval(0);  // the untrained generator: the baseline of every curve
 
   // Fixed noise for the sample grids: 8 per class (conditional) or output.sample_count.
   const int64_t classes = gan.num_classes();
@@ -230,6 +276,9 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
     for (const auto& p : G->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
     for (const auto& buffer : G->named_buffers()) named.emplace_back("generator/" + buffer.key(), buffer.value());
     for (const auto& p : D->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
+    if (gan.generator_ema)
+      for (const auto& p : gan.generator_ema->named_parameters())
+        named.emplace_back("generator_ema/" + p.key(), p.value());
     return named;
   };
   std::vector<Tensor> g_float_buffers;
@@ -298,6 +347,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       l.g = cfg.model.loss == "hinge" ? -logits.mean() : bce_with_logits(logits, 1.0f);
     }
     update(*G, sync_g, *gan.optim_g, l.g);
+    gan.update_ema(step + 1);
     for (auto& p : D->parameters()) p.set_requires_grad(true);
 
     acc += torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kCPU, torch::kFloat64);
@@ -340,10 +390,11 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
     const bool check_now = checkpoint_now || done % cfg.comm.check_every == 0;
     if (sample_now || check_now) parallel::average_tensors(*communicator, g_float_buffers);
     if (check_now) parallel::check_consistency(*communicator, named_state(), done);
+    const bool eval_now = evaluator && ((epoch_end && (epoch + 1) % cfg.eval.every_epochs == 0) || last);
+    if (eval_now) run_eval(done);
     if (root && sample_now) {
       torch::NoGradGuard no_grad;
-      G->eval();
-      const Tensor images = G->forward(fixed_z, fixed_labels);
+      const Tensor images = gan.sampling_generator().forward(fixed_z, fixed_labels);
       G->train();
       char name[32];
       if (epoch_end) {
@@ -353,6 +404,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
       }
       outputs->write_samples(name, make_grid(images, 8));
       outputs->write_loss_plot();
+      outputs->write_report(report);
     }
     if (root && checkpoint_now) {
       CheckpointState state;

@@ -1,0 +1,55 @@
+#pragma once
+#include <torch/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "comm/communicator.hpp"
+#include "eval/classifier.hpp"
+#include "eval/frechet.hpp"
+#include "model/discriminator.hpp"
+#include "model/generator.hpp"
+
+namespace shardgan::data {
+class ShardDataset;
+}
+
+namespace shardgan::eval {
+
+/// One evaluation of a generator (and its discriminator) against the real data.
+struct EvalResult {
+  int64_t n = 0;                            ///< generated images (= real images) compared
+  double fd_clf = 0;                        ///< Fréchet distance in the classifier's feature space
+  std::optional<double> class_consistency;  ///< conditional models: classifier accuracy on the requested classes
+  std::vector<double> per_class;            ///< the same per class (conditional models)
+  double d_real = 0, d_fake = 0;            ///< discriminator's mean probability on the real and the generated images
+  double seconds = 0;
+};
+
+/// FD-clf, class consistency and discriminator scores, sharded over the ranks of `comm` (nullptr: one process).
+/// The real side is fixed at construction: `n` images of `dataset` drawn without replacement by `seed` (all of it
+/// when smaller); their classifier features are reduced to mean/covariance once. Each evaluation generates `n`
+/// images with the same noise, each for the class of the real image at the same position (so the generated class
+/// mix is the data's), and every rank handles a contiguous slice of the `n`.
+class Evaluator {
+ public:
+  Evaluator(Classifier classifier, const data::ShardDataset& dataset, int64_t n, uint64_t seed, int64_t z_dim,
+            comm::Communicator* comm, torch::Device device);
+
+  /// `generator` and `discriminator` are used in eval mode (their previous modes are restored). Collective: every
+  /// rank must call it.
+  EvalResult evaluate(model::GeneratorImpl& generator, model::DiscriminatorImpl& discriminator, bool conditional);
+
+  int64_t n() const { return n_; }
+
+ private:
+  Classifier classifier_;
+  comm::Communicator* comm_;
+  torch::Device device_;
+  int64_t n_, begin_, end_, classes_;
+  torch::Tensor real_images_, labels_, z_;  // this rank's slice
+  torch::Tensor real_mean_, real_cov_;
+};
+
+}  // namespace shardgan::eval
