@@ -2,7 +2,7 @@
 # Installs every Debian package shardgan needs to build, test and run on a fresh Debian 12 machine.
 # Idempotent: when everything is already installed it only runs dpkg-query and exits (well under a second).
 #   launch/bootstrap.sh            build + test + run dependencies
-#   launch/bootstrap.sh --bench    also the Python peers used by bench/ (python3-torch, pandas, Pillow, sklearn)
+#   launch/bootstrap.sh --bench    also the Python peers used by bench/ (python3-torch, pandas, sklearn, hyperfine)
 set -euo pipefail
 
 packages=(
@@ -17,7 +17,7 @@ packages=(
   # header-only and small libraries
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libarchive-dev libxxhash-dev libssl-dev
   # tests
-  libgtest-dev googletest python3 python3-h5py python3-numpy
+  libgtest-dev googletest python3 python3-h5py python3-numpy python3-pil
   # the real data set used by the quickstart and the integration tests
   dataset-fashion-mnist
   # cluster launch paths and their tests: a real one-machine Slurm cluster (srun --mpi=pmix needs libpmix-dev),
@@ -27,7 +27,7 @@ packages=(
   chromium
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-pandas python3-pil python3-sklearn hyperfine time)
+  packages+=(python3-torch python3-pandas python3-sklearn hyperfine time)
 fi
 
 missing=()

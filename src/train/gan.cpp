@@ -73,6 +73,7 @@ model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
     const torch::Device device = generator_ema->parameters().front().device();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(data::mix_seed(0x454d41, 0x424e));
     generator_ema->train();
+    for (auto* bn : norms) bn->num_batches_tracked.zero_();  // the same buffers however often it was re-estimated
     for (int64_t k = 0; k < 8; ++k) {
       for (auto* bn : norms) bn->set_momentum(1.0 / static_cast<double>(k + 1));  // plain average of the 8 batches
       const torch::Tensor z = torch::randn({64, z_dim}, gen).to(device);

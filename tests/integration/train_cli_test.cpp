@@ -88,8 +88,9 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::
   train::Gan gan(cfg, state.spec, torch::kCPU);
   train::load_checkpoint(dir, gan, cfg.model_hash(), false);
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (auto* m : {static_cast<torch::nn::Module*>(gan.generator.get()),
-                  static_cast<torch::nn::Module*>(gan.discriminator.get())}) {
+  std::vector<torch::nn::Module*> modules{gan.generator.get(), gan.discriminator.get()};
+  if (gan.generator_ema) modules.push_back(gan.generator_ema.get());
+  for (auto* m : modules) {
     for (const auto& p : m->named_parameters()) out.emplace_back(p.key(), p.value().clone());
     for (const auto& b : m->named_buffers()) out.emplace_back(b.key(), b.value().clone());
   }
