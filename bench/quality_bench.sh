@@ -3,11 +3,12 @@
 # test = 70,000 images, configs/fashion_mnist.toml) trains on 2 MPI ranks of this machine's CPU for a fixed budget
 # (default 15 minutes of training, stopped by SIGUSR1 = checkpoint + exit 75, as Slurm's --signal would). FD-clf and
 # class consistency of the EMA generator are measured before the first step and after every epoch (eval.n = 5000,
-# sharded over the ranks), then the last checkpoint is scored once more with 10,000 images.
+# sharded over the ranks), then the last checkpoint is scored again in one process: with the same 5000 images and
+# noise as the untrained baseline (the like-for-like ratio the target is about), and with 10,000.
 # Target: class consistency >= 80 % and FD-clf <= 1/10 of the untrained generator's.
 #   bench/quality_bench.sh [BUILD_DIR] [WORK_DIR] [MINUTES]
-# Writes WORK_DIR/run (metrics.jsonl, report.html, samples/), WORK_DIR/clf.json, WORK_DIR/final.json and prints a
-# per-epoch table.
+# Writes WORK_DIR/run (metrics.jsonl, report.html, samples/), WORK_DIR/clf.json, WORK_DIR/final.json (n = 5000),
+# WORK_DIR/final-10k.json and prints a per-epoch table.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
@@ -42,14 +43,17 @@ rc=$?
 set -e
 [[ $rc -eq 75 || $rc -eq 124 ]] || { tail -20 "$work/train.log"; echo "training failed (exit $rc)"; exit 1; }
 "$build/src/shardgan-eval" score --checkpoint "$work/run" --classifier "$work/clf.pt" \
-  --data "$work/fashion-mnist" --n 10000 --out "$work/final.json" >/dev/null
+  --data "$work/fashion-mnist" --n 5000 --out "$work/final.json" >/dev/null
+"$build/src/shardgan-eval" score --checkpoint "$work/run" --classifier "$work/clf.pt" \
+  --data "$work/fashion-mnist" --n 10000 --out "$work/final-10k.json" >/dev/null
 
-/usr/bin/python3 - "$work/run/metrics.jsonl" "$work/final.json" <<'PY'
+/usr/bin/python3 - "$work/run/metrics.jsonl" "$work/final.json" "$work/final-10k.json" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 ev = [r for r in rows if r.get("kind") == "eval"]
 loss = [r for r in rows if "loss_d" in r]
 final = json.load(open(sys.argv[2]))
+final10k = json.load(open(sys.argv[3]))
 base = ev[0]["fd_clf"]
 print(f"{'step':>6} {'epoch':>6} {'minutes':>7} {'FD-clf':>8} {'ratio':>6} {'class cons.':>11} {'D(real)':>7} {'D(fake)':>7}")
 def elapsed(step):
@@ -58,8 +62,11 @@ def elapsed(step):
 for r in ev:
     print(f"{r['step']:>6} {r['epoch']:>6.2f} {elapsed(r['step']):>7.1f} {r['fd_clf']:>8.2f} {r['fd_clf'] / base:>6.3f} "
           f"{100 * r['class_consistency']:>10.1f}% {r['d_real']:>7.3f} {r['d_fake']:>7.3f}")
-print(f"final checkpoint (step {final['step']}, n = {final['n']}): FD-clf {final['fd_clf']:.2f} "
-      f"(ratio to untrained {final['fd_clf'] / base:.3f}), class consistency {100 * final['class_consistency']:.1f}%")
+print(f"final checkpoint (step {final['step']}, n = {final['n']}, the baseline's images and noise): FD-clf "
+      f"{final['fd_clf']:.2f} (ratio to untrained {final['fd_clf'] / base:.3f}), class consistency "
+      f"{100 * final['class_consistency']:.1f}%")
+print(f"same checkpoint, n = {final10k['n']}: FD-clf {final10k['fd_clf']:.2f}, class consistency "
+      f"{100 * final10k['class_consistency']:.1f}%")
 print("per class:", ", ".join(f"{k} {100 * v:.0f}%" for k, v in final["class_consistency_per_class"].items()))
 speed = [r["img_per_s"] for r in loss[1:]]
 print(f"throughput: mean {sum(speed) / max(1, len(speed)):.0f} img/s (2 ranks)")

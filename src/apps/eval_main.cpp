@@ -5,7 +5,6 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -15,7 +14,9 @@
 #include "shardgan/config.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/error_message.hpp"
 
 namespace {
 
@@ -25,17 +26,6 @@ namespace fs = std::filesystem;
 void set_threads(int64_t threads) {
   torch::set_num_threads(
       static_cast<int>(threads > 0 ? threads : std::max<int64_t>(1, std::thread::hardware_concurrency())));
-}
-
-void write_json_atomically(const fs::path& file, const nlohmann::ordered_json& j) {
-  const fs::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << '\n';
-    out.close();
-    if (!out) fail(file.string(), ": cannot write");
-  }
-  fs::rename(tmp, file);
 }
 
 }  // namespace
@@ -138,9 +128,9 @@ int main(int argc, char** argv) {
     j["classifier_holdout_accuracy"] = info.holdout_accuracy;
     j["eval_s"] = r.seconds;
     std::printf("%s\n", j.dump(2).c_str());
-    if (!json_out.empty()) write_json_atomically(json_out, j);
+    if (!json_out.empty()) write_text_atomically(json_out, j.dump(2) + "\n");
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardgan-eval: error: %s\n", e.what());
+    std::fprintf(stderr, "shardgan-eval: error: %s\n", error_message(e).c_str());
     return 1;
   }
   return 0;

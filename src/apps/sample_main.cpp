@@ -12,6 +12,7 @@
 #include "train/gan.hpp"
 #include "train/run_outputs.hpp"
 #include "util/error.hpp"
+#include "util/error_message.hpp"
 #include "util/staging_dir.hpp"
 
 namespace {
@@ -155,7 +156,7 @@ int main(int argc, char** argv) {
       std::printf("exported weights to %s\n", export_file.c_str());
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardgan-sample: error: %s\n", e.what());
+    std::fprintf(stderr, "shardgan-sample: error: %s\n", error_message(e).c_str());
     return 1;
   }
   return 0;

@@ -7,6 +7,7 @@
 #include "shardgan/config.hpp"
 #include "train/stop_signal.hpp"
 #include "train/trainer.hpp"
+#include "util/error_message.hpp"
 
 int main(int argc, char** argv) {
   using namespace shardgan;
@@ -41,11 +42,11 @@ int main(int argc, char** argv) {
     return train::train(options, session);
   } catch (const std::exception& e) {
     if (session.size() > 1) {
-      std::fprintf(stderr, "shardgan-train: error: rank %d: %s\n", session.rank(), e.what());
+      std::fprintf(stderr, "shardgan-train: error: rank %d: %s\n", session.rank(), error_message(e).c_str());
       std::fflush(stderr);
       comm::MpiSession::abort(1);  // no rank is left waiting in a collective
     }
-    std::fprintf(stderr, "shardgan-train: error: %s\n", e.what());
+    std::fprintf(stderr, "shardgan-train: error: %s\n", error_message(e).c_str());
     return 1;
   }
   return 0;

@@ -69,6 +69,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   ~NcclCommunicator() override {
+    if (scratch_ != nullptr) cudaFree(scratch_);
     if (ready_ != nullptr) cudaEventDestroy(ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
     if (comm_ != nullptr) ncclCommDestroy(comm_);
@@ -78,20 +79,27 @@ class NcclCommunicator final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
+  /// Blocking collectives take device or host buffers (CPU tensors, a vote on the stack): host buffers go through a
+  /// device scratch buffer, since NCCL reads and writes device memory only. Device buffers are used in place once the
+  /// legacy default stream (LibTorch's) has produced them.
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
     if (count == 0) return;
+    const std::size_t bytes = count * dtype_size(type);
+    void* buffer = stage_in(data, bytes, 0);
     const ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
-    nccl_check(ncclAllReduce(data, data, count, nccl_type(type), nccl_op, comm_, stream_), "ncclAllReduce", rank_);
+    nccl_check(ncclAllReduce(buffer, buffer, count, nccl_type(type), nccl_op, comm_, stream_), "ncclAllReduce", rank_);
+    stage_out(data, buffer, bytes);
     synchronize("ncclAllReduce");
   }
 
   /// Launched on the communicator's stream once the legacy default stream (where LibTorch computed the gradients)
   /// has reached this point; `wait` makes the default stream wait for the result without blocking the host.
+  /// Device buffers only (the gradient buckets live on the GPU).
   std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
     auto request = std::make_unique<NcclRequest>(this);
     if (count == 0) return request;
-    cuda_check(cudaEventRecord(ready_, nullptr), "cudaEventRecord", rank_);
-    cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent", rank_);
+    if (!on_device(data)) fail("NCCL allreduce_async needs a device buffer (rank ", rank_, ")");
+    after_default_stream();
     nccl_check(
         ncclAllReduce(data, data, count, nccl_type(type), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_),
         "ncclAllReduce", rank_);
@@ -102,25 +110,35 @@ class NcclCommunicator final : public Communicator {
 
   void broadcast(void* data, std::size_t count, DType type, int root) override {
     if (count == 0) return;
-    nccl_check(ncclBroadcast(data, data, count, nccl_type(type), root, comm_, stream_), "ncclBroadcast", rank_);
+    const std::size_t bytes = count * dtype_size(type);
+    void* buffer = stage_in(data, bytes, 0);
+    nccl_check(ncclBroadcast(buffer, buffer, count, nccl_type(type), root, comm_, stream_), "ncclBroadcast", rank_);
+    stage_out(data, buffer, bytes);
     synchronize("ncclBroadcast");
   }
 
   void allgather(const void* send, void* recv, std::size_t count, DType type) override {
     if (count == 0) return;
-    nccl_check(ncclAllGather(send, recv, count, nccl_type(type), comm_, stream_), "ncclAllGather", rank_);
+    const std::size_t send_bytes = count * dtype_size(type);
+    const std::size_t recv_bytes = send_bytes * static_cast<std::size_t>(size_);
+    const std::size_t recv_offset = (send_bytes + 255) / 256 * 256;
+    const bool host_recv = !on_device(recv);
+    if (host_recv) reserve(recv_offset + recv_bytes);
+    const void* send_buffer = stage_in(const_cast<void*>(send), send_bytes, 0);
+    void* recv_buffer = host_recv ? static_cast<char*>(scratch_) + recv_offset : recv;
+    nccl_check(ncclAllGather(send_buffer, recv_buffer, count, nccl_type(type), comm_, stream_), "ncclAllGather", rank_);
+    if (host_recv)
+      cuda_check(cudaMemcpyAsync(recv, recv_buffer, recv_bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync",
+                 rank_);
     synchronize("ncclAllGather");
   }
 
   void barrier() override {
     // A one-element all-reduce on the device is the NCCL way to line ranks up.
-    float* flag = nullptr;
-    cuda_check(cudaMalloc(&flag, sizeof(float)), "cudaMalloc", rank_);
-    const ncclResult_t r = ncclAllReduce(flag, flag, 1, ncclFloat32, ncclSum, comm_, stream_);
-    const cudaError_t s = cudaStreamSynchronize(stream_);
-    cudaFree(flag);
-    nccl_check(r, "ncclAllReduce (barrier)", rank_);
-    cuda_check(s, "cudaStreamSynchronize (barrier)", rank_);
+    reserve(sizeof(float));
+    nccl_check(ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, stream_), "ncclAllReduce (barrier)",
+               rank_);
+    synchronize("ncclAllReduce (barrier)");
   }
 
   [[noreturn]] void abort(int code) override {
@@ -130,6 +148,50 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  /// Whether `p` is device (or managed) memory; host memory, pinned or not, is not.
+  bool on_device(const void* p) const {
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+      cudaGetLastError();  // clear the error of an unknown pointer: it is host memory
+      return false;
+    }
+    return attributes.type == cudaMemoryTypeDevice || attributes.type == cudaMemoryTypeManaged;
+  }
+
+  /// The scratch buffer holds at least `bytes` (grown, never shrunk).
+  void reserve(std::size_t bytes) {
+    if (bytes <= scratch_bytes_) return;
+    if (scratch_ != nullptr) cudaFree(scratch_);
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+    cuda_check(cudaMalloc(&scratch_, bytes), "cudaMalloc (NCCL scratch)", rank_);
+    scratch_bytes_ = bytes;
+  }
+
+  /// The stream waits for the work LibTorch queued on the legacy default stream.
+  void after_default_stream() {
+    cuda_check(cudaEventRecord(ready_, nullptr), "cudaEventRecord", rank_);
+    cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent", rank_);
+  }
+
+  /// A device buffer holding `data`: `data` itself (after the default stream), or host data copied into the scratch
+  /// buffer at `offset`.
+  void* stage_in(void* data, std::size_t bytes, std::size_t offset) {
+    if (on_device(data)) {
+      after_default_stream();
+      return data;
+    }
+    reserve(offset + bytes);
+    void* buffer = static_cast<char*>(scratch_) + offset;
+    cuda_check(cudaMemcpyAsync(buffer, data, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync", rank_);
+    return buffer;
+  }
+
+  void stage_out(void* data, const void* buffer, std::size_t bytes) {
+    if (buffer != data)
+      cuda_check(cudaMemcpyAsync(data, buffer, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync", rank_);
+  }
+
   void synchronize(const char* what) {
     cuda_check(cudaStreamSynchronize(stream_), what, rank_);
     ncclResult_t async_error = ncclSuccess;
@@ -143,6 +205,8 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ready_ = nullptr;
+  void* scratch_ = nullptr;
+  std::size_t scratch_bytes_ = 0;
 };
 
 }  // namespace

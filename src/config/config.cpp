@@ -157,7 +157,7 @@ void check_range(const Config& c, const std::string& source) {
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail(source, ": key 'model.dropout' must be in [0, 1)");
   if (c.model.g_ema < 0 || c.model.g_ema >= 1) fail(source, ": key 'model.g_ema' must be in [0, 1) (0: off)");
   positive(c.eval.every_epochs, "eval.every_epochs");
-  positive(c.eval.n, "eval.n");
+  if (c.eval.n < 2) fail(source, ": key 'eval.n' must be at least 2 (a covariance needs two samples)");
   if (c.optim.lr_g <= 0 || c.optim.lr_d <= 0) fail(source, ": learning rates (optim.lr_g, optim.lr_d) must be > 0");
   if (c.optim.beta1 < 0 || c.optim.beta1 >= 1 || c.optim.beta2 < 0 || c.optim.beta2 >= 1)
     fail(source, ": optim.beta1 and optim.beta2 must be in [0, 1)");

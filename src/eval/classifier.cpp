@@ -92,13 +92,18 @@ void save_classifier(const fs::path& file, Classifier& classifier, const Classif
   archive.write("shardgan_class_names",
                 torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8).clone());
   const fs::path tmp = file.string() + ".tmp";
+  std::error_code ignored;
   try {
     archive.save_to(tmp.string());
   } catch (const c10::Error& e) {
-    fs::remove(tmp);
+    fs::remove(tmp, ignored);
     fail(file.string(), ": cannot write (", e.what_without_backtrace(), ")");
   }
-  fs::rename(tmp, file);
+  fs::rename(tmp, file, ignored);
+  if (ignored) {
+    fs::remove(tmp, ignored);
+    fail(file.string(), ": cannot write (rename failed)");
+  }
 }
 
 Classifier load_classifier(const fs::path& file, ClassifierInfo* info, torch::Device device) {
@@ -152,7 +157,11 @@ Classifier train_classifier(const data::ShardDataset& dataset, const TrainClassi
   if (names.size() < 2) fail("a classifier needs at least 2 classes; this data set has ", names.size());
   const std::vector<std::string> ids = dataset.ids();
   std::vector<int64_t> train, holdout;
-  for (std::size_t i = 0; i < ids.size(); ++i) (ids[i].rfind("test#", 0) == 0 ? holdout : train).push_back(i);
+  // Test-split ids as shardgan-pack writes them: Fashion-MNIST "test#17", CIFAR-10 "test_batch.bin#17".
+  const auto is_test = [](const std::string& id) {
+    return id.rfind("test#", 0) == 0 || id.rfind("test_batch.bin#", 0) == 0;
+  };
+  for (std::size_t i = 0; i < ids.size(); ++i) (is_test(ids[i]) ? holdout : train).push_back(i);
   if (holdout.empty() || train.empty()) {
     train.clear(), holdout.clear();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed ^ 0x484f4c444f5554ull);

@@ -67,7 +67,8 @@ struct TrainClassifierOptions {
 };
 
 /// Trains a classifier on a packed data set. Held out for the accuracy: the test split when the ids say so
-/// (Fashion-MNIST/CIFAR-10 packed with --split all: "test#…"), else a fixed random `holdout_fraction`.
+/// (packed with --split all: Fashion-MNIST "test#…", CIFAR-10 "test_batch.bin#…"), else a fixed random
+/// `holdout_fraction`.
 Classifier train_classifier(const data::ShardDataset& dataset, const TrainClassifierOptions& options,
                             ClassifierInfo* info);
 

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/error.hpp"
 #include "util/staging_dir.hpp"
@@ -24,16 +25,6 @@ std::string step_name(int64_t step) {
   char name[32];
   std::snprintf(name, sizeof(name), "step-%06lld", static_cast<long long>(step));
   return name;
-}
-
-void write_text_atomically(const fs::path& file, const std::string& text) {
-  const fs::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) fail(file.string(), ": cannot write");
-  }
-  fs::rename(tmp, file);
 }
 
 }  // namespace
@@ -172,11 +163,14 @@ void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_has
   try {
     torch::load(gan.generator, (dir / "generator.pt").string(), device);
     torch::load(gan.discriminator, (dir / "discriminator.pt").string(), device);
-    // The EMA generator: as saved, or started from G when the checkpoint has none (model.g_ema switched on).
+    // The EMA generator: as saved; for a checkpoint without one (written with model.g_ema = 0, or before EMA
+    // existed), training starts the average from G, and sampling/scoring use G itself.
     if (gan.generator_ema && fs::exists(dir / "generator_ema.pt")) {
       torch::load(gan.generator_ema, (dir / "generator_ema.pt").string(), device);
-    } else {
+    } else if (optimizers) {
       gan.reset_ema();
+    } else {
+      gan.generator_ema = nullptr;
     }
     if (optimizers) {
       // Loading an optimiser restores its saved options too; the run's configuration decides them instead.

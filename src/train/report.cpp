@@ -45,8 +45,12 @@ std::vector<double> ticks(double lo, double hi, int target = 5) {
       break;
     }
   std::vector<double> out;
-  for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+  const double first = std::ceil(lo / step);
+  for (int i = 0; i <= 4 * target; ++i) {  // bounded: a step below the values' precision cannot loop forever
+    const double t = (first + i) * step;
+    if (t > hi + step * 1e-9) break;
     out.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
+  }
   return out;
 }
 
@@ -64,8 +68,10 @@ std::string chart(const std::string& title, const std::string& x_label, const st
                     num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) + "\">";
   svg += "<text x=\"" + num(left) + "\" y=\"18\" class=\"title\">" + escape(title) + "</text>";
   if (!std::isfinite(x0)) return svg + "<text x=\"" + num(left) + "\" y=\"120\">no data yet</text></svg>";
-  if (x1 - x0 < 1e-12) x0 -= 0.5, x1 += 0.5;
-  if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+  // A flat range (relative to the values: img/s near 1e4 that agree to rounding) gets a unit-wide window.
+  const auto flat = [](double a, double b) { return b - a <= 1e-9 * std::max({1.0, std::abs(a), std::abs(b)}); };
+  if (flat(x0, x1)) x0 -= 0.5, x1 += 0.5;
+  if (flat(y0, y1)) y0 -= 0.5 * std::max(1.0, std::abs(y0)), y1 += 0.5 * std::max(1.0, std::abs(y1));
   const double pad = (y1 - y0) * 0.05;
   y0 -= pad, y1 += pad;
   const double pw = width - left - right, ph = height - top - bottom;

@@ -9,6 +9,7 @@
 
 #include "train/plot.hpp"
 #include "train/report.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::train {
@@ -84,8 +85,12 @@ void RunOutputs::log(const MetricsRow& r) {
   j["d_fake"] = r.d_fake;
   j["img_per_s"] = r.img_per_s;
   j["elapsed_s"] = r.elapsed_s;
+  append_metrics(j.dump());
+}
+
+void RunOutputs::append_metrics(const std::string& line) {
   std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
-  out << j.dump() << '\n';
+  out << line << '\n';
 }
 
 void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& class_names) {
@@ -107,8 +112,7 @@ void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& clas
   j["n"] = e.n;
   j["generator"] = e.generator;
   j["eval_s"] = e.seconds;
-  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
-  out << j.dump() << '\n';
+  append_metrics(j.dump());
 }
 
 void RunOutputs::write_report(const ReportInfo& info) {
@@ -125,14 +129,7 @@ void RunOutputs::write_report(const ReportInfo& info) {
     std::ifstream in(f, std::ios::binary);
     images.push_back(ReportImage{f.stem().string(), std::string(std::istreambuf_iterator<char>(in), {})});
   }
-  const fs::path target = dir_ / "report.html", tmp = dir_ / "report.html.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << render_report(info, rows_, evals_, images);
-    out.close();
-    if (!out) fail(tmp.string(), ": write failed (disk full?)");
-  }
-  fs::rename(tmp, target);
+  write_text_atomically(dir_ / "report.html", render_report(info, rows_, evals_, images));
 }
 
 void RunOutputs::write_samples(const std::string& name, const Image& grid) {

@@ -65,6 +65,8 @@ class RunOutputs {
   void finish_progress();
 
  private:
+  void append_metrics(const std::string& line);
+
   std::filesystem::path dir_;
   int64_t total_steps_;
   bool terminal_;

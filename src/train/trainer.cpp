@@ -388,10 +388,14 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
     const bool checkpoint_now = done % cfg.output.checkpoint_every_steps == 0 || last || stop_now;
     // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
     const bool check_now = checkpoint_now || done % cfg.comm.check_every == 0;
-    if (sample_now || check_now) parallel::average_tensors(*communicator, g_float_buffers);
-    if (check_now) parallel::check_consistency(*communicator, named_state(), done);
     const bool eval_now = evaluator && ((epoch_end && (epoch + 1) % cfg.eval.every_epochs == 0) || last);
-    if (eval_now) run_eval(done);
+    if (sample_now || check_now || eval_now) parallel::average_tensors(*communicator, g_float_buffers);
+    if (check_now) parallel::check_consistency(*communicator, named_state(), done);
+    if (eval_now) {
+      const auto eval_start = std::chrono::steady_clock::now();
+      run_eval(done);
+      last_log += std::chrono::steady_clock::now() - eval_start;  // img/s counts training time only
+    }
     if (root && sample_now) {
       torch::NoGradGuard no_grad;
       const Tensor images = gan.sampling_generator().forward(fixed_z, fixed_labels);

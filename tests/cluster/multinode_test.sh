@@ -14,6 +14,8 @@
 #   1 fail (with the tails of the logs); 2 bad arguments.
 # Environment: SHARDGAN_MPIRUN (mpirun to use), SHARDGAN_KEEP_TMP=1 keeps the temp folder for a look.
 set -euo pipefail
+# shellcheck source=tests/support/tiny_model.sh
+source "$(dirname "$0")/../support/tiny_model.sh"
 (($# == 4)) || { echo "usage: multinode_test.sh SHARDGAN_TRAIN SHARDGAN_PACK SHARDGAN_SAMPLE SOURCE_DIR" >&2; exit 2; }
 train=$1 pack=$2 sample=$3 src=$4
 for b in "$train" "$pack" "$sample"; do [[ -x $b ]] || { echo "FAIL: not an executable: $b" >&2; exit 2; }; done
@@ -92,15 +94,7 @@ on_node1() { "$sim/exec.sh" "$tmp/sim" node1 "$@"; }   # like logging in to the 
 orteds_on_node2() { grep -c '^[^ ]* node2 node2 .*orted' "$tmp/sim/agent.log" || true; }
 
 "$pack" fashion-mnist --split test --size 16 --out "$tmp/data" >"$tmp/pack.log" 2>&1 || fail "packing"
-cat >"$tmp/tiny.toml" <<TOML
-[data]
-path = "$tmp/data"
-[model]
-z_dim = 16
-g_width = 4
-d_width = 8
-dropout = 0.3
-conditional = true
+{ tiny_model_toml "$tmp/data"; cat <<TOML
 [train]
 batch_size = 16
 epochs = 1000
@@ -115,6 +109,7 @@ threads = 1
 [comm]
 timeout_s = 30
 TOML
+} >"$tmp/tiny.toml"
 
 # 1. Placement, environment and arguments, with a probe in place of the trainer.
 cat >"$tmp/probe.sh" <<'PROBE'

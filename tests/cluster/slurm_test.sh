@@ -18,6 +18,8 @@
 # cluster but keeps the temp folder (job logs, run folders, daemon logs).
 # Usage: slurm_test.sh SHARDGAN_TRAIN SHARDGAN_PACK SHARDGAN_SAMPLE SOURCE_DIR
 set -euo pipefail
+# shellcheck source=tests/support/tiny_model.sh
+source "$(dirname "$0")/../support/tiny_model.sh"
 
 if (($# != 4)); then
   echo "usage: slurm_test.sh SHARDGAN_TRAIN SHARDGAN_PACK SHARDGAN_SAMPLE SOURCE_DIR" >&2
@@ -118,14 +120,7 @@ logged "$tmp/sg-pack-$job.out" "exit code 0" || fail "pack.sbatch: no 'exit code
 "$pack" verify "$tmp/data" >/dev/null || fail "shardgan-pack verify failed on what pack.sbatch wrote"
 ok "pack.sbatch packed the Fashion-MNIST test split (job $job), verify passes"
 
-cat >"$tmp/tiny.toml" <<TOML
-[data]
-path = "$tmp/data"
-[model]
-z_dim = 16
-g_width = 4
-d_width = 8
-conditional = true
+{ tiny_model_toml "$tmp/data"; cat <<TOML
 [train]
 batch_size = 16
 epochs = 1000
@@ -138,6 +133,7 @@ threads = 1
 [comm]
 timeout_s = 30
 TOML
+} >"$tmp/tiny.toml"
 export SHARDGAN_TRAIN=$train
 two_ranks=(--ntasks-per-node=2 --cpus-per-task=1)
 

@@ -136,7 +136,7 @@ TEST(Ema, FollowsTheGeneratorWithTheWarmedUpDecay) {
     torch::NoGradGuard no_grad;
     for (auto& p : g) p.add_(1.0);
   }
-  gan.update_ema(0);  // first update: decay min(0.999, 1/10) = 0.1
+  gan.update_ema(0);  // decay min(0.999, (1 + 0) / (10 + 0)) = 0.1
   for (std::size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(torch::allclose(ema[i], before[i] + 0.9, 1e-6, 1e-6)) << i;
   gan.update_ema(1'000'000);  // long runs: the configured decay
   for (std::size_t i = 0; i < g.size(); ++i)

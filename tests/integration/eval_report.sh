@@ -10,6 +10,8 @@
 #   5. bad input: a missing or mismatched classifier is one error line naming the file, non-zero exit.
 # Usage: eval_report.sh SHARDGAN_PACK SHARDGAN_TRAIN SHARDGAN_EVAL HERE MPIEXEC [MPIEXEC FLAGS...]
 set -uo pipefail
+# shellcheck source=tests/support/tiny_model.sh
+source "$(dirname "$0")/../support/tiny_model.sh"
 pack=$1 train=$2 evaluate=$3 here=$4
 shift 4
 mpiexec=("$@")
@@ -30,14 +32,7 @@ held=$(json "$tmp/clf.json" "d['holdout_images']")
 echo "ok 1: classifier held-out accuracy $acc on $held images (10 % of the test split)"
 
 # 2. Training with metrics on 2 ranks.
-cat > "$tmp/tiny.toml" <<TOML
-[data]
-path = "$tmp/data"
-[model]
-z_dim = 16
-g_width = 4
-d_width = 8
-conditional = true
+{ tiny_model_toml "$tmp/data"; cat <<TOML
 [train]
 batch_size = 64
 epochs = 2
@@ -50,6 +45,7 @@ threads = 1
 classifier = "$tmp/clf.pt"
 n = 1000
 TOML
+} >"$tmp/tiny.toml"
 "${mpiexec[@]}" -np 2 "$train" --config "$tmp/tiny.toml" --run-dir "$tmp/run" >"$tmp/train.out" 2>"$tmp/train.err" ||
   fail "training with [eval]"
 "$py" - "$tmp/run/metrics.jsonl" <<'PY' || fail "eval rows in metrics.jsonl"

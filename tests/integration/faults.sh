@@ -7,6 +7,8 @@
 #   3. a hung rank (SIGSTOP): the other rank's watchdog (comm.timeout_s = 5) ends the job with a message.
 # Usage: faults.sh SHARDGAN_PACK SHARDGAN_TRAIN MPIEXEC [MPIEXEC FLAGS...]
 set -uo pipefail
+# shellcheck source=tests/support/tiny_model.sh
+source "$(dirname "$0")/../support/tiny_model.sh"
 pack=$1 train=$2
 shift 2
 mpiexec=("$@")
@@ -20,14 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "--- $f"; tail -5 "$f"; done; exit 1; }
 
 "$pack" fashion-mnist --split test --size 16 --out "$tmp/data" >/dev/null || fail "packing"
-cat > "$tmp/tiny.toml" <<TOML
-[data]
-path = "$tmp/data"
-[model]
-z_dim = 16
-g_width = 4
-d_width = 8
-conditional = true
+{ tiny_model_toml "$tmp/data"; cat <<TOML
 [train]
 batch_size = 16
 epochs = 1000
@@ -40,6 +35,7 @@ threads = 1
 [comm]
 timeout_s = 5
 TOML
+} >"$tmp/tiny.toml"
 
 start() {  # NAME [extra args] → background mpirun, its pid in $job
   "${mpiexec[@]}" -np 2 "$train" --config "$tmp/tiny.toml" --run-dir "$tmp/$1" "${@:2}" \
