@@ -63,7 +63,7 @@ PY
 
 # 3. One process scores the same checkpoint like the two ranks did.
 "$evaluate" score --checkpoint "$tmp/run" --classifier "$tmp/clf.pt" --data "$tmp/data" --n 1000 \
-  --out "$tmp/score.json" >"$tmp/score.out" 2>"$tmp/score.err" || fail "score"
+  --threads 1 --out "$tmp/score.json" >"$tmp/score.out" 2>"$tmp/score.err" || fail "score"
 "$py" - "$tmp/score.json" "$tmp/run/metrics.jsonl" <<'PY' || fail "score disagrees with the in-training evaluation"
 import json, sys
 s = json.load(open(sys.argv[1]))
