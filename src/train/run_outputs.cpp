@@ -37,9 +37,20 @@ Image make_grid(const torch::Tensor& images, int64_t columns) {
   return grid;
 }
 
-RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_steps)
+RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch)
     : dir_(std::move(run_dir)), total_steps_(total_steps), terminal_(isatty(STDERR_FILENO) != 0) {
   fs::create_directories(dir_ / "samples");
+  for (const auto& e : fs::directory_iterator(dir_ / "samples")) {
+    const std::string name = e.path().filename().string();
+    long long n = 0;
+    int64_t step = -1;
+    if (std::sscanf(name.c_str(), "epoch-%lld.png", &n) == 1) step = n * steps_per_epoch;
+    if (std::sscanf(name.c_str(), "step-%lld.png", &n) == 1) step = n;
+    if (step > resume_step) {
+      std::error_code ignored;
+      fs::remove(e.path(), ignored);
+    }
+  }
   const fs::path metrics = dir_ / "metrics.jsonl";
   if (fs::exists(metrics)) {
     std::ifstream in(metrics);
@@ -124,6 +135,14 @@ void RunOutputs::write_report(const ReportInfo& info) {
     const auto ta = fs::last_write_time(a), tb = fs::last_write_time(b);
     return ta != tb ? ta < tb : a < b;
   });
+  // At most kMaxImages grids, so the page stays small on long runs: the first, the newest, and evenly spaced ones
+  // between (every grid stays in samples/).
+  constexpr std::size_t kMaxImages = 24;
+  if (files.size() > kMaxImages) {
+    std::vector<fs::path> kept;
+    for (std::size_t i = 0; i < kMaxImages; ++i) kept.push_back(files[i * (files.size() - 1) / (kMaxImages - 1)]);
+    files = kept;
+  }
   std::vector<ReportImage> images;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);

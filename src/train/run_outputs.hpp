@@ -49,8 +49,9 @@ struct ReportInfo {
 /// losses.png, and the progress line on stderr (a bar on a terminal, a line per log step otherwise).
 class RunOutputs {
  public:
-  /// Opens RUN_DIR; on resume keeps metrics.jsonl rows up to `resume_step` and drops later ones.
-  RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps);
+  /// Opens RUN_DIR; on resume keeps metrics.jsonl rows and sample grids up to `resume_step` and removes later ones
+  /// (they belong to a history the resumed run replaces). `steps_per_epoch` dates the epoch-NNNN grids.
+  RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch);
   void log(const MetricsRow& row);
   /// Appends an evaluation row (class names label the per-class consistencies).
   void log_eval(const EvalRow& row, const std::vector<std::string>& class_names);

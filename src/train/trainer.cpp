@@ -211,7 +211,7 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
   if (root) {
     fs::create_directories(options.run_dir);
     std::ofstream(options.run_dir / "config.toml") << config_toml;
-    outputs = std::make_unique<RunOutputs>(options.run_dir, start_step, total_steps);
+    outputs = std::make_unique<RunOutputs>(options.run_dir, start_step, total_steps, steps_per_epoch);
     report = ReportInfo{options.run_dir.filename().string(),
                         config_toml,
                         world,

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fstream>
 
 #include "config/config.hpp"
 #include "eval/classifier.hpp"
@@ -10,7 +11,9 @@
 #include "fixtures.hpp"
 #include "train/gan.hpp"
 #include "train/report.hpp"
+#include "train/run_outputs.hpp"
 #include "util/error.hpp"
+#include "util/png.hpp"
 
 namespace shardgan {
 namespace {
@@ -113,6 +116,30 @@ TEST(Report, HasEveryCurveTheSamplesAndTheEscapedConfig) {
   const std::string empty = train::render_report(info, {}, {}, {});
   EXPECT_EQ(empty.find("FD-clf"), std::string::npos);
   EXPECT_NE(empty.find("no samples yet"), std::string::npos);
+}
+
+TEST(RunOutputs, ResumeRemovesGridsOfTheReplacedHistoryAndTheReportKeepsAtMost24) {
+  testing::TempDir tmp;
+  const auto samples = tmp.path() / "samples";
+  std::filesystem::create_directories(samples);
+  const Image grid(4, 4, 1, 128);
+  for (const char* name : {"epoch-0001.png", "epoch-0003.png", "step-000050.png", "step-000200.png"})
+    write_png(samples / name, grid);
+  // Resumed from step 100 with 50 steps per epoch: epoch 3 (step 150) and step 200 were written after it.
+  train::RunOutputs outputs(tmp.path(), 100, 1000, 50);
+  EXPECT_TRUE(std::filesystem::exists(samples / "epoch-0001.png"));
+  EXPECT_TRUE(std::filesystem::exists(samples / "step-000050.png"));
+  EXPECT_FALSE(std::filesystem::exists(samples / "epoch-0003.png"));
+  EXPECT_FALSE(std::filesystem::exists(samples / "step-000200.png"));
+  for (int i = 0; i < 40; ++i) write_png(samples / ("step-" + std::to_string(100000 + i) + ".png"), grid);
+  outputs.write_report(train::ReportInfo{"r", "", 1, "cpu", 8, 1000, {}});
+  std::ifstream in(tmp.path() / "report.html");
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  std::size_t images = 0;
+  for (std::size_t at = html.find("data:image/png"); at != std::string::npos; at = html.find("data:image/png", at + 1))
+    ++images;
+  EXPECT_EQ(images, 24u);
+  EXPECT_NE(html.find("step-100039"), std::string::npos);  // the newest is always there
 }
 
 config::Config tiny_config(double g_ema) {
