@@ -120,20 +120,7 @@ logged "$tmp/sg-pack-$job.out" "exit code 0" || fail "pack.sbatch: no 'exit code
 "$pack" verify "$tmp/data" >/dev/null || fail "shardgan-pack verify failed on what pack.sbatch wrote"
 ok "pack.sbatch packed the Fashion-MNIST test split (job $job), verify passes"
 
-{ tiny_model_toml "$tmp/data"; cat <<TOML
-[train]
-batch_size = 16
-epochs = 1000
-log_every = 5
-[output]
-checkpoint_every_steps = 20
-sample_every_epochs = 1000
-[runtime]
-threads = 1
-[comm]
-timeout_s = 30
-TOML
-} >"$tmp/tiny.toml"
+tiny_signal_test_toml "$tmp/data" 30 >"$tmp/tiny.toml"
 export SHARDGAN_TRAIN=$train
 two_ranks=(--ntasks-per-node=2 --cpus-per-task=1)
 

@@ -22,20 +22,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "--- $f"; tail -5 "$f"; done; exit 1; }
 
 "$pack" fashion-mnist --split test --size 16 --out "$tmp/data" >/dev/null || fail "packing"
-{ tiny_model_toml "$tmp/data"; cat <<TOML
-[train]
-batch_size = 16
-epochs = 1000
-log_every = 5
-[output]
-checkpoint_every_steps = 20
-sample_every_epochs = 1000
-[runtime]
-threads = 1
-[comm]
-timeout_s = 5
-TOML
-} >"$tmp/tiny.toml"
+tiny_signal_test_toml "$tmp/data" 5 >"$tmp/tiny.toml"
 
 start() {  # NAME [extra args] → background mpirun, its pid in $job
   "${mpiexec[@]}" -np 2 "$train" --config "$tmp/tiny.toml" --run-dir "$tmp/$1" "${@:2}" \
