@@ -146,16 +146,24 @@ srun -n1 --job-name=sg-sample "$sample" --checkpoint "$tmp/a" --n 16 --out "$tmp
 [[ -s $tmp/a-grid.png ]] || fail "(a) shardgan-sample wrote no grid"
 ok "(a) train.sbatch, 2 ranks, 40 steps: exit 0, world size 2, checkpoints 20 and 40, metrics, samples; shardgan-sample ok"
 
+# start_training_job PART RUN_DIR MAX_RESTARTS TIMEOUT [trainer args]: `sbatch --wait` of train.sbatch in the
+# background (2 ranks, 10-minute limit); returns once the ranks train. Sets job_pid, job and log.
+start_training_job() {
+  local part=$1 run=$2 restarts=$3 limit=$4
+  shift 4
+  RUN_DIR=$run SHARDGAN_MAX_RESTARTS=$restarts timeout "$limit" sbatch --wait --job-name="sg-$part" \
+    "${two_ranks[@]}" --time=10 "$sbatch_file" tiny.toml "$@" >"$tmp/$part.sbatch" 2>&1 &
+  job_pid=$!
+  bg_pids+=("$job_pid")
+  wait_for 30 "($part) job id from sbatch" logged "$tmp/$part.sbatch" "Submitted batch job"
+  job=$(job_of "$tmp/$part.sbatch")
+  log=$tmp/sg-$part-$job.out
+  wait_for 120 "($part) training started (metrics.jsonl)" test -s "$run/metrics.jsonl"
+}
+
 # --- (b) USR1 to the steps -> checkpoint, exit 75, requeue, resume; USR1 to the batch shell -> 75, no requeue ----
-RUN_DIR=$tmp/b SHARDGAN_MAX_RESTARTS=1 timeout 200 sbatch --wait --job-name=sg-b "${two_ranks[@]}" --time=10 \
-  "$sbatch_file" tiny.toml --set train.max_steps=1000000 --set output.checkpoint_every_steps=1000000 \
-  >"$tmp/b.sbatch" 2>&1 &
-b_pid=$!
-bg_pids+=("$b_pid")
-wait_for 30 "(b) job id from sbatch" logged "$tmp/b.sbatch" "Submitted batch job"
-job=$(job_of "$tmp/b.sbatch")
-log=$tmp/sg-b-$job.out
-wait_for 120 "(b) training started (metrics.jsonl)" test -s "$tmp/b/metrics.jsonl"
+start_training_job b "$tmp/b" 1 200 --set train.max_steps=1000000 --set output.checkpoint_every_steps=1000000
+b_pid=$job_pid
 scancel --signal=USR1 "$job" || fail "(b) scancel --signal=USR1 $job failed"
 wait_for 60 "(b) 'requeueing job' after the first SIGUSR1" logged "$log" "requeueing job $job"
 n1=$(sed -n 's/.*stopped by a signal after step \([0-9]*\).*/\1/p' "$log" | head -1)
@@ -184,15 +192,9 @@ ok "(b) scancel --batch --signal=USR1 (batch shell only, passed on through srun)
 # --- (c) the time-limit warning of the template's own --signal=USR1@120 reaches the ranks ---------------------------
 # Submitted with 10 minutes; once the ranks train, the time limit is cut to 2 minutes, so the warning is due at
 # once and Slurm sends it at its next periodic time-limit check (every 30 s or so), never before the ranks run.
-RUN_DIR=$tmp/c-run SHARDGAN_MAX_RESTARTS=0 timeout 150 sbatch --wait --job-name=sg-c "${two_ranks[@]}" --time=10 \
-  "$sbatch_file" tiny.toml --set train.max_steps=100000000 --set train.log_every=100 \
-  --set output.checkpoint_every_steps=100000000 >"$tmp/c.sbatch" 2>&1 &
-c_pid=$!
-bg_pids+=("$c_pid")
-wait_for 30 "(c) job id from sbatch" logged "$tmp/c.sbatch" "Submitted batch job"
-job=$(job_of "$tmp/c.sbatch")
-log=$tmp/sg-c-$job.out
-wait_for 120 "(c) training started (metrics.jsonl)" test -s "$tmp/c-run/metrics.jsonl"
+start_training_job c "$tmp/c-run" 0 150 --set train.max_steps=100000000 --set train.log_every=100 \
+  --set output.checkpoint_every_steps=100000000
+c_pid=$job_pid
 scontrol update JobId="$job" TimeLimit=2 || fail "(c) scontrol update JobId=$job TimeLimit=2 failed"
 t_cut=$SECONDS
 c_rc=0
