@@ -3,24 +3,9 @@
 #include <numeric>
 
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::data {
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t state = a;
-  uint64_t h = splitmix64(state);
-  state = h ^ b;
-  h = splitmix64(state);
-  state = h ^ c;
-  return splitmix64(state);
-}
 
 DistributedSampler::DistributedSampler(int64_t dataset_size, int64_t batch_per_rank, int world_size, int rank,
                                        uint64_t seed)
@@ -36,13 +21,13 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, int64_t batch_per_r
 std::vector<int64_t> DistributedSampler::permutation(int64_t epoch) const {
   std::vector<int64_t> p(static_cast<std::size_t>(size_));
   std::iota(p.begin(), p.end(), int64_t{0});
-  uint64_t state = mix_seed(seed_, static_cast<uint64_t>(epoch), 0x5a4d504c45ull);
+  uint64_t state = rng::stream_seed(seed_, rng::Stream::kEpochPermutation, static_cast<uint64_t>(epoch));
   for (int64_t i = size_ - 1; i > 0; --i) {
     // Unbiased index in [0, i] by rejection.
     const uint64_t bound = static_cast<uint64_t>(i) + 1;
     const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
     uint64_t r;
-    do r = splitmix64(state);
+    do r = rng::splitmix64(state);
     while (r >= limit);
     std::swap(p[static_cast<std::size_t>(i)], p[r % bound]);
   }

@@ -4,11 +4,6 @@
 
 namespace shardgan::data {
 
-/// splitmix64: a tiny, fully specified PRNG, so permutations are the same on every platform and standard library.
-uint64_t splitmix64(uint64_t& state);
-/// Mixes several values into one seed.
-uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0);
-
 /// Which images each rank trains on at each step. Per epoch, one permutation of the whole data set seeded by
 /// (seed, epoch) — identical on every rank. The global batch of step s is the fixed slice
 /// [i·G, (i+1)·G) of its epoch's permutation (i = s mod steps_per_epoch, G = world × batch); rank r takes

@@ -8,7 +8,10 @@
 #include <numeric>
 
 #include "data/shard_dataset.hpp"
+#include "model/image_tensor.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::eval {
 namespace fs = std::filesystem;
@@ -77,7 +80,7 @@ Tensor load_images(const data::ShardDataset& dataset, const std::vector<int64_t>
   const auto& s = dataset.shape();
   Tensor pixels = torch::empty({static_cast<int64_t>(indices.size()), s.height, s.width, s.channels}, torch::kUInt8);
   dataset.read(indices, pixels.data_ptr<uint8_t>());
-  return pixels.permute({0, 3, 1, 2}).contiguous().to(torch::kFloat32).mul_(1.0f / 127.5f).sub_(1.0f);
+  return model::to_model_images(pixels);
 }
 
 void save_classifier(const fs::path& file, Classifier& classifier, const ClassifierInfo& info) {
@@ -91,19 +94,13 @@ void save_classifier(const fs::path& file, Classifier& classifier, const Classif
   for (const auto& n : info.class_names) names += n + '\n';
   archive.write("shardgan_class_names",
                 torch::from_blob(names.data(), {static_cast<int64_t>(names.size())}, torch::kUInt8).clone());
-  const fs::path tmp = file.string() + ".tmp";
-  std::error_code ignored;
-  try {
-    archive.save_to(tmp.string());
-  } catch (const c10::Error& e) {
-    fs::remove(tmp, ignored);
-    fail(file.string(), ": cannot write (", e.what_without_backtrace(), ")");
-  }
-  fs::rename(tmp, file, ignored);
-  if (ignored) {
-    fs::remove(tmp, ignored);
-    fail(file.string(), ": cannot write (rename failed)");
-  }
+  write_file_atomically(file, [&](const fs::path& tmp) {
+    try {
+      archive.save_to(tmp.string());
+    } catch (const c10::Error& e) {
+      fail(file.string(), ": cannot write (", e.what_without_backtrace(), ")");
+    }
+  });
 }
 
 Classifier load_classifier(const fs::path& file, ClassifierInfo* info, torch::Device device) {
@@ -164,7 +161,7 @@ Classifier train_classifier(const data::ShardDataset& dataset, const TrainClassi
   for (std::size_t i = 0; i < ids.size(); ++i) (is_test(ids[i]) ? holdout : train).push_back(i);
   if (holdout.empty() || train.empty()) {
     train.clear(), holdout.clear();
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(options.seed ^ 0x484f4c444f5554ull);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(options.seed, rng::Stream::kHoldout));
     const Tensor order = torch::randperm(dataset.size(), gen, torch::kInt64);
     const auto n_holdout = static_cast<int64_t>(static_cast<double>(dataset.size()) * options.holdout_fraction);
     for (int64_t i = 0; i < dataset.size(); ++i) (i < n_holdout ? holdout : train).push_back(order[i].item<int64_t>());

@@ -5,15 +5,12 @@
 
 #include <cmath>
 
+#include "util/random.hpp"
+
 namespace shardgan::model {
 namespace {
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using rng::splitmix64;
 
 struct MaskedScale : torch::autograd::Function<MaskedScale> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input,

@@ -4,21 +4,23 @@
 
 #include <cstdio>
 
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace shardgan {
 
-void write_png(const std::filesystem::path& file, const Image& image) {
-  const std::filesystem::path tmp = file.string() + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) fail(file.string(), ": cannot write");
+namespace {
+
+/// Encodes `image` into `path` (libpng); `name` is the file the caller asked for, for messages.
+void encode_png(const std::filesystem::path& path, const std::string& name, const Image& image) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) fail(name, ": cannot write");
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png_create_info_struct(png);
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
     std::fclose(f);
-    std::filesystem::remove(tmp);
-    fail(file.string(), ": PNG encoding failed");
+    fail(name, ": PNG encoding failed");
   }
   png_init_io(png, f);
   png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
@@ -29,8 +31,13 @@ void write_png(const std::filesystem::path& file, const Image& image) {
     png_write_row(png, image.pixels.data() + static_cast<std::size_t>(y) * image.width * image.channels);
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fclose(f) != 0) fail(file.string(), ": write error");
-  std::filesystem::rename(tmp, file);
+  if (std::fclose(f) != 0) fail(name, ": write error");
+}
+
+}  // namespace
+
+void write_png(const std::filesystem::path& file, const Image& image) {
+  write_file_atomically(file, [&](const std::filesystem::path& tmp) { encode_png(tmp, file.string(), image); });
 }
 
 Image read_png(const std::filesystem::path& file) {
