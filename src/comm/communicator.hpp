@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 namespace shardgan::comm {
 
@@ -12,10 +14,23 @@ enum class DType { kFloat32, kFloat64, kBFloat16, kInt64, kUInt8 };
 enum class ReduceOp { kSum, kAvg };
 
 std::size_t dtype_size(DType type);
-const char* dtype_name(DType type);
 
-/// An all-reduce in flight. `wait` blocks until the result is in the buffer (averaged when kAvg); `test` lets the
-/// backend make progress and says whether it is done. Destroying an unfinished request waits for it.
+/// The DType of a C++ element type (float, double, int64_t, uint8_t). bfloat16 has no C++ type here: tensors of it
+/// go through parallel/tensor_comm.hpp.
+template <typename T>
+constexpr DType dtype_of() {
+  static_assert(
+      std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int64_t> || std::is_same_v<T, uint8_t>,
+      "no communicator DType for this element type");
+  if constexpr (std::is_same_v<T, float>) return DType::kFloat32;
+  if constexpr (std::is_same_v<T, double>) return DType::kFloat64;
+  if constexpr (std::is_same_v<T, int64_t>) return DType::kInt64;
+  return DType::kUInt8;
+}
+
+/// An all-reduce in flight. `wait` returns once the result is in the buffer for the buffer's consumers: on the host
+/// (MPI), or ordered before later work on LibTorch's CUDA stream (NCCL). `test` lets the backend make progress and
+/// says whether it is done. Destroying an unfinished request waits for it.
 class Request {
  public:
   virtual ~Request() = default;
@@ -24,17 +39,21 @@ class Request {
 };
 
 /// Collective operations over all ranks of a job. Every rank must call the same operations in the same order with
-/// the same counts. Buffers live where the backend expects them (host memory for MPI, device memory for NCCL).
-/// Calls are blocking: when they return, the result is in the buffer.
+/// the same counts. The synchronous calls return with the result in the buffer, readable by the host (both backends
+/// wait for the device); `allreduce_async` returns at once. Host buffers work with every backend; CUDA device
+/// buffers only where `device_memory()` says so (tensors: parallel/tensor_comm.hpp stages them when needed).
 class Communicator {
  public:
   virtual ~Communicator() = default;
   virtual const char* backend() const = 0;
+  /// Whether buffers may live in CUDA device memory (NCCL). False: host memory only (MPI).
+  virtual bool device_memory() const = 0;
   virtual int rank() const = 0;
   virtual int size() const = 0;
   /// In-place all-reduce of `count` elements. kAvg divides the sum by size().
   virtual void allreduce(void* data, std::size_t count, DType type, ReduceOp op) = 0;
   /// Starts an in-place all-reduce and returns at once. Requests must be started in the same order on every rank.
+  /// NCCL: device buffers only.
   virtual std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) = 0;
   /// Copies `count` elements from `root`'s buffer into every rank's buffer.
   virtual void broadcast(void* data, std::size_t count, DType type, int root) = 0;
@@ -43,17 +62,34 @@ class Communicator {
   virtual void barrier() = 0;
   /// Ends the whole job with `code`; never returns.
   [[noreturn]] virtual void abort(int code) = 0;
+
+  // Typed forms (host memory): the element type decides the DType.
+  template <typename T>
+  void allreduce(std::vector<T>& values, ReduceOp op) {
+    allreduce(values.data(), values.size(), dtype_of<T>(), op);
+  }
+  /// One value over all ranks.
+  template <typename T>
+  T allreduce(T value, ReduceOp op) {
+    allreduce(&value, 1, dtype_of<T>(), op);
+    return value;
+  }
+  /// Every rank's `mine`, rank-major (all ranks must pass the same count).
+  template <typename T>
+  std::vector<T> allgather(const std::vector<T>& mine) {
+    std::vector<T> all(mine.size() * static_cast<std::size_t>(size()));
+    allgather(mine.data(), all.data(), mine.size(), dtype_of<T>());
+    return all;
+  }
 };
 
 /// The MPI backend on `comm` (host buffers). Always built.
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm);
 
 /// The NCCL backend (device buffers on CUDA device `device`), bootstrapped over `comm`: rank 0 creates the NCCL
-/// unique id and broadcasts it with MPI. Throws Error when this build has no NCCL.
+/// unique id and broadcasts it with MPI. Built when CMake finds CUDA and NCCL (SHARDGAN_HAVE_NCCL); otherwise this
+/// throws an Error that says so.
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device);
-
-/// Whether this build compiled the NCCL backend.
-bool nccl_compiled();
 
 /// CUDA devices visible to this process (0 when the build has no CUDA, or there is no driver or device).
 int cuda_device_count();

@@ -122,6 +122,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   const char* backend() const override { return "mpi"; }
+  bool device_memory() const override { return false; }  // Debian's Open MPI is not CUDA-aware
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -257,17 +258,6 @@ std::size_t dtype_size(DType type) {
     case DType::kUInt8: return 1;
   }
   return 1;
-}
-
-const char* dtype_name(DType type) {
-  switch (type) {
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kInt64: return "int64";
-    case DType::kUInt8: return "uint8";
-  }
-  return "?";
 }
 
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm) {

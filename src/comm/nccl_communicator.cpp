@@ -28,13 +28,9 @@ ncclDataType_t nccl_type(DType type) {
   return ncclUint8;
 }
 
-class NcclCommunicator;
-
 class NcclRequest final : public Request {
  public:
-  explicit NcclRequest(NcclCommunicator* owner) : owner_(owner) {
-    cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
-  }
+  NcclRequest() { cudaEventCreateWithFlags(&done, cudaEventDisableTiming); }
   ~NcclRequest() override {
     wait();
     cudaEventDestroy(done);
@@ -46,9 +42,6 @@ class NcclRequest final : public Request {
   }
   cudaEvent_t done = nullptr;
   bool launched = false;
-
- private:
-  NcclCommunicator* owner_;
 };
 
 /// NCCL on one CUDA device, with its own stream. Bootstrapped over MPI: rank 0's ncclGetUniqueId is broadcast with
@@ -76,6 +69,7 @@ class NcclCommunicator final : public Communicator {
   }
 
   const char* backend() const override { return "nccl"; }
+  bool device_memory() const override { return true; }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -85,7 +79,7 @@ class NcclCommunicator final : public Communicator {
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
     if (count == 0) return;
     const std::size_t bytes = count * dtype_size(type);
-    void* buffer = stage_in(data, bytes, 0);
+    void* buffer = stage_in(data, bytes);
     const ncclRedOp_t nccl_op = op == ReduceOp::kAvg ? ncclAvg : ncclSum;
     nccl_check(ncclAllReduce(buffer, buffer, count, nccl_type(type), nccl_op, comm_, stream_), "ncclAllReduce", rank_);
     stage_out(data, buffer, bytes);
@@ -96,7 +90,7 @@ class NcclCommunicator final : public Communicator {
   /// has reached this point; `wait` makes the default stream wait for the result without blocking the host.
   /// Device buffers only (the gradient buckets live on the GPU).
   std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
-    auto request = std::make_unique<NcclRequest>(this);
+    auto request = std::make_unique<NcclRequest>();
     if (count == 0) return request;
     if (!on_device(data)) fail("NCCL allreduce_async needs a device buffer (rank ", rank_, ")");
     after_default_stream();
@@ -111,7 +105,7 @@ class NcclCommunicator final : public Communicator {
   void broadcast(void* data, std::size_t count, DType type, int root) override {
     if (count == 0) return;
     const std::size_t bytes = count * dtype_size(type);
-    void* buffer = stage_in(data, bytes, 0);
+    void* buffer = stage_in(data, bytes);
     nccl_check(ncclBroadcast(buffer, buffer, count, nccl_type(type), root, comm_, stream_), "ncclBroadcast", rank_);
     stage_out(data, buffer, bytes);
     synchronize("ncclBroadcast");
@@ -124,7 +118,7 @@ class NcclCommunicator final : public Communicator {
     const std::size_t recv_offset = (send_bytes + 255) / 256 * 256;
     const bool host_recv = !on_device(recv);
     if (host_recv) reserve(recv_offset + recv_bytes);
-    const void* send_buffer = stage_in(const_cast<void*>(send), send_bytes, 0);
+    const void* send_buffer = stage_in(const_cast<void*>(send), send_bytes);
     void* recv_buffer = host_recv ? static_cast<char*>(scratch_) + recv_offset : recv;
     nccl_check(ncclAllGather(send_buffer, recv_buffer, count, nccl_type(type), comm_, stream_), "ncclAllGather", rank_);
     if (host_recv)
@@ -174,15 +168,15 @@ class NcclCommunicator final : public Communicator {
     cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent", rank_);
   }
 
-  /// A device buffer holding `data`: `data` itself (after the default stream), or host data copied into the scratch
-  /// buffer at `offset`.
-  void* stage_in(void* data, std::size_t bytes, std::size_t offset) {
+  /// A device buffer holding `data`: `data` itself (after the default stream), or host data copied into the start
+  /// of the scratch buffer.
+  void* stage_in(void* data, std::size_t bytes) {
     if (on_device(data)) {
       after_default_stream();
       return data;
     }
-    reserve(offset + bytes);
-    void* buffer = static_cast<char*>(scratch_) + offset;
+    reserve(bytes);
+    void* buffer = scratch_;
     cuda_check(cudaMemcpyAsync(buffer, data, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync", rank_);
     return buffer;
   }
@@ -210,10 +204,6 @@ class NcclCommunicator final : public Communicator {
 };
 
 }  // namespace
-
-bool nccl_compiled() {
-  return true;
-}
 
 int cuda_device_count() {
   int count = 0;

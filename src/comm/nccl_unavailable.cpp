@@ -4,10 +4,6 @@
 
 namespace shardgan::comm {
 
-bool nccl_compiled() {
-  return false;
-}
-
 int cuda_device_count() {
   return 0;
 }

@@ -38,6 +38,7 @@ class WatchedCommunicator final : public Communicator {
   WatchedCommunicator(std::unique_ptr<Communicator> inner, Watchdog& watchdog)
       : inner_(std::move(inner)), watchdog_(watchdog) {}
   const char* backend() const override { return inner_->backend(); }
+  bool device_memory() const override { return inner_->device_memory(); }
   int rank() const override { return inner_->rank(); }
   int size() const override { return inner_->size(); }
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {

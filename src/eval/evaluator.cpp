@@ -4,9 +4,10 @@
 
 #include <chrono>
 
-#include "data/distributed_sampler.hpp"
 #include "data/shard_dataset.hpp"
+#include "parallel/tensor_comm.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::eval {
 using torch::Tensor;
@@ -15,9 +16,9 @@ namespace {
 
 constexpr int64_t kChunk = 250;
 
-void sum_over_ranks(comm::Communicator* comm, Tensor& t) {
+void sum_over_ranks(comm::Communicator* comm, const Tensor& t) {
   if (comm == nullptr || comm->size() == 1) return;
-  comm->allreduce(t.data_ptr(), static_cast<std::size_t>(t.numel()), comm::DType::kFloat64, comm::ReduceOp::kSum);
+  parallel::allreduce(*comm, t, comm::ReduceOp::kSum);
 }
 
 /// Restores a module's training mode when it goes out of scope.
@@ -46,7 +47,7 @@ Evaluator::Evaluator(Classifier classifier, const data::ShardDataset& dataset, i
   begin_ = n_ * rank / world;
   end_ = n_ * (rank + 1) / world;
   // The same draws on every rank, whatever the world size: a permutation of the data, and noise for all n.
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(data::mix_seed(seed, 0x4556414c, 0));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(seed, rng::Stream::kEvaluation));
   const Tensor order = torch::randperm(dataset.size(), gen, torch::kInt64).narrow(0, 0, n_);
   const Tensor z = torch::randn({n_, z_dim}, gen);
   std::vector<int64_t> indices(order.data_ptr<int64_t>() + begin_, order.data_ptr<int64_t>() + end_);

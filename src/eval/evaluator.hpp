@@ -41,8 +41,6 @@ class Evaluator {
   /// rank must call it.
   EvalResult evaluate(model::GeneratorImpl& generator, model::DiscriminatorImpl& discriminator, bool conditional);
 
-  int64_t n() const { return n_; }
-
  private:
   Classifier classifier_;
   comm::Communicator* comm_;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "parallel/tensor_comm.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::eval {
@@ -23,8 +24,7 @@ void FeatureStats::add(const Tensor& features) {
 void FeatureStats::allreduce(comm::Communicator* comm) {
   if (comm == nullptr || comm->size() == 1) return;
   Tensor packed = torch::cat({sum_, outer_.flatten(), torch::full({1}, count_, torch::kFloat64)}).contiguous();
-  comm->allreduce(packed.data_ptr(), static_cast<std::size_t>(packed.numel()), comm::DType::kFloat64,
-                  comm::ReduceOp::kSum);
+  parallel::allreduce(*comm, packed, comm::ReduceOp::kSum);
   const int64_t d = sum_.size(0);
   sum_ = packed.narrow(0, 0, d).clone();
   outer_ = packed.narrow(0, d, d * d).view({d, d}).clone();

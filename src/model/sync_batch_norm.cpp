@@ -3,7 +3,7 @@
 #include <torch/autograd.h>
 #include <torch/torch.h>
 
-#include "parallel/staging.hpp"
+#include "parallel/tensor_comm.hpp"
 
 namespace shardgan::model {
 namespace {
@@ -12,18 +12,13 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-/// Sums `t` (float64, contiguous, on CPU or the communicator's device) over the ranks in place. Statistics are kept
-/// in float64 so that the single-pass variance E[x²] − E[x]² loses nothing against a one-rank BatchNorm.
-void all_sum(comm::Communicator* comm, Tensor& t) {
-  if (parallel::needs_staging(*comm, t)) {
-    Tensor host = t.to(torch::kCPU);
-    comm->allreduce(host.data_ptr(), static_cast<std::size_t>(host.numel()), comm::DType::kFloat64,
-                    comm::ReduceOp::kSum);
-    t.copy_(host);
-    return;
-  }
-  comm->allreduce(t.data_ptr(), static_cast<std::size_t>(t.numel()), comm::DType::kFloat64, comm::ReduceOp::kSum);
-}
+/// The communicator, as autograd keeps it between forward and backward (saved_data holds IValues; a capsule holds
+/// any object). Statistics are kept in float64 so that the single-pass variance E[x²] − E[x]² loses nothing against
+/// a one-rank BatchNorm.
+struct CommunicatorRef : torch::CustomClassHolder {
+  explicit CommunicatorRef(comm::Communicator* c) : comm(c) {}
+  comm::Communicator* comm;
+};
 
 /// Reduces over every dimension but the channel one (1).
 std::vector<int64_t> reduce_dims(const Tensor& x) {
@@ -40,8 +35,8 @@ std::vector<int64_t> channel_shape(const Tensor& x) {
 
 struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                        Tensor running_mean, Tensor running_var, double eps, double momentum, int64_t comm_address) {
-    auto* comm = reinterpret_cast<comm::Communicator*>(comm_address);
+                        Tensor running_mean, Tensor running_var, double eps, double momentum,
+                        comm::Communicator* comm) {
     const Tensor xd = x.to(torch::kFloat64);
     const auto dims = reduce_dims(xd);
     const int64_t channels = x.size(1);
@@ -49,7 +44,7 @@ struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
     Tensor stats = torch::cat({xd.sum(dims), (xd * xd).sum(dims),
                                torch::full({1}, static_cast<double>(xd.numel() / channels), xd.options())})
                        .contiguous();
-    all_sum(comm, stats);
+    parallel::allreduce(*comm, stats, comm::ReduceOp::kSum);
     const Tensor count = stats.narrow(0, 2 * channels, 1);
     const Tensor mean_d = stats.narrow(0, 0, channels) / count;
     const Tensor var_d = (stats.narrow(0, channels, channels) / count - mean_d * mean_d).clamp_min(0);
@@ -65,14 +60,15 @@ struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
     const auto shape = channel_shape(x);
     const Tensor xhat = (xf - mean.view(shape)) * invstd.view(shape);
     ctx->save_for_backward({xhat, invstd, weight, count});
-    ctx->saved_data["comm"] = comm_address;
+    ctx->saved_data["comm"] = c10::IValue::make_capsule(c10::make_intrusive<CommunicatorRef>(comm));
     return (xhat * weight.view(shape) + bias.view(shape)).to(x.scalar_type());
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const Tensor &xhat = saved[0], &invstd = saved[1], &weight = saved[2], &count = saved[3];
-    auto* comm = reinterpret_cast<comm::Communicator*>(ctx->saved_data["comm"].toInt());
+    const auto ref = ctx->saved_data["comm"].toCapsule();
+    comm::Communicator* comm = static_cast<CommunicatorRef*>(ref.get())->comm;
     const Tensor dy = grads[0].to(torch::kFloat32);
     const auto dims = reduce_dims(dy);
     const int64_t channels = dy.size(1);
@@ -80,7 +76,7 @@ struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
     const Tensor sum_dy_xhat_local = (dy * xhat).sum(dims);
     // The statistics depended on every rank's inputs: the input gradient needs the global sums.
     Tensor sums = torch::cat({sum_dy_local, sum_dy_xhat_local}).to(torch::kFloat64).contiguous();
-    all_sum(comm, sums);
+    parallel::allreduce(*comm, sums, comm::ReduceOp::kSum);
     const auto shape = channel_shape(dy);
     const Tensor mean_dy = (sums.narrow(0, 0, channels) / count).to(torch::kFloat32).view(shape);
     const Tensor mean_dy_xhat = (sums.narrow(0, channels, channels) / count).to(torch::kFloat32).view(shape);
@@ -99,16 +95,16 @@ struct SyncBatchNormFn : torch::autograd::Function<SyncBatchNormFn> {
 
 }  // namespace
 
-SyncBatchNormImpl::SyncBatchNormImpl(int64_t features, double eps, double momentum)
-    : features_(features), eps_(eps), momentum_(momentum) {
+SyncBatchNormImpl::SyncBatchNormImpl(const SyncBatchNormOptions& options_) : options(options_) {
   reset();
 }
 
 void SyncBatchNormImpl::reset() {
-  weight = register_parameter("weight", torch::ones({features_}));
-  bias = register_parameter("bias", torch::zeros({features_}));
-  running_mean = register_buffer("running_mean", torch::zeros({features_}));
-  running_var = register_buffer("running_var", torch::ones({features_}));
+  const int64_t c = options.features();
+  weight = register_parameter("weight", torch::ones({c}));
+  bias = register_parameter("bias", torch::zeros({c}));
+  running_mean = register_buffer("running_mean", torch::zeros({c}));
+  running_var = register_buffer("running_var", torch::ones({c}));
   num_batches_tracked = register_buffer("num_batches_tracked", torch::zeros({}, torch::kInt64));
 }
 
@@ -118,10 +114,10 @@ Tensor SyncBatchNormImpl::forward(const Tensor& input) {
     num_batches_tracked.add_(1);
   }
   if (!is_training() || comm_ == nullptr || comm_->size() == 1)
-    return torch::batch_norm(input, weight, bias, running_mean, running_var, is_training(), momentum_, eps_,
-                             /*cudnn_enabled=*/true);
-  return SyncBatchNormFn::apply(input, weight, bias, running_mean, running_var, eps_, momentum_,
-                                reinterpret_cast<int64_t>(comm_));
+    return torch::batch_norm(input, weight, bias, running_mean, running_var, is_training(), options.momentum(),
+                             options.eps(), /*cudnn_enabled=*/true);
+  return SyncBatchNormFn::apply(input, weight, bias, running_mean, running_var, options.eps(), options.momentum(),
+                                comm_);
 }
 
 }  // namespace shardgan::model

@@ -1,4 +1,5 @@
 #pragma once
+#include <torch/arg.h>
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 #include <torch/types.h>
@@ -12,22 +13,29 @@ namespace shardgan::model {
 /// [N, C, H, W]. Parameters and buffers are named like torch::nn::BatchNorm's (weight, bias, running_mean,
 /// running_var, num_batches_tracked), so checkpoints move freely between `local` and `sync`.
 /// Without a communicator (or with one rank) it is plain BatchNorm.
+struct SyncBatchNormOptions {
+  /* implicit */ SyncBatchNormOptions(int64_t features) : features_(features) {}  // NOLINT: as BatchNormOptions
+  TORCH_ARG(int64_t, features);
+  TORCH_ARG(double, eps) = 1e-5;
+  /// Weight of a new batch in the running statistics.
+  TORCH_ARG(double, momentum) = 0.1;
+};
+
 class SyncBatchNormImpl : public torch::nn::Cloneable<SyncBatchNormImpl> {
  public:
-  explicit SyncBatchNormImpl(int64_t features, double eps = 1e-5, double momentum = 0.1);
+  explicit SyncBatchNormImpl(const SyncBatchNormOptions& options);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& input);
   /// The communicator the statistics go through (not owned; must outlive training). nullptr: local statistics.
   void set_communicator(comm::Communicator* comm) { comm_ = comm; }
   /// Weight of a new batch in the running statistics (1/(k+1) for the k-th batch gives their plain average).
-  void set_momentum(double momentum) { momentum_ = momentum; }
-  double momentum() const { return momentum_; }
+  void set_momentum(double momentum) { options.momentum(momentum); }
+  double momentum() const { return options.momentum(); }
 
+  SyncBatchNormOptions options;
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
 
  private:
-  int64_t features_;
-  double eps_, momentum_;
   comm::Communicator* comm_ = nullptr;
 };
 TORCH_MODULE(SyncBatchNorm);

@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 #include <xxhash.h>
 
-#include "parallel/staging.hpp"
+#include "parallel/tensor_comm.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::parallel {
@@ -18,18 +18,11 @@ int64_t hash_of(const torch::Tensor& t) {
   return static_cast<int64_t>(XXH3_64bits(c.data_ptr(), static_cast<std::size_t>(c.nbytes())));
 }
 
-/// Every rank's values, rank-major.
-std::vector<int64_t> gather(comm::Communicator& comm, const std::vector<int64_t>& mine) {
-  std::vector<int64_t> all(mine.size() * static_cast<std::size_t>(comm.size()));
-  comm.allgather(mine.data(), all.data(), mine.size(), comm::DType::kInt64);
-  return all;
-}
-
 }  // namespace
 
 void require_agreement(comm::Communicator& comm, const std::string& what, const std::string& value) {
   if (comm.size() == 1) return;
-  const auto all = gather(comm, {hash_of(value)});
+  const auto all = comm.allgather(std::vector<int64_t>{hash_of(value)});
   std::string differ;
   for (int r = 1; r < comm.size(); ++r)
     if (all[static_cast<std::size_t>(r)] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
@@ -44,7 +37,7 @@ void check_consistency(comm::Communicator& comm, const NamedTensors& tensors, in
   std::vector<int64_t> mine;
   mine.reserve(tensors.size());
   for (const auto& [name, t] : tensors) mine.push_back(hash_of(t));
-  const auto all = gather(comm, mine);
+  const auto all = comm.allgather(mine);
   for (std::size_t i = 0; i < tensors.size(); ++i)
     for (int r = 1; r < comm.size(); ++r)
       if (all[static_cast<std::size_t>(r) * mine.size() + i] != all[i])
@@ -57,9 +50,9 @@ void average_tensors(comm::Communicator& comm, const std::vector<torch::Tensor>&
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
     if (!t.is_floating_point()) continue;
-    torch::Tensor c = t.to(needs_staging(comm, t) ? torch::kCPU : t.device(), torch::kFloat32).contiguous();
-    comm.allreduce(c.data_ptr(), static_cast<std::size_t>(c.numel()), comm::DType::kFloat32, comm::ReduceOp::kAvg);
-    t.copy_(c);
+    const torch::Tensor c = t.to(torch::kFloat32);  // float64 and bf16 buffers averaged like float32 ones
+    allreduce(comm, c, comm::ReduceOp::kAvg);
+    if (!c.is_same(t)) t.copy_(c);
   }
 }
 

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "parallel/staging.hpp"
+#include "parallel/tensor_comm.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::parallel {
@@ -48,20 +48,7 @@ GradSync::~GradSync() {
 
 void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
   if (comm_.size() == 1) return;
-  torch::NoGradGuard no_grad;
-  for (const auto& t : tensors) {
-    torch::Tensor c = needs_staging(comm_, t) ? t.to(torch::kCPU).contiguous() : t.contiguous();
-    if (c.scalar_type() == torch::kFloat32) {
-      comm_.broadcast(c.data_ptr(), static_cast<std::size_t>(c.numel()), comm::DType::kFloat32, 0);
-    } else if (c.scalar_type() == torch::kInt64) {
-      comm_.broadcast(c.data_ptr(), static_cast<std::size_t>(c.numel()), comm::DType::kInt64, 0);
-    } else {
-      torch::Tensor f = c.to(torch::kFloat64);
-      comm_.broadcast(f.data_ptr(), static_cast<std::size_t>(f.numel()), comm::DType::kFloat64, 0);
-      c.copy_(f);
-    }
-    if (!c.is_same(t)) t.copy_(c);
-  }
+  for (const auto& t : tensors) parallel::broadcast(comm_, t, 0);
 }
 
 void GradSync::prepare() {
