@@ -12,55 +12,91 @@
 namespace shardgan::config {
 namespace {
 
-using Field = std::variant<std::string*, bool*, int64_t*, double*>;
+template <typename E>
+struct Spelling {
+  E value;
+  const char* word;
+};
+constexpr Spelling<Cache> kCache[] = {{Cache::kAuto, "auto"}, {Cache::kMemory, "memory"}, {Cache::kStream, "stream"}};
+constexpr Spelling<BatchNorm> kBatchNorm[] = {
+    {BatchNorm::kLocal, "local"}, {BatchNorm::kSync, "sync"}, {BatchNorm::kNone, "none"}};
+constexpr Spelling<Loss> kLoss[] = {{Loss::kBce, "bce"}, {Loss::kHinge, "hinge"}};
+constexpr Spelling<Device> kDevice[] = {{Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
+constexpr Spelling<Precision> kPrecision[] = {
+    {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
+constexpr Spelling<Backend> kBackend[] = {{Backend::kAuto, "auto"}, {Backend::kNccl, "nccl"}, {Backend::kMpi, "mpi"}};
+
+template <typename E, std::size_t N>
+const char* word_of(const Spelling<E> (&table)[N], E value) {
+  for (const auto& s : table)
+    if (s.value == value) return s.word;
+  return "?";
+}
+
+/// A key whose TOML value is one of a few words, stored as an enum.
+struct Choice {
+  std::vector<std::string> words;
+  std::function<std::string()> get;
+  std::function<void(std::size_t)> set;  ///< index into `words`
+};
+
+template <typename E, std::size_t N>
+Choice choice(E& field, const Spelling<E> (&table)[N]) {
+  Choice c;
+  for (const auto& s : table) c.words.emplace_back(s.word);
+  c.get = [&field, &table] { return std::string(word_of(table, field)); };
+  c.set = [&field, &table](std::size_t i) { field = table[i].value; };
+  return c;
+}
+
+using Field = std::variant<std::string*, bool*, int64_t*, double*, Choice>;
 struct Key {
   std::string name;  ///< "section.key"
   Field field;
-  std::vector<std::string> choices;  ///< allowed string values, when restricted
 };
 
 /// The schema: every key with where it lives in Config. Built over a Config so `load` fills it in place.
 std::vector<Key> schema(Config& c) {
   return {
-      {"data.path", &c.data.path, {}},
-      {"data.cache", &c.data.cache, {"auto", "memory", "stream"}},
-      {"data.hflip", &c.data.hflip, {}},
-      {"data.verify", &c.data.verify, {}},
-      {"model.z_dim", &c.model.z_dim, {}},
-      {"model.g_width", &c.model.g_width, {}},
-      {"model.d_width", &c.model.d_width, {}},
-      {"model.dropout", &c.model.dropout, {}},
-      {"model.conditional", &c.model.conditional, {}},
-      {"model.embed_dim", &c.model.embed_dim, {}},
-      {"model.batchnorm", &c.model.batchnorm, {"local", "sync", "none"}},
-      {"model.loss", &c.model.loss, {"bce", "hinge"}},
-      {"model.g_ema", &c.model.g_ema, {}},
-      {"optim.lr_g", &c.optim.lr_g, {}},
-      {"optim.lr_d", &c.optim.lr_d, {}},
-      {"optim.beta1", &c.optim.beta1, {}},
-      {"optim.beta2", &c.optim.beta2, {}},
-      {"train.batch_size", &c.train.batch_size, {}},
-      {"train.epochs", &c.train.epochs, {}},
-      {"train.max_steps", &c.train.max_steps, {}},
-      {"train.seed", &c.train.seed, {}},
-      {"train.deterministic", &c.train.deterministic, {}},
-      {"train.log_every", &c.train.log_every, {}},
-      {"output.sample_every_epochs", &c.output.sample_every_epochs, {}},
-      {"output.sample_every_steps", &c.output.sample_every_steps, {}},
-      {"output.sample_count", &c.output.sample_count, {}},
-      {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps, {}},
-      {"output.keep_checkpoints", &c.output.keep_checkpoints, {}},
-      {"eval.classifier", &c.eval.classifier, {}},
-      {"eval.every_epochs", &c.eval.every_epochs, {}},
-      {"eval.n", &c.eval.n, {}},
-      {"runtime.device", &c.runtime.device, {"auto", "cpu", "cuda"}},
-      {"runtime.threads", &c.runtime.threads, {}},
-      {"runtime.precision", &c.runtime.precision, {"fp32", "bf16", "fp16"}},
-      {"comm.backend", &c.comm.backend, {"auto", "nccl", "mpi"}},
-      {"comm.check_every", &c.comm.check_every, {}},
-      {"comm.timeout_s", &c.comm.timeout_s, {}},
-      {"comm.bucket_mb", &c.comm.bucket_mb, {}},
-      {"comm.overlap", &c.comm.overlap, {}},
+      {"data.path", &c.data.path},
+      {"data.cache", choice(c.data.cache, kCache)},
+      {"data.hflip", &c.data.hflip},
+      {"data.verify", &c.data.verify},
+      {"model.z_dim", &c.model.z_dim},
+      {"model.g_width", &c.model.g_width},
+      {"model.d_width", &c.model.d_width},
+      {"model.dropout", &c.model.dropout},
+      {"model.conditional", &c.model.conditional},
+      {"model.embed_dim", &c.model.embed_dim},
+      {"model.batchnorm", choice(c.model.batchnorm, kBatchNorm)},
+      {"model.loss", choice(c.model.loss, kLoss)},
+      {"model.g_ema", &c.model.g_ema},
+      {"optim.lr_g", &c.optim.lr_g},
+      {"optim.lr_d", &c.optim.lr_d},
+      {"optim.beta1", &c.optim.beta1},
+      {"optim.beta2", &c.optim.beta2},
+      {"train.batch_size", &c.train.batch_size},
+      {"train.epochs", &c.train.epochs},
+      {"train.max_steps", &c.train.max_steps},
+      {"train.seed", &c.train.seed},
+      {"train.deterministic", &c.train.deterministic},
+      {"train.log_every", &c.train.log_every},
+      {"output.sample_every_epochs", &c.output.sample_every_epochs},
+      {"output.sample_every_steps", &c.output.sample_every_steps},
+      {"output.sample_count", &c.output.sample_count},
+      {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps},
+      {"output.keep_checkpoints", &c.output.keep_checkpoints},
+      {"eval.classifier", &c.eval.classifier},
+      {"eval.every_epochs", &c.eval.every_epochs},
+      {"eval.n", &c.eval.n},
+      {"runtime.device", choice(c.runtime.device, kDevice)},
+      {"runtime.threads", &c.runtime.threads},
+      {"runtime.precision", choice(c.runtime.precision, kPrecision)},
+      {"comm.backend", choice(c.comm.backend, kBackend)},
+      {"comm.check_every", &c.comm.check_every},
+      {"comm.timeout_s", &c.comm.timeout_s},
+      {"comm.bucket_mb", &c.comm.bucket_mb},
+      {"comm.overlap", &c.comm.overlap},
   };
 }
 
@@ -97,9 +133,9 @@ std::string suggestion(const std::string& name, const std::vector<Key>& keys) {
 
 const char* type_name(const Field& f) {
   return std::visit(
-      [](auto* p) -> const char* {
-        using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, std::string>) return "a string";
+      [](const auto& p) -> const char* {
+        using T = std::remove_pointer_t<std::decay_t<decltype(p)>>;
+        if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, Choice>) return "a string";
         if constexpr (std::is_same_v<T, bool>) return "true or false";
         if constexpr (std::is_same_v<T, int64_t>) return "an integer";
         return "a number";
@@ -107,30 +143,38 @@ const char* type_name(const Field& f) {
       f);
 }
 
-/// Stores `node` into `key`'s field; Error naming the key on a type mismatch.
+/// Stores the word `value` into a Choice; Error naming the key and the choices when it is none of them.
+void assign_choice(const Key& key, const Choice& c, const std::string& value, const std::string& source) {
+  const auto it = std::find(c.words.begin(), c.words.end(), value);
+  if (it == c.words.end()) {
+    std::string list;
+    for (const auto& w : c.words) list += (list.empty() ? "" : ", ") + w;
+    fail(source, ": key '", key.name, "' is \"", value, "\"; expected one of ", list);
+  }
+  c.set(static_cast<std::size_t>(it - c.words.begin()));
+}
+
+/// Stores `node` into `key`'s field; Error naming the key on a type mismatch or a word that is not a choice.
 void assign(const Key& key, const toml::node& node, const std::string& source) {
   const bool ok = std::visit(
-      [&](auto* p) {
-        using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, double>) {
+      [&](const auto& field) {
+        using T = std::remove_pointer_t<std::decay_t<decltype(field)>>;
+        if constexpr (std::is_same_v<T, Choice>) {
+          const auto v = node.value_exact<std::string>();
+          if (v) assign_choice(key, field, *v, source);
+          return v.has_value();
+        } else if constexpr (std::is_same_v<T, double>) {
+          double* p = field;
           if (auto v = node.value_exact<double>()) return (*p = *v, true);
           if (auto v = node.value_exact<int64_t>()) return (*p = static_cast<double>(*v), true);
           return false;
         } else {
-          if (auto v = node.value_exact<T>()) return (*p = *v, true);
+          if (auto v = node.value_exact<T>()) return (*field = *v, true);
           return false;
         }
       },
       key.field);
   if (!ok) fail(source, ": key '", key.name, "' must be ", type_name(key.field));
-  if (!key.choices.empty()) {
-    const std::string& value = *std::get<std::string*>(key.field);
-    if (std::find(key.choices.begin(), key.choices.end(), value) == key.choices.end()) {
-      std::string list;
-      for (const auto& c : key.choices) list += (list.empty() ? "" : ", ") + c;
-      fail(source, ": key '", key.name, "' is \"", value, "\"; expected one of ", list);
-    }
-  }
 }
 
 void check_range(const Config& c, const std::string& source) {
@@ -178,10 +222,12 @@ uint64_t fnv1a(const std::string& s) {
 
 std::string format_value(const Field& f) {
   return std::visit(
-      [](auto* p) -> std::string {
-        using T = std::remove_pointer_t<decltype(p)>;
+      [](const auto& p) -> std::string {
+        using T = std::remove_pointer_t<std::decay_t<decltype(p)>>;
         std::ostringstream out;
-        if constexpr (std::is_same_v<T, std::string>) {
+        if constexpr (std::is_same_v<T, Choice>) {
+          out << toml::value<std::string>(p.get());
+        } else if constexpr (std::is_same_v<T, std::string>) {
           out << toml::value<std::string>(*p);
         } else if constexpr (std::is_same_v<T, bool>) {
           out << (*p ? "true" : "false");
@@ -230,7 +276,8 @@ Config parse(const std::string& text, const std::string& source, const std::vect
     } catch (const toml::parse_error&) {
       parsed = toml::table{{"v", raw}};  // a bare word: a string
     }
-    if (std::holds_alternative<std::string*>(it->field) && !parsed["v"].is_string()) parsed = toml::table{{"v", raw}};
+    const bool word = std::holds_alternative<std::string*>(it->field) || std::holds_alternative<Choice>(it->field);
+    if (word && !parsed["v"].is_string()) parsed = toml::table{{"v", raw}};
     assign(*it, *parsed.get("v"), "--set");
   }
   check_range(c, source);
@@ -245,11 +292,23 @@ Config load(const std::filesystem::path& file, const std::vector<std::string>& o
   return parse(text.str(), file.string(), overrides);
 }
 
-std::vector<std::string> valid_keys() {
-  Config c;
-  std::vector<std::string> names;
-  for (const auto& k : schema(c)) names.push_back(k.name);
-  return names;
+const char* name(Cache value) {
+  return word_of(kCache, value);
+}
+const char* name(BatchNorm value) {
+  return word_of(kBatchNorm, value);
+}
+const char* name(Loss value) {
+  return word_of(kLoss, value);
+}
+const char* name(Device value) {
+  return word_of(kDevice, value);
+}
+const char* name(Precision value) {
+  return word_of(kPrecision, value);
+}
+const char* name(Backend value) {
+  return word_of(kBackend, value);
 }
 
 std::string Config::to_toml() const {
@@ -272,7 +331,8 @@ std::string Config::model_hash() const {
   std::string text;
   for (const auto& k : schema(copy))
     if (k.name == "model.batchnorm")
-      text += k.name + "=" + (model.batchnorm == "none" ? "none" : "batchnorm") + ";";  // local/sync: same layers
+      text +=
+          k.name + "=" + (model.batchnorm == BatchNorm::kNone ? "none" : "batchnorm") + ";";  // local/sync: same layers
     else if (k.name.rfind("model.", 0) == 0 && k.name != "model.dropout" && k.name != "model.loss" &&
              k.name != "model.g_ema")
       text += k.name + "=" + format_value(k.field) + ";";

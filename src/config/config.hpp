@@ -6,11 +6,26 @@
 
 namespace shardgan::config {
 
+// The settings that are words in TOML, as enums: parsed once when the config is loaded (an unknown word is an Error
+// naming the key and the choices), compared as values everywhere else. `name` gives the TOML spelling.
+enum class Cache { kAuto, kMemory, kStream };   ///< data.cache
+enum class BatchNorm { kLocal, kSync, kNone };  ///< model.batchnorm
+enum class Loss { kBce, kHinge };               ///< model.loss
+enum class Device { kAuto, kCpu, kCuda };       ///< runtime.device
+enum class Precision { kFp32, kBf16, kFp16 };   ///< runtime.precision
+enum class Backend { kAuto, kNccl, kMpi };      ///< comm.backend
+const char* name(Cache value);
+const char* name(BatchNorm value);
+const char* name(Loss value);
+const char* name(Device value);
+const char* name(Precision value);
+const char* name(Backend value);
+
 /// Everything a training run is configured by (docs/configuration.md documents each key).
 struct Config {
   struct Data {
     std::string path;
-    std::string cache = "auto";  ///< auto | memory | stream
+    Cache cache = Cache::kAuto;
     bool hflip = false;
     bool verify = true;
   } data;
@@ -21,9 +36,9 @@ struct Config {
     double dropout = 0.3;
     bool conditional = false;
     int64_t embed_dim = 50;
-    std::string batchnorm = "local";  ///< local | sync | none
-    std::string loss = "bce";         ///< bce | hinge
-    double g_ema = 0.999;             ///< decay of the generator's weight average (0: no EMA generator)
+    BatchNorm batchnorm = BatchNorm::kLocal;
+    Loss loss = Loss::kBce;
+    double g_ema = 0.999;  ///< decay of the generator's weight average (0: no EMA generator)
   } model;
   struct Optim {
     double lr_g = 2e-4;
@@ -52,16 +67,16 @@ struct Config {
     int64_t n = 5000;          ///< generated and real images per evaluation (sharded over the ranks)
   } eval;
   struct Runtime {
-    std::string device = "auto";     ///< auto | cpu | cuda
-    int64_t threads = 0;             ///< 0: cores on the node / ranks on the node
-    std::string precision = "fp32";  ///< fp32 | bf16 | fp16
+    Device device = Device::kAuto;
+    int64_t threads = 0;  ///< 0: cores on the node / ranks on the node
+    Precision precision = Precision::kFp32;
   } runtime;
   struct Comm {
-    std::string backend = "auto";  ///< auto | nccl | mpi
-    int64_t check_every = 1000;    ///< steps between cross-rank parameter checks (also before every checkpoint)
-    double timeout_s = 600;        ///< a collective running longer ends the job
-    double bucket_mb = 25;         ///< gradient bucket size cap
-    bool overlap = true;           ///< start bucket all-reduces during backward
+    Backend backend = Backend::kAuto;
+    int64_t check_every = 1000;  ///< steps between cross-rank parameter checks (also before every checkpoint)
+    double timeout_s = 600;      ///< a collective running longer ends the job
+    double bucket_mb = 25;       ///< gradient bucket size cap
+    bool overlap = true;         ///< start bucket all-reduces during backward
   } comm;
 
   /// The resolved configuration as TOML (every key, defaults included).
@@ -77,8 +92,5 @@ struct Config {
 Config load(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
 /// Same, from TOML text (`source` names it in messages).
 Config parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides = {});
-
-/// Every valid "section.key".
-std::vector<std::string> valid_keys();
 
 }  // namespace shardgan::config

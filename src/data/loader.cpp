@@ -42,6 +42,9 @@ void Loader::run() {
       }
       changed_.notify_all();
     }
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+    changed_.notify_all();
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
     error_ = std::current_exception();
@@ -51,8 +54,11 @@ void Loader::run() {
 
 Batch Loader::next() {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return !ready_.empty() || error_; });
-  if (ready_.empty()) std::rethrow_exception(error_);
+  changed_.wait(lock, [&] { return !ready_.empty() || error_ || done_; });
+  if (ready_.empty()) {
+    if (error_) std::rethrow_exception(error_);
+    fail("Loader: next() after the last step (", end_step_, ")");
+  }
   Batch batch = std::move(ready_.front());
   ready_.pop_front();
   changed_.notify_all();

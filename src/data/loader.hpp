@@ -20,7 +20,7 @@ struct Batch {
 };
 
 /// Prefetches this rank's batches for steps [first_step, end_step) on a background thread, `depth` ahead.
-/// An error on the thread is rethrown by `next`.
+/// An error on the thread is rethrown by `next`; so is a call past `end_step` (an Error, not a wait forever).
 class Loader {
  public:
   Loader(const ShardDataset& dataset, DistributedSampler sampler, int64_t first_step, int64_t end_step, int depth = 3);
@@ -43,6 +43,7 @@ class Loader {
   std::deque<Batch> ready_;
   std::exception_ptr error_;
   bool stop_ = false;
+  bool done_ = false;  ///< every step's batch has been produced
   std::thread thread_;
 };
 

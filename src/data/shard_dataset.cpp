@@ -25,7 +25,8 @@ ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& opti
     labels_.insert(labels_.end(), l.begin(), l.end());
   }
   const uint64_t bytes = static_cast<uint64_t>(size()) * shape().bytes();
-  const bool memory = options.cache == "memory" || (options.cache == "auto" && bytes <= options.memory_budget);
+  const bool memory = options.cache == config::Cache::kMemory ||
+                      (options.cache == config::Cache::kAuto && bytes <= options.memory_budget);
   if (memory) {
     memory_.resize(bytes);
     for (std::size_t s = 0; s < shards_.size(); ++s)

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
 #include "data/manifest.hpp"
 #include "data/shard_format.hpp"
 
@@ -17,7 +18,7 @@ class ShardDataset {
  public:
   struct Options {
     bool verify = true;
-    std::string cache = "auto";  ///< auto | memory | stream
+    config::Cache cache = config::Cache::kAuto;
     /// For cache = auto: bytes this process may use for a memory cache.
     uint64_t memory_budget = 4ull << 30;
   };
