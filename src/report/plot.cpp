@@ -1,4 +1,6 @@
-#include "train/plot.hpp"
+#include "report/plot.hpp"
+
+#include "report/font.hpp"
 
 #include <algorithm>
 #include <array>
@@ -7,54 +9,12 @@
 #include <cstdlib>
 #include <map>
 
-namespace shardgan::train {
+namespace shardgan::report {
 namespace {
-
-/// A 5×7 bitmap font for the characters plots need (digits, number signs, the letters of axis and series names).
-const std::map<char, std::array<const char*, 7>>& font() {
-  static const std::map<char, std::array<const char*, 7>> glyphs = {
-      {'0', {" ### ", "#   #", "#  ##", "# # #", "##  #", "#   #", " ### "}},
-      {'1', {"  #  ", " ##  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
-      {'2', {" ### ", "#   #", "    #", "   # ", "  #  ", " #   ", "#####"}},
-      {'3', {"#####", "   # ", "  #  ", "   # ", "    #", "#   #", " ### "}},
-      {'4', {"   # ", "  ## ", " # # ", "#  # ", "#####", "   # ", "   # "}},
-      {'5', {"#####", "#    ", "#### ", "    #", "    #", "#   #", " ### "}},
-      {'6', {"  ## ", " #   ", "#    ", "#### ", "#   #", "#   #", " ### "}},
-      {'7', {"#####", "    #", "   # ", "  #  ", " #   ", " #   ", " #   "}},
-      {'8', {" ### ", "#   #", "#   #", " ### ", "#   #", "#   #", " ### "}},
-      {'9', {" ### ", "#   #", "#   #", " ####", "    #", "   # ", " ##  "}},
-      {'.', {"     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "}},
-      {'-', {"     ", "     ", "     ", "#####", "     ", "     ", "     "}},
-      {'+', {"     ", "  #  ", "  #  ", "#####", "  #  ", "  #  ", "     "}},
-      {'_', {"     ", "     ", "     ", "     ", "     ", "     ", "#####"}},
-      {'c', {"     ", "     ", " ### ", "#    ", "#    ", "#   #", " ### "}},
-      {'d', {"    #", "    #", " ## #", "#  ##", "#   #", "#   #", " ####"}},
-      {'e', {"     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "}},
-      {'g', {"     ", " ####", "#   #", "#   #", " ####", "    #", " ### "}},
-      {'h', {"#    ", "#    ", "# ## ", "##  #", "#   #", "#   #", "#   #"}},
-      {'l', {" ##  ", "  #  ", "  #  ", "  #  ", "  #  ", "  #  ", " ### "}},
-      {'o', {"     ", "     ", " ### ", "#   #", "#   #", "#   #", " ### "}},
-      {'p', {"     ", "     ", "#### ", "#   #", "#### ", "#    ", "#    "}},
-      {'s', {"     ", "     ", " ####", "#    ", " ### ", "    #", "#### "}},
-      {'t', {"  #  ", "  #  ", "#####", "  #  ", "  #  ", "  #  ", "   ##"}},
-  };
-  return glyphs;
-}
 
 void set(Image& img, int x, int y, const uint8_t* c) {
   if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
   std::copy_n(c, 3, img.at(x, y));
-}
-
-void text(Image& img, int x, int y, const std::string& s, const uint8_t* c) {
-  for (char ch : s) {
-    const auto it = font().find(ch);
-    if (it != font().end())
-      for (int r = 0; r < 7; ++r)
-        for (int k = 0; k < 5; ++k)
-          if (it->second[static_cast<std::size_t>(r)][k] == '#') set(img, x + k, y + r, c);
-    x += 6;
-  }
 }
 
 void line(Image& img, int x0, int y0, int x1, int y1, const uint8_t* c) {
@@ -102,12 +62,12 @@ Image plot_series(const std::vector<Series>& series, const std::string& x_label,
     for (int x = left; x <= right; ++x) set(img, x, py(yv), grid);
     for (int y = top; y <= bottom; ++y) set(img, px(xv), y, grid);
     const std::string ys = number(yv), xs = number(xv);
-    text(img, left - 6 - 6 * static_cast<int>(ys.size()), py(yv) - 3, ys, axis);
-    text(img, px(xv) - 3 * static_cast<int>(xs.size()), bottom + 6, xs, axis);
+    draw_text(img, left - 6 - 6 * static_cast<int>(ys.size()), py(yv) - 3, ys, axis);
+    draw_text(img, px(xv) - 3 * static_cast<int>(xs.size()), bottom + 6, xs, axis);
   }
   for (int x = left; x <= right; ++x) set(img, x, bottom, axis);
   for (int y = top; y <= bottom; ++y) set(img, left, y, axis);
-  text(img, (left + right) / 2 - 3 * static_cast<int>(x_label.size()), bottom + 20, x_label, axis);
+  draw_text(img, (left + right) / 2 - 3 * static_cast<int>(x_label.size()), bottom + 20, x_label, axis);
 
   int legend_x = left + 10;
   for (const auto& s : series) {
@@ -115,10 +75,10 @@ Image plot_series(const std::vector<Series>& series, const std::string& x_label,
       if (std::isfinite(s.y[i - 1]) && std::isfinite(s.y[i]))
         line(img, px(s.x[i - 1]), py(s.y[i - 1]), px(s.x[i]), py(s.y[i]), s.color);
     for (int k = 0; k < 16; ++k) set(img, legend_x + k, 10, s.color), set(img, legend_x + k, 11, s.color);
-    text(img, legend_x + 20, 7, s.name, s.color);
+    draw_text(img, legend_x + 20, 7, s.name, s.color);
     legend_x += 30 + 6 * static_cast<int>(s.name.size()) + 20;
   }
   return img;
 }
 
-}  // namespace shardgan::train
+}  // namespace shardgan::report

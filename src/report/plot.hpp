@@ -4,7 +4,7 @@
 
 #include "util/png.hpp"
 
-namespace shardgan::train {
+namespace shardgan::report {
 
 struct Series {
   std::string name;
@@ -17,4 +17,4 @@ struct Series {
 /// a small built-in bitmap font. Used for losses.png.
 Image plot_series(const std::vector<Series>& series, const std::string& x_label, int width = 800, int height = 400);
 
-}  // namespace shardgan::train
+}  // namespace shardgan::report

@@ -1,11 +1,11 @@
-#include "train/report.hpp"
+#include "report/report.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 
-namespace shardgan::train {
+namespace shardgan::report {
 namespace {
 
 std::string escape(const std::string& text) {
@@ -237,4 +237,4 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
   return h;
 }
 
-}  // namespace shardgan::train
+}  // namespace shardgan::report

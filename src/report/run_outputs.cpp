@@ -1,41 +1,18 @@
-#include "train/run_outputs.hpp"
+#include "report/run_outputs.hpp"
 
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "train/plot.hpp"
-#include "train/report.hpp"
+#include "report/plot.hpp"
+#include "report/report.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
-namespace shardgan::train {
+namespace shardgan::report {
 namespace fs = std::filesystem;
-
-Image make_grid(const torch::Tensor& images, int64_t columns) {
-  const torch::Tensor cpu = ((images.detach().to(torch::kCPU, torch::kFloat32) + 1) * 127.5)
-                                .round()
-                                .clamp(0, 255)
-                                .to(torch::kUInt8)
-                                .permute({0, 2, 3, 1})
-                                .contiguous();
-  const int64_t n = cpu.size(0), h = cpu.size(1), w = cpu.size(2), c = cpu.size(3);
-  const int64_t cols = std::max<int64_t>(1, std::min(columns, n));
-  const int64_t rows = (n + cols - 1) / cols;
-  const int gap = 2;
-  Image grid(static_cast<int>(cols * (w + gap) + gap), static_cast<int>(rows * (h + gap) + gap), static_cast<int>(c),
-             255);
-  const uint8_t* src = cpu.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t x0 = gap + (i % cols) * (w + gap), y0 = gap + (i / cols) * (h + gap);
-    for (int64_t y = 0; y < h; ++y)
-      std::copy_n(src + ((i * h + y) * w) * c, w * c, grid.at(static_cast<int>(x0), static_cast<int>(y0 + y)));
-  }
-  return grid;
-}
 
 RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch)
     : dir_(std::move(run_dir)), total_steps_(total_steps), terminal_(isatty(STDERR_FILENO) != 0) {
@@ -56,47 +33,22 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
     std::ifstream in(metrics);
     std::string kept;
     for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("step") || j["step"].get<int64_t>() > resume_step) continue;
-      if (j.contains("loss_d"))
-        rows_.push_back(MetricsRow{j["step"], j.value("epoch", int64_t{0}), j["loss_d"], j["loss_g"],
-                                   j.value("d_real", 0.0), j.value("d_fake", 0.0), j.value("img_per_s", 0.0),
-                                   j.value("elapsed_s", 0.0)});
-      if (j.value("kind", "") == "eval") {
-        EvalRow e;
-        e.step = j["step"];
-        e.epoch_fraction = j.value("epoch", 0.0);
-        e.fd_clf = j.value("fd_clf", 0.0);
-        if (j.contains("class_consistency") && j["class_consistency"].is_number())
-          e.class_consistency = j["class_consistency"].get<double>();
-        e.d_real = j.value("d_real", 0.0);
-        e.d_fake = j.value("d_fake", 0.0);
-        e.n = j.value("n", int64_t{0});
-        e.seconds = j.value("eval_s", 0.0);
-        e.generator = j.value("generator", "");
-        evals_.push_back(e);
-      }
+      const auto j = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
+          j["step"].get<int64_t>() > resume_step)
+        continue;
+      if (auto row = parse_metrics_row(j)) rows_.push_back(*row);
+      if (auto row = parse_eval_row(j)) evals_.push_back(*row);
       kept += line + "\n";
     }
     in.close();
-    std::ofstream out(metrics, std::ios::trunc);
-    out << kept;
+    write_text_atomically(metrics, kept);
   }
 }
 
 void RunOutputs::log(const MetricsRow& r) {
   rows_.push_back(r);
-  nlohmann::ordered_json j;
-  j["step"] = r.step;
-  j["epoch"] = r.epoch;
-  j["loss_d"] = r.loss_d;
-  j["loss_g"] = r.loss_g;
-  j["d_real"] = r.d_real;
-  j["d_fake"] = r.d_fake;
-  j["img_per_s"] = r.img_per_s;
-  j["elapsed_s"] = r.elapsed_s;
-  append_metrics(j.dump());
+  append_metrics(to_json(r).dump());
 }
 
 void RunOutputs::append_metrics(const std::string& line) {
@@ -106,24 +58,7 @@ void RunOutputs::append_metrics(const std::string& line) {
 
 void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& class_names) {
   evals_.push_back(e);
-  nlohmann::ordered_json j;
-  j["kind"] = "eval";
-  j["step"] = e.step;
-  j["epoch"] = e.epoch_fraction;
-  j["fd_clf"] = e.fd_clf;
-  j["class_consistency"] = e.class_consistency ? nlohmann::ordered_json(*e.class_consistency) : nullptr;
-  if (!e.per_class.empty()) {
-    nlohmann::ordered_json per_class = nlohmann::ordered_json::object();
-    for (std::size_t k = 0; k < e.per_class.size(); ++k)
-      per_class[k < class_names.size() ? class_names[k] : std::to_string(k)] = e.per_class[k];
-    j["class_consistency_per_class"] = per_class;
-  }
-  j["d_real"] = e.d_real;
-  j["d_fake"] = e.d_fake;
-  j["n"] = e.n;
-  j["generator"] = e.generator;
-  j["eval_s"] = e.seconds;
-  append_metrics(j.dump());
+  append_metrics(to_json(e, class_names).dump());
 }
 
 void RunOutputs::write_report(const ReportInfo& info) {
@@ -186,4 +121,4 @@ void RunOutputs::finish_progress() {
   if (terminal_) std::fprintf(stderr, "\n");
 }
 
-}  // namespace shardgan::train
+}  // namespace shardgan::report

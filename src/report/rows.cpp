@@ -1,0 +1,95 @@
+#include "report/rows.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "eval/evaluator.hpp"
+
+namespace shardgan::report {
+using nlohmann::ordered_json;
+
+EvalRow eval_row(const eval::EvalResult& r, int64_t step, double epoch_fraction, const std::string& generator) {
+  EvalRow row;
+  row.step = step;
+  row.epoch_fraction = epoch_fraction;
+  row.fd_clf = r.fd_clf;
+  row.class_consistency = r.class_consistency;
+  row.per_class = r.per_class;
+  row.d_real = r.d_real;
+  row.d_fake = r.d_fake;
+  row.n = r.n;
+  row.seconds = r.seconds;
+  row.generator = generator;
+  return row;
+}
+
+ordered_json to_json(const MetricsRow& r) {
+  ordered_json j;
+  j["step"] = r.step;
+  j["epoch"] = r.epoch;
+  j["loss_d"] = r.loss_d;
+  j["loss_g"] = r.loss_g;
+  j["d_real"] = r.d_real;
+  j["d_fake"] = r.d_fake;
+  j["img_per_s"] = r.img_per_s;
+  j["elapsed_s"] = r.elapsed_s;
+  return j;
+}
+
+ordered_json to_json(const EvalRow& e, const std::vector<std::string>& class_names) {
+  ordered_json j;
+  j["kind"] = "eval";
+  j["step"] = e.step;
+  j["epoch"] = e.epoch_fraction;
+  j["fd_clf"] = e.fd_clf;
+  j["class_consistency"] = e.class_consistency ? ordered_json(*e.class_consistency) : nullptr;
+  if (!e.per_class.empty()) {
+    ordered_json per_class = ordered_json::object();
+    for (std::size_t k = 0; k < e.per_class.size(); ++k)
+      per_class[k < class_names.size() ? class_names[k] : std::to_string(k)] = e.per_class[k];
+    j["class_consistency_per_class"] = per_class;
+  }
+  j["d_real"] = e.d_real;
+  j["d_fake"] = e.d_fake;
+  j["n"] = e.n;
+  j["generator"] = e.generator;
+  j["eval_s"] = e.seconds;
+  return j;
+}
+
+std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
+  if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("loss_d") ||
+      !j["loss_d"].is_number())
+    return std::nullopt;
+  MetricsRow r;
+  r.step = j["step"].get<int64_t>();
+  r.epoch = j.value("epoch", int64_t{0});
+  r.loss_d = j["loss_d"].get<double>();
+  r.loss_g = j.value("loss_g", 0.0);
+  r.d_real = j.value("d_real", 0.0);
+  r.d_fake = j.value("d_fake", 0.0);
+  r.img_per_s = j.value("img_per_s", 0.0);
+  r.elapsed_s = j.value("elapsed_s", 0.0);
+  return r;
+}
+
+std::optional<EvalRow> parse_eval_row(const nlohmann::ordered_json& j) {
+  if (!j.is_object() || j.value("kind", "") != "eval" || !j.contains("step") || !j["step"].is_number_integer())
+    return std::nullopt;
+  EvalRow e;
+  e.step = j["step"].get<int64_t>();
+  e.epoch_fraction = j.value("epoch", 0.0);
+  e.fd_clf = j.value("fd_clf", 0.0);
+  if (j.contains("class_consistency") && j["class_consistency"].is_number())
+    e.class_consistency = j["class_consistency"].get<double>();
+  if (j.contains("class_consistency_per_class") && j["class_consistency_per_class"].is_object())
+    for (const auto& [name, value] : j["class_consistency_per_class"].items())
+      if (value.is_number()) e.per_class.push_back(value.get<double>());
+  e.d_real = j.value("d_real", 0.0);
+  e.d_fake = j.value("d_fake", 0.0);
+  e.n = j.value("n", int64_t{0});
+  e.seconds = j.value("eval_s", 0.0);
+  e.generator = j.value("generator", "");
+  return e;
+}
+
+}  // namespace shardgan::report

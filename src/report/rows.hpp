@@ -1,0 +1,48 @@
+#pragma once
+// The rows of metrics.jsonl and their JSON form, written and parsed here only (by shardgan-train's RunOutputs, by
+// shardgan-eval score, and when a resumed run reads its history back).
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shardgan::eval {
+struct EvalResult;
+}
+
+namespace shardgan::report {
+
+/// One logged step (a line of metrics.jsonl).
+struct MetricsRow {
+  int64_t step = 0;
+  int64_t epoch = 0;
+  double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, img_per_s = 0, elapsed_s = 0;
+};
+
+/// One evaluation (a line of metrics.jsonl with "kind": "eval"; also what shardgan-eval score prints).
+struct EvalRow {
+  int64_t step = 0;
+  double epoch_fraction = 0;  ///< steps done / steps per epoch
+  double fd_clf = 0;
+  std::optional<double> class_consistency;
+  std::vector<double> per_class;
+  double d_real = 0, d_fake = 0;
+  int64_t n = 0;
+  double seconds = 0;
+  std::string generator;  ///< "ema" or "g"
+};
+
+/// The row of an evaluation of `generator` ("ema" or "g") after `step` steps.
+EvalRow eval_row(const eval::EvalResult& result, int64_t step, double epoch_fraction, const std::string& generator);
+
+nlohmann::ordered_json to_json(const MetricsRow& row);
+/// `class_names` name the per-class consistencies ("class_consistency_per_class": {name: value}).
+nlohmann::ordered_json to_json(const EvalRow& row, const std::vector<std::string>& class_names);
+
+/// The row a metrics.jsonl line holds: a training row (it has "loss_d"), an evaluation row ("kind": "eval"), or
+/// neither (another kind of line, or not a row). Missing optional fields read as 0.
+std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& line);
+std::optional<EvalRow> parse_eval_row(const nlohmann::ordered_json& line);
+
+}  // namespace shardgan::report
