@@ -40,9 +40,6 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str();
   cifar_cmd->add_option("--split", cifar.split, "train | test | all")->capture_default_str();
-  int cifar_threads = 1;
-  cifar_cmd->add_option("--threads", cifar_threads, "accepted for symmetry; CIFAR packing is I/O-bound")
-      ->capture_default_str();
   add_output_options(cifar_cmd, output, true);
 
   Ham10000Options ham;

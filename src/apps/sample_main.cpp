@@ -7,10 +7,12 @@
 
 #include "data/h5.hpp"
 #include "data/shard_format.hpp"
+#include "model/image_tensor.hpp"
+#include "report/grid.hpp"
 #include "shardgan/config.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
-#include "train/run_outputs.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/error_message.hpp"
 #include "util/staging_dir.hpp"
@@ -37,55 +39,50 @@ int64_t resolve_class(const std::string& text, const std::vector<std::string>& n
 /// Samples as one shard-layout HDF5 file (uint8 NHWC /images, /labels, /ids), written atomically.
 void write_samples_h5(const fs::path& file, const torch::Tensor& images, const torch::Tensor& labels,
                       const train::DataSpec& spec) {
-  const torch::Tensor u8 = ((images.to(torch::kFloat32) + 1) * 127.5)
-                               .round()
-                               .clamp(0, 255)
-                               .to(torch::kUInt8)
-                               .permute({0, 2, 3, 1})
-                               .contiguous();
-  StagingDir staging(file);
-  data::ShardSchema schema{"shardgan-sample", spec.shape, spec.class_names, {}};
-  data::ShardWriter writer(staging.path(), schema, u8.size(0));
-  const auto bytes = spec.shape.bytes();
-  for (int64_t i = 0; i < u8.size(0); ++i)
-    writer.append(u8.data_ptr<uint8_t>() + i * bytes, labels[i].item<int64_t>(), "sample#" + std::to_string(i), {});
-  writer.finish();
-  fs::rename(staging.path() / data::shard_file_name(0), staging.path() / "out.h5");
-  // Replace the staging folder by the single file.
-  const fs::path tmp = file.string() + ".tmp";
-  fs::rename(staging.path() / "out.h5", tmp);
-  fs::rename(tmp, file);
+  const torch::Tensor u8 = model::to_uint8_images(images);
+  write_file_atomically(file, [&](const fs::path& tmp) {
+    StagingDir staging(file);  // the shard writer's folder, removed when done
+    data::ShardSchema schema;
+    schema.source = "shardgan-sample";
+    schema.shape = spec.shape;
+    schema.class_names = spec.class_names;
+    data::ShardWriter writer(staging.path(), schema, u8.size(0));
+    const auto bytes = spec.shape.bytes();
+    for (int64_t i = 0; i < u8.size(0); ++i)
+      writer.append(u8.data_ptr<uint8_t>() + i * bytes, labels[i].item<int64_t>(), "sample#" + std::to_string(i), {});
+    writer.finish();
+    fs::rename(staging.path() / data::shard_file_name(0), tmp);
+  });
+}
+
+/// `t` as a float32 dataset `name` in `group` (`file` names the output in messages).
+void write_float_dataset(hid_t group, const fs::path& file, const std::string& name, const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
+  h5::Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                                : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
+  h5::Handle d(h5::check(H5Dcreate2(group, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                         file.string(), "creating " + name));
+  h5::check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr<float>()), file.string(),
+            "writing " + name);
 }
 
 /// Every parameter and buffer as a float32 dataset named "generator/<module path>", "discriminator/<...>" and
 /// "generator_ema/<...>" (when the model has one).
 void export_weights(const fs::path& file, train::Gan& gan) {
   h5::silence_errors();
-  const fs::path tmp = file.string() + ".tmp";
-  {
+  std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator", gan.generator.get()},
+                                                                  {"discriminator", gan.discriminator.get()}};
+  if (gan.generator_ema) modules.emplace_back("generator_ema", gan.generator_ema.get());
+  write_file_atomically(file, [&](const fs::path& tmp) {
     h5::Handle f(h5::check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), file.string(), "creating"));
-    std::vector<std::pair<std::string, torch::nn::Module*>> modules{{"generator", gan.generator.get()},
-                                                                    {"discriminator", gan.discriminator.get()}};
-    if (gan.generator_ema) modules.emplace_back("generator_ema", gan.generator_ema.get());
     for (const auto& [prefix, module] : modules) {
       h5::Handle g(h5::check(H5Gcreate2(f, prefix.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), file.string(),
                              "creating group"));
-      auto write = [&](const std::string& name, const torch::Tensor& t) {
-        const torch::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
-        std::vector<hsize_t> dims(c.sizes().begin(), c.sizes().end());
-        h5::Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
-                                      : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
-        h5::Handle d(
-            h5::check(H5Dcreate2(g, name.c_str(), H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                      file.string(), "creating " + name));
-        h5::check(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr<float>()), file.string(),
-                  "writing " + name);
-      };
-      for (const auto& p : module->named_parameters()) write(p.key(), p.value());
-      for (const auto& b : module->named_buffers()) write(b.key(), b.value());
+      for (const auto& p : module->named_parameters()) write_float_dataset(g, file, p.key(), p.value());
+      for (const auto& b : module->named_buffers()) write_float_dataset(g, file, b.key(), b.value());
     }
-  }
-  fs::rename(tmp, file);
+  });
 }
 
 }  // namespace
@@ -116,12 +113,11 @@ int main(int argc, char** argv) {
     if (out_png.empty() && out_h5.empty() && !score && export_file.empty())
       fail("nothing to do: give --out, --out-h5, --score and/or --export-weights");
     if (n <= 0) fail("--n must be positive");
-    const fs::path dir = train::resolve_checkpoint(checkpoint_arg);
-    const train::CheckpointState state = train::read_checkpoint_state(dir);
-    const config::Config cfg = config::load(dir / "config.toml");
     torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-    train::Gan gan(cfg, state.spec, torch::kCPU);
-    train::load_checkpoint(dir, gan, cfg.model_hash(), /*optimizers=*/false);
+    train::RestoredModels restored = train::restore_models(checkpoint_arg);
+    const train::CheckpointState& state = restored.state;
+    const config::Config& cfg = restored.config;
+    train::Gan& gan = restored.gan;
     model::GeneratorImpl& generator = gan.sampling_generator(!no_ema);
     gan.discriminator->eval();
     torch::NoGradGuard no_grad;
@@ -140,7 +136,7 @@ int main(int argc, char** argv) {
     if (!out_png.empty()) {
       // Conditional, all classes: one column per class so each row cycles through them.
       const int64_t columns = classes > 0 && class_arg.empty() ? classes : 8;
-      write_png(out_png, train::make_grid(images, columns));
+      write_png(out_png, report::make_grid(images, columns));
       std::printf("wrote %lld samples to %s\n", static_cast<long long>(n), out_png.c_str());
     }
     if (!out_h5.empty()) {

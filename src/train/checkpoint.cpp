@@ -50,7 +50,6 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   j["step"] = state.step;
   j["epoch"] = state.epoch;
   j["world_size"] = state.world_size;
-  j["config_hash"] = state.config_hash;
   j["model_hash"] = state.model_hash;
   j["image_shape"] = {state.spec.shape.height, state.spec.shape.width, state.spec.shape.channels};
   j["class_names"] = state.spec.class_names;
@@ -104,7 +103,6 @@ CheckpointState read_checkpoint_state(const fs::path& dir) {
     s.step = j.at("step").get<int64_t>();
     s.epoch = j.at("epoch").get<int64_t>();
     s.world_size = j.at("world_size").get<int>();
-    s.config_hash = j.at("config_hash").get<std::string>();
     s.model_hash = j.at("model_hash").get<std::string>();
     const auto shape = j.at("image_shape").get<std::vector<int>>();
     s.spec.shape = data::ImageShape{shape.at(0), shape.at(1), shape.at(2)};
@@ -149,6 +147,15 @@ fs::path resolve_checkpoint(const fs::path& path) {
          skipped.empty() ? "" : " (" + skipped.front() + ")");
   }
   fail(path.string(), ": not a checkpoint folder (no state.json) or a run folder (no checkpoints/)");
+}
+
+RestoredModels restore_models(const fs::path& path) {
+  const fs::path dir = resolve_checkpoint(path);
+  const CheckpointState state = read_checkpoint_state(dir);
+  const config::Config config = config::load(dir / "config.toml");
+  RestoredModels restored{dir, state, config, Gan(config, state.spec, torch::kCPU)};
+  load_checkpoint(dir, restored.gan, config.model_hash(), /*optimizers=*/false);
+  return restored;
 }
 
 void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_hash, bool optimizers) {

@@ -14,8 +14,7 @@ struct CheckpointState {
   int64_t step = 0;   ///< steps completed
   int64_t epoch = 0;  ///< epoch of the next step
   int world_size = 1;
-  std::string config_hash;
-  std::string model_hash;
+  std::string model_hash;  ///< config::Config::model_hash(): the models' shapes (checked on load)
   DataSpec spec;
 };
 
@@ -37,6 +36,19 @@ std::optional<std::filesystem::path> find_latest_checkpoint(const std::filesyste
 
 /// Resolves what --checkpoint/--resume name: a checkpoint folder, or a run folder (its newest valid checkpoint).
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& path);
+
+/// A checkpoint opened for sampling or scoring: its folder, state, resolved configuration and models (CPU, weights
+/// loaded, no optimiser state).
+struct RestoredModels {
+  std::filesystem::path dir;
+  CheckpointState state;
+  config::Config config;
+  Gan gan;
+};
+
+/// What shardgan-sample and shardgan-eval start from: `path` resolved (a checkpoint or a run folder), validated, its
+/// config.toml read and the models built and loaded on the CPU.
+RestoredModels restore_models(const std::filesystem::path& path);
 
 /// Loads the tensors of `dir` into `gan` (models and, when `optimizers`, optimiser states). The model hash must match.
 void load_checkpoint(const std::filesystem::path& dir, Gan& gan, const std::string& model_hash, bool optimizers);

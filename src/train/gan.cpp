@@ -2,8 +2,8 @@
 
 #include <torch/torch.h>
 
-#include "data/distributed_sampler.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::train {
 
@@ -16,7 +16,7 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
   const auto g_options = model::GeneratorOptions(spec.shape.height, spec.shape.channels)
                              .z_dim(config.model.z_dim)
                              .width(config.model.g_width)
-                             .batchnorm(config.model.batchnorm != "none")
+                             .batchnorm(config.model.batchnorm != config::BatchNorm::kNone)
                              .num_classes(classes)
                              .embed_dim(config.model.embed_dim);
   generator = model::Generator(g_options);
@@ -71,7 +71,7 @@ model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
     torch::NoGradGuard no_grad;
     const double momentum = norms.front()->momentum();
     const torch::Device device = generator_ema->parameters().front().device();
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(data::mix_seed(0x454d41, 0x424e));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(0, rng::Stream::kEmaBatchNorm));
     generator_ema->train();
     for (auto* bn : norms) bn->num_batches_tracked.zero_();  // the same buffers however often it was re-estimated
     for (int64_t k = 0; k < 8; ++k) {
@@ -86,7 +86,17 @@ model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
   return *generator_ema;
 }
 
-int64_t parameter_count(torch::nn::Module& module) {
+parallel::NamedTensors Gan::named_tensors() const {
+  parallel::NamedTensors named;
+  for (const auto& p : generator->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
+  for (const auto& b : generator->named_buffers()) named.emplace_back("generator/" + b.key(), b.value());
+  for (const auto& p : discriminator->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
+  if (generator_ema)
+    for (const auto& p : generator_ema->named_parameters()) named.emplace_back("generator_ema/" + p.key(), p.value());
+  return named;
+}
+
+int64_t parameter_count(const torch::nn::Module& module) {
   int64_t n = 0;
   for (const auto& p : module.parameters()) n += p.numel();
   return n;

@@ -9,6 +9,7 @@
 #include "data/shard_format.hpp"
 #include "model/discriminator.hpp"
 #include "model/generator.hpp"
+#include "parallel/consistency.hpp"
 
 namespace shardgan::train {
 
@@ -35,6 +36,9 @@ struct Gan {
   /// G's weights, not to their average); or G itself when model.g_ema = 0 (or `use_ema` is false). Restore G's
   /// training mode after use.
   model::GeneratorImpl& sampling_generator(bool use_ema = true);
+  /// Every tensor the ranks must agree on, named: G's parameters and buffers, D's parameters, the EMA generator's
+  /// parameters ("generator/…", "discriminator/…", "generator_ema/…").
+  parallel::NamedTensors named_tensors() const;
 
   DataSpec spec;
   bool conditional;
@@ -48,6 +52,6 @@ struct Gan {
 };
 
 /// Number of scalar parameters of a module.
-int64_t parameter_count(torch::nn::Module& module);
+int64_t parameter_count(const torch::nn::Module& module);
 
 }  // namespace shardgan::train

@@ -1,6 +1,7 @@
 #pragma once
 // The one place where LibTorch 1.13 (Debian, CPU) and LibTorch 2.x (the CUDA wheel on the GPU machine) differ for us.
 #include <ATen/autocast_mode.h>
+#include <torch/nn/module.h>
 #include <torch/version.h>
 
 namespace shardgan::train {
@@ -43,5 +44,11 @@ class AutocastGuard {
   bool enabled_;
   c10::DeviceType device_;
 };
+
+/// Clears `module`'s gradients as zero_grad(set_to_none = true) would, the same in LibTorch 1.13 and 2.x, and safe
+/// when .grad is a view of a GradSync bucket (1.13's zero_grad would detach_ it in place, which views refuse).
+inline void clear_gradients(torch::nn::Module& module) {
+  for (auto& p : module.parameters()) p.mutable_grad() = at::Tensor();
+}
 
 }  // namespace shardgan::train

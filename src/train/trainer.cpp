@@ -1,3 +1,11 @@
+// The training loop. A run is a Plan (what is trained, where, for how long: all decided before anything is
+// communicated or written; the dry run prints it) and a Trainer (the communicators, outputs and metrics around it,
+// and the step). One step is:
+//
+//   agree_to_stop → inputs → d_step → g_step → ema_update → meter → after_step (log, samples, parameter checks,
+//   evaluation, checkpoint: each when due)
+//
+// A new loss goes into train/loss.hpp, a new cadence into Due, a new output into after_step.
 #include "train/trainer.hpp"
 
 #include <malloc.h>
@@ -6,7 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <optional>
 #include <thread>
 
 #include "comm/communicator.hpp"
@@ -15,20 +23,137 @@
 #include "data/loader.hpp"
 #include "data/shard_dataset.hpp"
 #include "eval/evaluator.hpp"
+#include "model/image_tensor.hpp"
 #include "parallel/consistency.hpp"
 #include "parallel/grad_sync.hpp"
+#include "parallel/tensor_comm.hpp"
+#include "report/grid.hpp"
+#include "report/run_outputs.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
-#include "train/run_outputs.hpp"
+#include "train/loss.hpp"
 #include "train/stop_signal.hpp"
 #include "train/torch_compat.hpp"
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::train {
 namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 using torch::Tensor;
 
 namespace {
+
+int64_t node_threads(int local_size) {
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  return std::max<int64_t>(1, cores / static_cast<unsigned>(std::max(1, local_size)));
+}
+
+/// Where this rank computes and how it communicates: runtime.* and comm.* with `auto` resolved.
+struct Placement {
+  torch::Device device = torch::kCPU;
+  int64_t threads = 1;
+  config::Backend backend = config::Backend::kMpi;  ///< kMpi or kNccl, never kAuto
+  bool bf16 = false;
+};
+
+/// Resolves runtime.* and comm.* and applies what is process-wide (LibTorch's threads, deterministic algorithms).
+Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& session) {
+  const bool cuda_available = torch::cuda::is_available();
+  if (cfg.runtime.device == config::Device::kCuda && !cuda_available)
+    fail("runtime.device = \"cuda\" but no CUDA device is visible");
+  const bool use_cuda =
+      cfg.runtime.device == config::Device::kCuda || (cfg.runtime.device == config::Device::kAuto && cuda_available);
+  if (cfg.runtime.precision == config::Precision::kFp16)
+    fail("runtime.precision = \"fp16\" needs loss scaling, which is not implemented yet; use \"bf16\" or \"fp32\"");
+  Placement p;
+  if (use_cuda)
+    p.device = torch::Device(torch::kCUDA, static_cast<int>(session.local_rank() % torch::cuda::device_count()));
+  p.threads = cfg.runtime.threads > 0 ? cfg.runtime.threads : node_threads(session.local_size());
+  p.bf16 = cfg.runtime.precision == config::Precision::kBf16;
+  p.backend = cfg.comm.backend != config::Backend::kAuto ? cfg.comm.backend
+              : use_cuda                                 ? config::Backend::kNccl
+                                                         : config::Backend::kMpi;
+  if (p.backend == config::Backend::kNccl && !use_cuda) fail("comm.backend = \"nccl\" needs runtime.device = \"cuda\"");
+  torch::set_num_threads(static_cast<int>(p.threads));
+  if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
+  return p;
+}
+
+data::ShardDataset open_dataset(const config::Config& cfg, int ranks_on_node) {
+  struct sysinfo info {};
+  sysinfo(&info);
+  data::ShardDataset::Options options;
+  options.verify = cfg.data.verify;
+  options.cache = cfg.data.cache;
+  options.memory_budget =
+      static_cast<uint64_t>(info.freeram) * info.mem_unit / 4 / static_cast<uint64_t>(std::max(1, ranks_on_node));
+  return data::ShardDataset(cfg.data.path, options);
+}
+
+/// The models, initialised from train.seed (LibTorch's global generator: the same weights on every rank).
+Gan seeded_gan(const config::Config& cfg, const DataSpec& spec, torch::Device device) {
+  torch::manual_seed(static_cast<uint64_t>(cfg.train.seed));
+  return Gan(cfg, spec, device);
+}
+
+/// What a run is, decided before anything is communicated or written. Every rank builds it; every rank checks the
+/// data (a bad shard stops every rank with the same message).
+struct Plan {
+  Plan(const config::Config& config, const comm::MpiSession& session)
+      : cfg(config),
+        placement(set_up_runtime(cfg, session)),
+        dataset(open_dataset(cfg, session.local_size())),
+        spec{dataset.shape(), dataset.manifest().class_names},
+        sampler(dataset.size(), cfg.train.batch_size, session.size(), session.rank(),
+                static_cast<uint64_t>(cfg.train.seed)),
+        steps_per_epoch(sampler.steps_per_epoch()),
+        total_steps(cfg.train.max_steps > 0 ? std::min(cfg.train.epochs * steps_per_epoch, cfg.train.max_steps)
+                                            : cfg.train.epochs * steps_per_epoch),
+        gan(seeded_gan(cfg, spec, placement.device)),
+        config_toml(cfg.to_toml()) {}
+
+  /// The dry run's report (rank 0).
+  void print(const comm::MpiSession& session, const fs::path& run_dir) const;
+
+  const config::Config& cfg;
+  Placement placement;
+  data::ShardDataset dataset;
+  DataSpec spec;
+  data::DistributedSampler sampler;
+  int64_t steps_per_epoch;
+  int64_t total_steps;
+  Gan gan;
+  std::string config_toml;
+};
+
+void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const {
+  const auto ll = [](int64_t v) { return static_cast<long long>(v); };
+  std::printf("shardgan-train plan (dry run: nothing trained)\n");
+  std::printf("  world size   %d rank(s), %d on this node (%s)\n", session.size(), session.local_size(),
+              session.host().c_str());
+  std::printf("  device       %s, %lld thread(s) per rank, precision %s, gradients over %s\n",
+              placement.device.str().c_str(), ll(placement.threads), config::name(cfg.runtime.precision),
+              config::name(placement.backend));
+  std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n", cfg.data.path.c_str(),
+              ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels, spec.class_names.size(),
+              dataset.in_memory() ? "memory" : "stream", cfg.data.verify ? "verified" : "skipped");
+  std::printf("  batch        %lld per rank, %lld global\n", ll(cfg.train.batch_size), ll(sampler.global_batch()));
+  std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
+              ll(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "");
+  const std::string ema = gan.generator_ema ? cat("decay ", cfg.model.g_ema) : "off";
+  std::printf("  models       G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s)\n",
+              ll(parameter_count(*gan.generator)), ll(parameter_count(*gan.discriminator)),
+              cfg.model.conditional ? "yes" : "no", config::name(cfg.model.batchnorm), config::name(cfg.model.loss),
+              ema.c_str());
+  const std::string metrics = cfg.eval.classifier.empty()
+                                  ? "off (eval.classifier not set)"
+                                  : cat("FD-clf, class consistency, D scores on ", cfg.eval.n, " images every ",
+                                        cfg.eval.every_epochs, " epoch(s) (classifier ", cfg.eval.classifier, ")");
+  std::printf("  metrics      %s\n", metrics.c_str());
+  std::printf("  run dir      %s\n", run_dir.c_str());
+}
 
 /// The random draws of one step for the whole global batch, from a generator seeded by (seed, step): z, fake labels
 /// and flip decisions. Each rank then takes its rows, so the draws do not depend on the world size.
@@ -37,7 +162,8 @@ struct StepNoise {
 };
 
 StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t z_dim, int64_t classes) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(data::mix_seed(seed, static_cast<uint64_t>(step), 0x4e4f495345));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(
+      rng::stream_seed(seed, rng::Stream::kStepNoise, static_cast<uint64_t>(step)));
   StepNoise n;
   n.z = torch::randn({global_batch, z_dim}, gen, torch::kFloat32);
   n.fake_labels = torch::randint(std::max<int64_t>(classes, 1), {global_batch}, gen, torch::kInt64);
@@ -45,30 +171,411 @@ StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t 
   return n;
 }
 
-Tensor bce_with_logits(const Tensor& logits, float target) {
-  return torch::binary_cross_entropy_with_logits(logits, torch::full_like(logits, target));
-}
+/// This rank's part of one step, on its device. Labels are undefined for an unconditional model.
+struct StepInputs {
+  Tensor real, real_labels, z, fake_labels;
+};
 
-struct Losses {
-  Tensor d, g, d_real, d_fake;  // d_real / d_fake: mean sigmoid of the logits (the seed's D(x), D(G(z)))
+/// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
+struct StepLosses {
+  Tensor d, g, d_real, d_fake;
+};
+
+/// Means of the logged quantities since the last log line.
+class LossMeter {
+ public:
+  void add(const StepLosses& l) {
+    sum_ += torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kCPU, torch::kFloat64);
+    ++n_;
+  }
+  /// [loss_d, loss_g, d_real, d_fake] averaged over the steps since the last call; starts over.
+  Tensor take_mean() {
+    Tensor mean = (sum_ / static_cast<double>(n_)).contiguous();
+    sum_.zero_();
+    n_ = 0;
+    return mean;
+  }
+
+ private:
+  Tensor sum_ = torch::zeros({4}, torch::kFloat64);
+  int64_t n_ = 0;
 };
 
 /// One optimiser step of `module` on `loss`, with gradients averaged over the ranks. The order is the contract of
-/// GradSync: hooks armed before backward, buckets waited for before the step. Gradients are cleared as
-/// zero_grad(set_to_none = true) would, the same in LibTorch 1.13 and 2.x and safe when .grad is a view of a bucket
-/// (1.13's zero_grad would detach_ it in place, which views refuse).
+/// GradSync: hooks armed before backward, buckets waited for before the step.
 void update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
             const Tensor& loss) {
-  for (auto& p : module.parameters()) p.mutable_grad() = Tensor();
+  clear_gradients(module);
   sync.prepare();
   loss.backward();
   sync.finish();
   optimizer.step();
 }
 
-int64_t node_threads(int local_size) {
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  return std::max<int64_t>(1, cores / static_cast<unsigned>(std::max(1, local_size)));
+/// What is due after a step (output.*, eval.*, comm.* cadences; the last step and a stop force some).
+struct Due {
+  bool epoch_end = false, log = false, sample = false, check = false, eval = false, checkpoint = false;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainOptions& options, comm::MpiSession& session);
+  /// Trains from the start (or resumed) step to the end; the exit code (0, or kExitStoppedBySignal).
+  int run();
+
+ private:
+  // Setup, in the order the constructor runs it.
+  void resume();
+  void connect();
+  void open_outputs();
+  void open_evaluator();
+  // The step.
+  bool agree_to_stop();
+  StepInputs inputs(data::Batch& batch, int64_t step);
+  Tensor d_step(const StepInputs& in, StepLosses& losses);
+  void g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses);
+  void ema_update(int64_t done) { gan_.update_ema(done); }
+  // After the step.
+  Due due_after(int64_t done, bool stop) const;
+  void after_step(int64_t done, bool stop);
+  void maybe_log(int64_t done, const Due& due);
+  void maybe_evaluate(int64_t done, const Due& due);
+  void maybe_sample(int64_t done, const Due& due);
+  void maybe_checkpoint(int64_t done, const Due& due);
+  void evaluate(int64_t done);
+  int finish(int64_t done, bool stopped);
+
+  const TrainOptions& options_;
+  const config::Config& cfg_;
+  const int rank_, world_;
+  const bool root_;
+  Plan plan_;
+  Gan& gan_;
+  const int64_t classes_;
+  const std::unique_ptr<GanLoss> loss_;
+  int64_t start_step_ = 0;
+  std::optional<fs::path> checkpoint_;
+  comm::Watchdog watchdog_;
+  std::unique_ptr<comm::Communicator> comm_;
+  std::optional<parallel::GradSync> sync_g_, sync_d_;
+  std::vector<Tensor> g_float_buffers_;          ///< G's BatchNorm statistics: averaged over the ranks before use
+  std::unique_ptr<report::RunOutputs> outputs_;  ///< rank 0
+  report::ReportInfo report_;
+  std::unique_ptr<eval::Evaluator> evaluator_;
+  Tensor fixed_z_, fixed_labels_;  ///< the sample grids' noise: 8 per class (conditional) or output.sample_count
+  LossMeter meter_;
+  std::optional<report::MetricsRow> last_row_;
+  Clock::time_point start_, last_log_;
+  int64_t last_log_step_ = 0;
+};
+
+Trainer::Trainer(const TrainOptions& options, comm::MpiSession& session)
+    : options_(options),
+      cfg_(options.config),
+      rank_(session.rank()),
+      world_(session.size()),
+      root_(rank_ == 0),
+      plan_(cfg_, session),
+      gan_(plan_.gan),
+      classes_(gan_.num_classes()),
+      loss_(make_loss(cfg_.model.loss)),
+      watchdog_(rank_, cfg_.comm.timeout_s) {
+  resume();
+  connect();
+  if (root_) open_outputs();
+  open_evaluator();
+  const int64_t sample_n = classes_ > 0 ? 8 * classes_ : cfg_.output.sample_count;
+  auto sample_gen = at::make_generator<at::CPUGeneratorImpl>(
+      rng::stream_seed(static_cast<uint64_t>(cfg_.train.seed), rng::Stream::kSampleGrid));
+  fixed_z_ = torch::randn({sample_n, cfg_.model.z_dim}, sample_gen).to(plan_.placement.device);
+  if (classes_ > 0) fixed_labels_ = torch::arange(classes_).repeat_interleave(8).to(plan_.placement.device);
+}
+
+/// Every rank reads the same checkpoint (shared file system): --resume auto takes the newest valid one.
+void Trainer::resume() {
+  if (options_.resume == "auto") {
+    std::vector<std::string> skipped;
+    checkpoint_ = find_latest_checkpoint(options_.run_dir, &skipped);
+    if (root_)
+      for (const auto& s : skipped)
+        std::fprintf(stderr, "shardgan-train: skipping invalid checkpoint: %s\n", s.c_str());
+  } else if (!options_.resume.empty()) {
+    checkpoint_ = resolve_checkpoint(options_.resume);
+  } else if (find_latest_checkpoint(options_.run_dir)) {
+    fail(options_.run_dir.string(),
+         ": holds checkpoints from an earlier run; use --resume auto to continue it or another --run-dir");
+  }
+  if (!checkpoint_) return;
+  const CheckpointState state = read_checkpoint_state(*checkpoint_);
+  if (state.spec.shape != plan_.spec.shape || state.spec.class_names != plan_.spec.class_names)
+    fail(checkpoint_->string(), ": checkpoint was trained on data of another shape or other classes");
+  load_checkpoint(*checkpoint_, gan_, cfg_.model_hash(), /*optimizers=*/true);
+  start_step_ = state.step;
+  if (root_)
+    std::fprintf(stderr, "shardgan-train: resuming from %s (step %lld)\n", checkpoint_->c_str(),
+                 static_cast<long long>(start_step_));
+}
+
+/// One model on every rank, every collective under the watchdog: the ranks agree on configuration, data and
+/// starting point, then rank 0's parameters and buffers are broadcast.
+void Trainer::connect() {
+  const bool nccl = plan_.placement.backend == config::Backend::kNccl;
+  comm_ = comm::watched(nccl ? comm::make_nccl_communicator(MPI_COMM_WORLD, plan_.placement.device.index())
+                             : comm::make_mpi_communicator(MPI_COMM_WORLD),
+                        watchdog_);
+  parallel::require_agreement(*comm_, "the resolved configuration", plan_.config_toml);
+  std::string data_identity = std::to_string(plan_.dataset.size());
+  for (const auto& shard : plan_.dataset.manifest().shards) data_identity += shard.checksum;
+  parallel::require_agreement(*comm_, "the data set (manifest checksums)", data_identity);
+  parallel::require_agreement(*comm_, "the starting checkpoint",
+                              checkpoint_ ? checkpoint_->string() : std::string("none"));
+  auto& G = gan_.generator;
+  auto& D = gan_.discriminator;
+  if (cfg_.model.batchnorm == config::BatchNorm::kSync) G->set_batchnorm_communicator(comm_.get());
+  sync_g_.emplace(*comm_, G->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+  sync_d_.emplace(*comm_, D->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+  std::vector<Tensor> g_state = G->parameters(), d_state = D->parameters();
+  for (auto& b : G->buffers()) g_state.push_back(b);
+  if (gan_.generator_ema) {
+    for (auto& p : gan_.generator_ema->parameters()) g_state.push_back(p);
+    for (auto& b : gan_.generator_ema->buffers()) g_state.push_back(b);
+  }
+  for (auto& b : D->buffers()) d_state.push_back(b);
+  sync_g_->broadcast(g_state);
+  sync_d_->broadcast(d_state);
+  for (const auto& b : G->buffers())
+    if (b.is_floating_point()) g_float_buffers_.push_back(b);
+}
+
+void Trainer::open_outputs() {
+  fs::create_directories(options_.run_dir);
+  write_text_atomically(options_.run_dir / "config.toml", plan_.config_toml);
+  outputs_ =
+      std::make_unique<report::RunOutputs>(options_.run_dir, start_step_, plan_.total_steps, plan_.steps_per_epoch);
+  report_.title = options_.run_dir.filename().string();
+  report_.config_toml = plan_.config_toml;
+  report_.world_size = world_;
+  report_.device = plan_.placement.device.str();
+  report_.global_batch = plan_.sampler.global_batch();
+  report_.total_steps = plan_.total_steps;
+  if (cfg_.model.conditional) report_.class_names = plan_.spec.class_names;
+}
+
+/// eval.classifier: the real side is reduced once here, then every evaluation is sharded over the ranks.
+void Trainer::open_evaluator() {
+  if (cfg_.eval.classifier.empty()) return;
+  eval::ClassifierInfo info;
+  eval::Classifier classifier = eval::load_classifier(cfg_.eval.classifier, &info, plan_.placement.device);
+  eval::require_compatible(cfg_.eval.classifier, info, plan_.spec.shape, plan_.spec.class_names);
+  evaluator_ =
+      std::make_unique<eval::Evaluator>(classifier, plan_.dataset, cfg_.eval.n, static_cast<uint64_t>(cfg_.train.seed),
+                                        cfg_.model.z_dim, comm_.get(), plan_.placement.device);
+}
+
+int Trainer::run() {
+  if (evaluator_ && start_step_ == 0) evaluate(0);  // the untrained generator: the baseline of every curve
+  data::Loader loader(plan_.dataset, plan_.sampler, start_step_, plan_.total_steps);
+  gan_.generator->train();
+  gan_.discriminator->train();
+  start_ = last_log_ = Clock::now();
+  last_log_step_ = start_step_;
+  for (int64_t step = start_step_; step < plan_.total_steps; ++step) {
+    watchdog_.set_step(step);
+    const bool stop = agree_to_stop();
+    data::Batch batch = loader.next();
+    const StepInputs in = inputs(batch, step);
+    StepLosses losses;
+    const Tensor fake = d_step(in, losses);
+    g_step(in, fake, losses);
+    ema_update(step + 1);
+    meter_.add(losses);
+    after_step(step + 1, stop);
+    if (stop) return finish(step + 1, /*stopped=*/true);
+  }
+  return finish(plan_.total_steps, /*stopped=*/false);
+}
+
+/// A stop signal on any rank stops every rank after this step, with a checkpoint.
+bool Trainer::agree_to_stop() {
+  const int64_t vote = stop_requested() != 0 ? 1 : 0;
+  return (world_ > 1 ? comm_->allreduce(vote, comm::ReduceOp::kSum) : vote) > 0;
+}
+
+StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
+  const int64_t b = cfg_.train.batch_size;
+  const auto& shape = plan_.spec.shape;
+  const torch::Device device = plan_.placement.device;
+  const StepNoise noise = draw_noise(static_cast<uint64_t>(cfg_.train.seed), step, plan_.sampler.global_batch(),
+                                     cfg_.model.z_dim, classes_);
+  // Dropout and any other draw of LibTorch's global generator on this rank at this step.
+  torch::manual_seed(rng::rank_step_seed(static_cast<uint64_t>(cfg_.train.seed), step, rank_));
+  StepInputs in;
+  in.real = model::to_model_images(
+      torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8), device);
+  if (cfg_.data.hflip) {
+    const Tensor flip = noise.flips.narrow(0, rank_ * b, b).to(device).view({b, 1, 1, 1});
+    in.real = torch::where(flip, in.real.flip({3}), in.real);
+  }
+  in.z = noise.z.narrow(0, rank_ * b, b).to(device);
+  if (classes_ > 0) {
+    in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);
+    in.fake_labels = noise.fake_labels.narrow(0, rank_ * b, b).to(device);
+  }
+  return in;
+}
+
+/// D on real vs (detached) generated images; returns the generated batch for g_step.
+Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
+  auto& G = gan_.generator;
+  auto& D = gan_.discriminator;
+  const int64_t b = in.real.size(0);
+  Tensor fake;
+  {
+    AutocastGuard autocast(plan_.placement.bf16, plan_.placement.device.type(), torch::kBFloat16);
+    fake = G->forward(in.z, in.fake_labels);
+    // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
+    const Tensor labels = classes_ > 0 ? torch::cat({in.real_labels, in.fake_labels}) : Tensor();
+    const Tensor both = D->forward(torch::cat({in.real, fake.detach()}), labels).to(torch::kFloat32);
+    const Tensor real_logits = both.narrow(0, 0, b), fake_logits = both.narrow(0, b, b);
+    losses.d = loss_->discriminator(real_logits, fake_logits);
+    losses.d_real = torch::sigmoid(real_logits.detach()).mean();
+    losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
+  }
+  update(*D, *sync_d_, *gan_.optim_d, losses.d);
+  return fake;
+}
+
+/// G through D, whose parameters need no gradients here.
+void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses) {
+  auto& D = gan_.discriminator;
+  for (auto& p : D->parameters()) p.set_requires_grad(false);
+  {
+    AutocastGuard autocast(plan_.placement.bf16, plan_.placement.device.type(), torch::kBFloat16);
+    losses.g = loss_->generator(D->forward(fake, in.fake_labels).to(torch::kFloat32));
+  }
+  update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
+  for (auto& p : D->parameters()) p.set_requires_grad(true);
+}
+
+Due Trainer::due_after(int64_t done, bool stop) const {
+  const int64_t epoch = (done - 1) / plan_.steps_per_epoch;  // the epoch the step belonged to
+  const bool last = done == plan_.total_steps;
+  Due d;
+  d.epoch_end = done % plan_.steps_per_epoch == 0;
+  d.log = done % cfg_.train.log_every == 0 || last;
+  d.sample = (d.epoch_end && (epoch + 1) % cfg_.output.sample_every_epochs == 0) ||
+             (cfg_.output.sample_every_steps > 0 && done % cfg_.output.sample_every_steps == 0) || last;
+  d.checkpoint = done % cfg_.output.checkpoint_every_steps == 0 || last || stop;
+  d.check = d.checkpoint || done % cfg_.comm.check_every == 0;
+  d.eval = evaluator_ && ((d.epoch_end && (epoch + 1) % cfg_.eval.every_epochs == 0) || last);
+  return d;
+}
+
+void Trainer::after_step(int64_t done, bool stop) {
+  const Due due = due_after(done, stop);
+  maybe_log(done, due);
+  // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
+  if (due.sample || due.check || due.eval) parallel::average_tensors(*comm_, g_float_buffers_);
+  if (due.check) parallel::check_consistency(*comm_, gan_.named_tensors(), done);
+  maybe_evaluate(done, due);
+  maybe_sample(done, due);
+  maybe_checkpoint(done, due);
+}
+
+/// A metrics.jsonl row (means over the ranks and the steps since the last one) and the progress line.
+void Trainer::maybe_log(int64_t done, const Due& due) {
+  const int64_t epoch = (done - 1) / plan_.steps_per_epoch;
+  if (due.log) {
+    const Tensor mean = meter_.take_mean();
+    if (world_ > 1) parallel::allreduce(*comm_, mean, comm::ReduceOp::kAvg);
+    const auto now = Clock::now();
+    if (root_) {
+      const auto m = mean.accessor<double, 1>();
+      report::MetricsRow row;
+      row.step = done;
+      row.epoch = epoch;
+      row.loss_d = m[0];
+      row.loss_g = m[1];
+      row.d_real = m[2];
+      row.d_fake = m[3];
+      row.img_per_s = static_cast<double>((done - last_log_step_) * plan_.sampler.global_batch()) /
+                      std::max(1e-9, std::chrono::duration<double>(now - last_log_).count());
+      row.elapsed_s = std::chrono::duration<double>(now - start_).count();
+      outputs_->log(row);
+      last_row_ = row;
+    }
+    last_log_ = now;
+    last_log_step_ = done;
+  }
+  if (root_) outputs_->progress(done, epoch, last_row_ ? &*last_row_ : nullptr, due.log);
+}
+
+void Trainer::maybe_evaluate(int64_t done, const Due& due) {
+  if (!due.eval) return;
+  const auto eval_start = Clock::now();
+  evaluate(done);
+  last_log_ += Clock::now() - eval_start;  // img/s counts training time only
+}
+
+void Trainer::evaluate(int64_t done) {
+  const eval::EvalResult r = evaluator_->evaluate(gan_.sampling_generator(), *gan_.discriminator, classes_ > 0);
+  gan_.generator->train();
+  if (!root_) return;
+  outputs_->log_eval(report::eval_row(r, done, static_cast<double>(done) / static_cast<double>(plan_.steps_per_epoch),
+                                      gan_.generator_ema ? "ema" : "g"),
+                     plan_.spec.class_names);
+  std::fprintf(stderr, "eval at step %lld: FD-clf %.4g%s, D(real) %.3f, D(fake) %.3f (%lld images, %.1f s)\n",
+               static_cast<long long>(done), r.fd_clf,
+               r.class_consistency ? cat(", class consistency ", *r.class_consistency * 100, " %").c_str() : "",
+               r.d_real, r.d_fake, static_cast<long long>(r.n), r.seconds);
+}
+
+/// samples/epoch-NNNN.png at epoch ends, samples/step-NNNNNN.png between them; the loss plot and report with them.
+void Trainer::maybe_sample(int64_t done, const Due& due) {
+  if (!root_ || !due.sample) return;
+  Tensor images;
+  {
+    torch::NoGradGuard no_grad;
+    images = gan_.sampling_generator().forward(fixed_z_, fixed_labels_);
+  }
+  gan_.generator->train();
+  char name[32];
+  if (due.epoch_end) {
+    std::snprintf(name, sizeof(name), "epoch-%04lld.png", static_cast<long long>(done / plan_.steps_per_epoch));
+  } else {
+    std::snprintf(name, sizeof(name), "step-%06lld.png", static_cast<long long>(done));
+  }
+  outputs_->write_samples(name, report::make_grid(images, 8));
+  outputs_->write_loss_plot();
+  outputs_->write_report(report_);
+}
+
+void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
+  if (!root_ || !due.checkpoint) return;
+  CheckpointState state;
+  state.step = done;
+  state.epoch = done / plan_.steps_per_epoch;
+  state.world_size = world_;
+  state.model_hash = cfg_.model_hash();
+  state.spec = plan_.spec;
+  save_checkpoint(options_.run_dir, gan_, state, plan_.config_toml, cfg_.output.keep_checkpoints);
+}
+
+int Trainer::finish(int64_t done, bool stopped) {
+  if (root_) {
+    outputs_->finish_progress();
+    if (stopped) {
+      std::fprintf(stderr,
+                   "shardgan-train: stopped by a signal after step %lld; checkpoint written; exit code %d (resume "
+                   "with --resume auto)\n",
+                   static_cast<long long>(done), kExitStoppedBySignal);
+    } else {
+      std::fprintf(stderr, "shardgan-train: done, %lld steps; run folder %s\n", static_cast<long long>(done),
+                   options_.run_dir.c_str());
+    }
+  }
+  comm_->barrier();
+  return stopped ? kExitStoppedBySignal : 0;
 }
 
 }  // namespace
@@ -79,366 +586,13 @@ void tune_allocator() {
 }
 
 int train(const TrainOptions& options, comm::MpiSession& session) {
-  const config::Config& cfg = options.config;
-  const int rank = session.rank(), world = session.size();
-  const bool root = rank == 0;
-
-  // Device, threads, precision.
-  const bool cuda_available = torch::cuda::is_available();
-  if (cfg.runtime.device == "cuda" && !cuda_available) fail("runtime.device = \"cuda\" but no CUDA device is visible");
-  const bool use_cuda = cfg.runtime.device == "cuda" || (cfg.runtime.device == "auto" && cuda_available);
-  const torch::Device device =
-      use_cuda ? torch::Device(torch::kCUDA, static_cast<int>(session.local_rank() % torch::cuda::device_count()))
-               : torch::Device(torch::kCPU);
-  if (cfg.runtime.precision == "fp16")
-    fail("runtime.precision = \"fp16\" needs loss scaling, which is not implemented yet; use \"bf16\" or \"fp32\"");
-  const bool bf16 = cfg.runtime.precision == "bf16";
-  const int64_t threads = cfg.runtime.threads > 0 ? cfg.runtime.threads : node_threads(session.local_size());
-  torch::set_num_threads(static_cast<int>(threads));
-  if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
-  const std::string backend = cfg.comm.backend == "auto" ? (use_cuda ? "nccl" : "mpi") : cfg.comm.backend;
-  if (backend == "nccl" && !use_cuda) fail("comm.backend = \"nccl\" needs runtime.device = \"cuda\"");
-
-  // Data: every rank checks it (a bad shard stops every rank with the same message).
-  struct sysinfo info {};
-  sysinfo(&info);
-  data::ShardDataset::Options data_options;
-  data_options.verify = cfg.data.verify;
-  data_options.cache = cfg.data.cache;
-  data_options.memory_budget = static_cast<uint64_t>(info.freeram) * info.mem_unit / 4 /
-                               static_cast<uint64_t>(std::max(1, session.local_size()));
-  const data::ShardDataset dataset(cfg.data.path, data_options);
-  const DataSpec spec{dataset.shape(), dataset.manifest().class_names};
-  data::DistributedSampler sampler(dataset.size(), cfg.train.batch_size, world, rank,
-                                   static_cast<uint64_t>(cfg.train.seed));
-  const int64_t steps_per_epoch = sampler.steps_per_epoch();
-  int64_t total_steps = cfg.train.epochs * steps_per_epoch;
-  if (cfg.train.max_steps > 0) total_steps = std::min(total_steps, cfg.train.max_steps);
-
-  torch::manual_seed(static_cast<uint64_t>(cfg.train.seed));
-  Gan gan(cfg, spec, device);
-  const std::string config_toml = cfg.to_toml();
-
   if (options.dry_run) {
-    if (root) {
-      std::printf(
-          "shardgan-train plan (dry run: nothing trained)\n"
-          "  world size   %d rank(s), %d on this node (%s)\n"
-          "  device       %s, %lld thread(s) per rank, precision %s, gradients over %s\n"
-          "  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n"
-          "  batch        %lld per rank, %lld global\n"
-          "  steps        %lld per epoch x %lld epochs = %lld%s\n"
-          "  models       G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s)\n"
-          "  metrics      %s\n"
-          "  run dir      %s\n",
-          world, session.local_size(), session.host().c_str(), device.str().c_str(), static_cast<long long>(threads),
-          cfg.runtime.precision.c_str(), backend.c_str(), cfg.data.path.c_str(), static_cast<long long>(dataset.size()),
-          spec.shape.height, spec.shape.width, spec.shape.channels, spec.class_names.size(),
-          dataset.in_memory() ? "memory" : "stream", cfg.data.verify ? "verified" : "skipped",
-          static_cast<long long>(cfg.train.batch_size), static_cast<long long>(sampler.global_batch()),
-          static_cast<long long>(steps_per_epoch), static_cast<long long>(cfg.train.epochs),
-          static_cast<long long>(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "",
-          static_cast<long long>(parameter_count(*gan.generator)),
-          static_cast<long long>(parameter_count(*gan.discriminator)), cfg.model.conditional ? "yes" : "no",
-          cfg.model.batchnorm.c_str(), cfg.model.loss.c_str(),
-          gan.generator_ema ? cat("decay ", cfg.model.g_ema).c_str() : "off",
-          cfg.eval.classifier.empty() ? "off (eval.classifier not set)"
-                                      : cat("FD-clf, class consistency, D scores on ", cfg.eval.n, " images every ",
-                                            cfg.eval.every_epochs, " epoch(s) (classifier ", cfg.eval.classifier, ")")
-                                            .c_str(),
-          options.run_dir.c_str());
-    }
+    const Plan plan(options.config, session);
+    if (session.rank() == 0) plan.print(session, options.run_dir);
     return 0;
   }
-
-  // Resume: every rank reads the same checkpoint (shared file system); rank 0 decides which.
-  int64_t start_step = 0;
-  std::optional<fs::path> checkpoint;
-  if (options.resume == "auto") {
-    std::vector<std::string> skipped;
-    checkpoint = find_latest_checkpoint(options.run_dir, &skipped);
-    if (root)
-      for (const auto& s : skipped)
-        std::fprintf(stderr, "shardgan-train: skipping invalid checkpoint: %s\n", s.c_str());
-  } else if (!options.resume.empty()) {
-    checkpoint = resolve_checkpoint(options.resume);
-  } else if (find_latest_checkpoint(options.run_dir)) {
-    fail(options.run_dir.string(),
-         ": holds checkpoints from an earlier run; use --resume auto to continue it or "
-         "another --run-dir");
-  }
-  if (checkpoint) {
-    const CheckpointState state = read_checkpoint_state(*checkpoint);
-    if (state.spec.shape != spec.shape || state.spec.class_names != spec.class_names)
-      fail(checkpoint->string(), ": checkpoint was trained on data of another shape or other classes");
-    load_checkpoint(*checkpoint, gan, cfg.model_hash(), /*optimizers=*/true);
-    start_step = state.step;
-    if (root)
-      std::fprintf(stderr, "shardgan-train: resuming from %s (step %lld)\n", checkpoint->c_str(),
-                   static_cast<long long>(start_step));
-  }
-
-  // Communication: one model on every rank, every collective under the watchdog.
-  comm::Watchdog watchdog(rank, cfg.comm.timeout_s);
-  std::unique_ptr<comm::Communicator> communicator =
-      comm::watched(backend == "nccl" ? comm::make_nccl_communicator(MPI_COMM_WORLD, device.index())
-                                      : comm::make_mpi_communicator(MPI_COMM_WORLD),
-                    watchdog);
-  parallel::require_agreement(*communicator, "the resolved configuration", config_toml);
-  std::string data_identity = std::to_string(dataset.size());
-  for (const auto& shard : dataset.manifest().shards) data_identity += shard.checksum;
-  parallel::require_agreement(*communicator, "the data set (manifest checksums)", data_identity);
-  parallel::require_agreement(*communicator, "the starting checkpoint",
-                              checkpoint ? checkpoint->string() : std::string("none"));
-  if (cfg.model.batchnorm == "sync") gan.generator->set_batchnorm_communicator(communicator.get());
-  parallel::GradSync sync_g(*communicator, gan.generator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
-  parallel::GradSync sync_d(*communicator, gan.discriminator->parameters(), cfg.comm.bucket_mb, cfg.comm.overlap);
-  {
-    auto tensors = gan.generator->parameters();
-    for (auto& b : gan.generator->buffers()) tensors.push_back(b);
-    if (gan.generator_ema) {
-      for (auto& p : gan.generator_ema->parameters()) tensors.push_back(p);
-      for (auto& b : gan.generator_ema->buffers()) tensors.push_back(b);
-    }
-    sync_g.broadcast(tensors);
-    tensors = gan.discriminator->parameters();
-    for (auto& b : gan.discriminator->buffers()) tensors.push_back(b);
-    sync_d.broadcast(tensors);
-  }
-
-  std::unique_ptr<RunOutputs> outputs;
-  ReportInfo report;
-  if (root) {
-    fs::create_directories(options.run_dir);
-    std::ofstream(options.run_dir / "config.toml") << config_toml;
-    outputs = std::make_unique<RunOutputs>(options.run_dir, start_step, total_steps, steps_per_epoch);
-    report = ReportInfo{options.run_dir.filename().string(),
-                        config_toml,
-                        world,
-                        device.str(),
-                        sampler.global_batch(),
-                        total_steps,
-                        cfg.model.conditional ? spec.class_names : std::vector<std::string>{}};
-  }
-
-  // Metrics (eval.classifier): the real side is reduced once, then every evaluation is sharded over the ranks.
-  std::unique_ptr<eval::Evaluator> evaluator;
-  if (!cfg.eval.classifier.empty()) {
-    eval::ClassifierInfo clf_info;
-    eval::Classifier classifier = eval::load_classifier(cfg.eval.classifier, &clf_info, device);
-    eval::require_compatible(cfg.eval.classifier, clf_info, spec.shape, spec.class_names);
-    evaluator =
-        std::make_unique<eval::Evaluator>(classifier, dataset, cfg.eval.n, static_cast<uint64_t>(cfg.train.seed),
-                                          cfg.model.z_dim, communicator.get(), device);
-  }
-  const auto run_eval = [&](int64_t done) {
-    const bool ema = static_cast<bool>(gan.generator_ema);
-    model::GeneratorImpl& sampler_g = gan.sampling_generator();
-    const eval::EvalResult r = evaluator->evaluate(sampler_g, *gan.discriminator, gan.num_classes() > 0);
-    gan.generator->train();
-    if (!root) return;
-    outputs->log_eval(EvalRow{done, static_cast<double>(done) / static_cast<double>(steps_per_epoch), r.fd_clf,
-                              r.class_consistency, r.per_class, r.d_real, r.d_fake, r.n, r.seconds, ema ? "ema" : "g"},
-                      spec.class_names);
-    std::fprintf(stderr, "eval at step %lld: FD-clf %.4g%s, D(real) %.3f, D(fake) %.3f (%lld images, %.1f s)\n",
-                 static_cast<long long>(done), r.fd_clf,
-                 r.class_consistency ? cat(", class consistency ", *r.class_consistency * 100, " %").c_str() : "",
-                 r.d_real, r.d_fake, static_cast<long long>(r.n), r.seconds);
-  };
-  if (evaluator && start_step == 0) run_eval(0);  // the untrained generator: the baseline of every curve
-
-  // Fixed noise for the sample grids: 8 per class (conditional) or output.sample_count.
-  const int64_t classes = gan.num_classes();
-  const int64_t sample_n = classes > 0 ? 8 * classes : cfg.output.sample_count;
-  auto sample_gen = at::make_generator<at::CPUGeneratorImpl>(
-      data::mix_seed(static_cast<uint64_t>(cfg.train.seed), 0x53414d504c45ull));
-  const Tensor fixed_z = torch::randn({sample_n, cfg.model.z_dim}, sample_gen).to(device);
-  const Tensor fixed_labels = classes > 0 ? torch::arange(classes).repeat_interleave(8).to(device) : Tensor();
-
-  const int64_t b = cfg.train.batch_size;
-  const float sample_scale = 1.0f / 127.5f;
-  data::Loader loader(dataset, sampler, start_step, total_steps);
-  auto& G = gan.generator;
-  auto& D = gan.discriminator;
-  G->train();
-  D->train();
-
-  const auto t0 = std::chrono::steady_clock::now();
-  auto last_log = t0;
-  int64_t last_log_step = start_step;
-  const MetricsRow* last_row = nullptr;
-  MetricsRow row;
-  Tensor acc = torch::zeros({4}, torch::kFloat64);
-  int64_t acc_n = 0;
-
-  const auto named_state = [&] {
-    parallel::NamedTensors named;
-    for (const auto& p : G->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
-    for (const auto& buffer : G->named_buffers()) named.emplace_back("generator/" + buffer.key(), buffer.value());
-    for (const auto& p : D->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
-    if (gan.generator_ema)
-      for (const auto& p : gan.generator_ema->named_parameters())
-        named.emplace_back("generator_ema/" + p.key(), p.value());
-    return named;
-  };
-  std::vector<Tensor> g_float_buffers;
-  for (const auto& buffer : G->buffers())
-    if (buffer.is_floating_point()) g_float_buffers.push_back(buffer);
-
-  for (int64_t step = start_step; step < total_steps; ++step) {
-    const int64_t epoch = step / steps_per_epoch;
-    watchdog.set_step(step);
-    // A stop signal on any rank stops every rank after this step, with a checkpoint.
-    int64_t stop_votes = stop_requested() != 0 ? 1 : 0;
-    if (world > 1) communicator->allreduce(&stop_votes, 1, comm::DType::kInt64, comm::ReduceOp::kSum);
-    const bool stop_now = stop_votes > 0;
-    data::Batch batch = loader.next();
-    const StepNoise noise =
-        draw_noise(static_cast<uint64_t>(cfg.train.seed), step, sampler.global_batch(), cfg.model.z_dim, classes);
-    // Dropout and any other global-generator draw of this rank and step.
-    torch::manual_seed(data::mix_seed(static_cast<uint64_t>(cfg.train.seed), static_cast<uint64_t>(step),
-                                      static_cast<uint64_t>(rank) + 1));
-
-    Tensor real = torch::from_blob(batch.images.data(), {b, spec.shape.height, spec.shape.width, spec.shape.channels},
-                                   torch::kUInt8)
-                      .to(device)
-                      .permute({0, 3, 1, 2})
-                      .contiguous()  // NCHW, as the models expect (the permuted view has NHWC strides)
-                      .to(torch::kFloat32)
-                      .mul_(sample_scale)
-                      .sub_(1.0f);
-    const Tensor real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);
-    if (cfg.data.hflip) {
-      const Tensor flip = noise.flips.narrow(0, rank * b, b).to(device).view({b, 1, 1, 1});
-      real = torch::where(flip, real.flip({3}), real);
-    }
-    const Tensor z = noise.z.narrow(0, rank * b, b).to(device);
-    const Tensor fake_labels = classes > 0 ? noise.fake_labels.narrow(0, rank * b, b).to(device) : Tensor();
-    const Tensor y_real = classes > 0 ? real_labels : Tensor();
-
-    Losses l;
-    // D step: real vs (detached) fake.
-    Tensor fake;
-    {
-      AutocastGuard autocast(bf16, device.type(), torch::kBFloat16);
-      fake = G->forward(z, fake_labels);
-      // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
-      const Tensor both =
-          D->forward(torch::cat({real, fake.detach()}), classes > 0 ? torch::cat({y_real, fake_labels}) : Tensor());
-      const Tensor logits_real = both.narrow(0, 0, b);
-      const Tensor logits_fake = both.narrow(0, b, b);
-      if (cfg.model.loss == "hinge") {
-        l.d = torch::relu(1 - logits_real.to(torch::kFloat32)).mean() +
-              torch::relu(1 + logits_fake.to(torch::kFloat32)).mean();
-      } else {
-        l.d = bce_with_logits(logits_real.to(torch::kFloat32), 1.0f) +
-              bce_with_logits(logits_fake.to(torch::kFloat32), 0.0f);
-      }
-      l.d_real = torch::sigmoid(logits_real.detach().to(torch::kFloat32)).mean();
-      l.d_fake = torch::sigmoid(logits_fake.detach().to(torch::kFloat32)).mean();
-    }
-    update(*D, sync_d, *gan.optim_d, l.d);
-
-    // G step: D's parameters need no gradients here.
-    for (auto& p : D->parameters()) p.set_requires_grad(false);
-    {
-      AutocastGuard autocast(bf16, device.type(), torch::kBFloat16);
-      const Tensor logits = D->forward(fake, fake_labels).to(torch::kFloat32);
-      l.g = cfg.model.loss == "hinge" ? -logits.mean() : bce_with_logits(logits, 1.0f);
-    }
-    update(*G, sync_g, *gan.optim_g, l.g);
-    gan.update_ema(step + 1);
-    for (auto& p : D->parameters()) p.set_requires_grad(true);
-
-    acc += torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kCPU, torch::kFloat64);
-    ++acc_n;
-    const int64_t done = step + 1;
-    const bool epoch_end = done % steps_per_epoch == 0;
-    const bool last = done == total_steps;
-
-    const bool log_now = done % cfg.train.log_every == 0 || last;
-    if (log_now) {
-      Tensor mean = (acc / static_cast<double>(acc_n)).contiguous();
-      if (world > 1) communicator->allreduce(mean.data_ptr(), 4, comm::DType::kFloat64, comm::ReduceOp::kAvg);
-      const auto now = std::chrono::steady_clock::now();
-      if (root) {
-        const auto m = mean.accessor<double, 1>();
-        row = MetricsRow{done,
-                         epoch,
-                         m[0],
-                         m[1],
-                         m[2],
-                         m[3],
-                         (done - last_log_step) * sampler.global_batch() /
-                             std::max(1e-9, std::chrono::duration<double>(now - last_log).count()),
-                         std::chrono::duration<double>(now - t0).count()};
-        outputs->log(row);
-        last_row = &row;
-      }
-      last_log = now;
-      last_log_step = done;
-      acc.zero_();
-      acc_n = 0;
-    }
-    if (root) outputs->progress(done, epoch, last_row, log_now);
-
-    const bool epoch_sample = epoch_end && (epoch + 1) % cfg.output.sample_every_epochs == 0;
-    const bool step_sample = cfg.output.sample_every_steps > 0 && done % cfg.output.sample_every_steps == 0;
-    const bool sample_now = epoch_sample || step_sample || last;
-    const bool checkpoint_now = done % cfg.output.checkpoint_every_steps == 0 || last || stop_now;
-    // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
-    const bool check_now = checkpoint_now || done % cfg.comm.check_every == 0;
-    const bool eval_now = evaluator && ((epoch_end && (epoch + 1) % cfg.eval.every_epochs == 0) || last);
-    if (sample_now || check_now || eval_now) parallel::average_tensors(*communicator, g_float_buffers);
-    if (check_now) parallel::check_consistency(*communicator, named_state(), done);
-    if (eval_now) {
-      const auto eval_start = std::chrono::steady_clock::now();
-      run_eval(done);
-      last_log += std::chrono::steady_clock::now() - eval_start;  // img/s counts training time only
-    }
-    if (root && sample_now) {
-      torch::NoGradGuard no_grad;
-      const Tensor images = gan.sampling_generator().forward(fixed_z, fixed_labels);
-      G->train();
-      char name[32];
-      if (epoch_end) {
-        std::snprintf(name, sizeof(name), "epoch-%04lld.png", static_cast<long long>(epoch + 1));
-      } else {
-        std::snprintf(name, sizeof(name), "step-%06lld.png", static_cast<long long>(done));
-      }
-      outputs->write_samples(name, make_grid(images, 8));
-      outputs->write_loss_plot();
-      outputs->write_report(report);
-    }
-    if (root && checkpoint_now) {
-      CheckpointState state;
-      state.step = done;
-      state.epoch = done / steps_per_epoch;
-      state.world_size = world;
-      state.config_hash = cfg.hash();
-      state.model_hash = cfg.model_hash();
-      state.spec = spec;
-      save_checkpoint(options.run_dir, gan, state, config_toml, cfg.output.keep_checkpoints);
-    }
-    if (stop_now) {
-      if (root) {
-        outputs->finish_progress();
-        std::fprintf(stderr,
-                     "shardgan-train: stopped by a signal after step %lld; checkpoint written; exit code %d (resume "
-                     "with --resume auto)\n",
-                     static_cast<long long>(done), kExitStoppedBySignal);
-      }
-      communicator->barrier();
-      return kExitStoppedBySignal;
-    }
-  }
-  if (root) {
-    outputs->finish_progress();
-    std::fprintf(stderr, "shardgan-train: done, %lld steps; run folder %s\n", static_cast<long long>(total_steps),
-                 options.run_dir.c_str());
-  }
-  communicator->barrier();
-  return 0;
+  Trainer trainer(options, session);
+  return trainer.run();
 }
 
 }  // namespace shardgan::train
