@@ -7,7 +7,7 @@ seed_setup() {
   mkdir -p "$work"
   if [[ ! -f $work/data/manifest.json ]]; then
     "$build/tests/shardgan-fixtures" cifar10 --out "$work/cifar" --records 2000
-    "$build/preprocessing/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
+    "$build/src/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
       --classes 0,1,2,3,4,5,6,7,8,9 --out "$work/data" --force >/dev/null
   fi
   cat > "$work/seed.toml" <<TOML

@@ -1,5 +1,5 @@
 // GradSync against a raw MPI_Allreduce of the same bytes, and the time a training step waits on communication with
-// and without overlap. Run under mpirun (bench/comm_bench.sh).
+// and without overlap. Run under mpirun (bench/scaling_bench.sh runs it).
 //   grad_sync_bench [iterations]
 #include <mpi.h>
 #include <torch/torch.h>

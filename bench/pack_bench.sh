@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 work=${2:-$(mktemp -d /tmp/shardgan-bench-XXXXXX)}
-pack=$build/preprocessing/shardgan-pack
+pack=$build/src/shardgan-pack
 fixtures=$build/tests/shardgan-fixtures
 peer=$here/../shared/peers/ham_seed_pipeline.py
 "$here/launch/bootstrap.sh" --bench

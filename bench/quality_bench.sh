@@ -22,8 +22,8 @@ mpi=(mpirun --bind-to none)
 mkdir -p "$work"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); budget ${minutes} min on 2 ranks"
 
-if ! "$build/preprocessing/shardgan-pack" verify "$work/fashion-mnist" >/dev/null 2>&1; then
-  "$build/preprocessing/shardgan-pack" fashion-mnist --split all --out "$work/fashion-mnist" --force >/dev/null
+if ! "$build/src/shardgan-pack" verify "$work/fashion-mnist" >/dev/null 2>&1; then
+  "$build/src/shardgan-pack" fashion-mnist --split all --out "$work/fashion-mnist" --force >/dev/null
 fi
 if [[ ! -f $work/clf.pt ]]; then
   echo "==> classifier (held out: the 10,000 test images)"

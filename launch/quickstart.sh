@@ -19,7 +19,7 @@ echo "==> installing Debian packages (launch/bootstrap.sh)"
 echo "==> building shardgan ($build)"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target shardgan-pack shardgan-train shardgan-sample shardgan-eval
-pack=$build/preprocessing/shardgan-pack
+pack=$build/src/shardgan-pack
 run=${SHARDGAN_RUN_DIR:-$root/runs/quickstart}
 ranks=${SHARDGAN_RANKS:-}
 if [[ -z $ranks ]]; then
