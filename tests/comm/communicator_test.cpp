@@ -6,6 +6,7 @@
 
 #include "comm/communicator.hpp"
 #include "comm/mpi_session.hpp"
+#include "mpi_test.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::comm {
@@ -92,18 +93,25 @@ TEST(Communicator, AllgatherOrdersByRank) {
   }
 }
 
-TEST(MpiSession, LocalRankCountsProcessesOnThisNode) {
-  int rank = 0, size = 0;
+TEST(MpiSession, RanksAndNodeLocalRanksOfThisSession) {
+  const comm::MpiSession& session = testing::mpi_session();
+  int rank = -1, size = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   ASSERT_GE(size, 2) << "run under mpirun -np N with N >= 2";
-  // All ranks of a CTest MPI run share one node: local rank == world rank.
-  MPI_Comm node;
-  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-  int local = -1;
-  MPI_Comm_rank(node, &local);
-  MPI_Comm_free(&node);
-  EXPECT_EQ(local, rank);
+  EXPECT_EQ(session.rank(), rank);
+  EXPECT_EQ(session.size(), size);
+  // All ranks of a CTest MPI run share one node: local rank == world rank, local size == world size.
+  EXPECT_EQ(session.local_rank(), rank);
+  EXPECT_EQ(session.local_size(), size);
+  EXPECT_FALSE(session.host().empty());
+  // Every rank reports the same host.
+  char host[256] = {};
+  session.host().copy(host, sizeof(host) - 1);
+  char root_host[256] = {};
+  std::copy(host, host + sizeof(host), root_host);
+  MPI_Bcast(root_host, sizeof(root_host), MPI_CHAR, 0, MPI_COMM_WORLD);
+  EXPECT_STREQ(host, root_host);
 }
 
 TEST(Communicator, NcclWithoutAGpuFailsWithAClearError) {

@@ -9,45 +9,15 @@
 #include "data/dataset_check.hpp"
 #include "data/manifest.hpp"
 #include "fixtures.hpp"
-#include "util/checksum.hpp"
 #include "util/error.hpp"
-#include "util/staging_dir.hpp"
 
 namespace shardgan::data {
 namespace {
 namespace fs = std::filesystem;
 using testing::TempDir;
 
-ShardSchema small_schema() {
-  ShardSchema s;
-  s.source = "test";
-  s.shape = ImageShape{4, 5, 3};
-  s.class_names = {"a", "b", "c"};
-  s.columns = {
-      {"/source_labels", ColumnType::kInt64}, {"/meta/age", ColumnType::kFloat32}, {"/meta/sex", ColumnType::kString}};
-  return s;
-}
-
-std::vector<uint8_t> pixels_of(int i, const ImageShape& shape) {
-  std::vector<uint8_t> p(shape.bytes());
-  for (std::size_t k = 0; k < p.size(); ++k) p[k] = static_cast<uint8_t>(i * 31 + k);
-  return p;
-}
-
-/// Packs `n` images into `dir` (shards of `shard_size`) and writes the manifest.
-Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
-  fs::create_directories(dir);
-  const ShardSchema schema = small_schema();
-  ShardWriter writer(dir, schema, shard_size);
-  for (int i = 0; i < n; ++i) {
-    const float age = i % 4 == 3 ? std::nanf("") : 5.0f * i;
-    writer.append(pixels_of(i, schema.shape).data(), i % 3, "img#" + std::to_string(i),
-                  {int64_t{i % 3 + 7}, age, std::string(i % 2 ? "female" : "male")});
-  }
-  Manifest m = finish_dataset(writer, schema, "test");
-  m.save(dir);
-  return m;
-}
+using testing::pixels_of;
+using testing::write_set;
 
 TEST(ShardFormat, WriterAndReaderAgreeOnEveryRowAndColumn) {
   TempDir tmp;
@@ -173,42 +143,6 @@ TEST(Manifest, MissingKeysAndWrongTypesNameTheKey) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("key 'class_names' has the wrong type"), std::string::npos) << e.what();
   }
-}
-
-TEST(StagingDir, UncommittedFolderIsRemovedCommittedOneMovesIntoPlace) {
-  TempDir tmp;
-  fs::path staged;
-  {
-    StagingDir s(tmp / "out");
-    staged = s.path();
-    EXPECT_EQ(staged.parent_path(), tmp.path());
-    testing::write_text(staged / "x", "1");
-  }
-  EXPECT_FALSE(fs::exists(staged));
-  EXPECT_FALSE(fs::exists(tmp / "out"));
-  {
-    StagingDir s(tmp / "out");
-    testing::write_text(s.path() / "x", "2");
-    s.commit(false);
-  }
-  EXPECT_TRUE(fs::exists(tmp / "out" / "x"));
-  StagingDir again(tmp / "out");
-  EXPECT_THROW(again.commit(false), Error);
-  testing::write_text(again.path() / "y", "3");
-  again.commit(true);
-  EXPECT_TRUE(fs::exists(tmp / "out" / "y"));
-  EXPECT_FALSE(fs::exists(tmp / "out" / "x"));
-  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path()), fs::directory_iterator()), 1);
-}
-
-TEST(Checksum, KnownValueAndPrefix) {
-  TempDir tmp;
-  testing::write_text(tmp / "f", "");
-  // XXH3-128 of the empty input.
-  EXPECT_EQ(file_checksum(tmp / "f"), "xxh3-128:99aa06d3014798d86001c324468d497f");
-  Md5 md5;
-  md5.update("abc", 3);
-  EXPECT_EQ(md5.finish(), "900150983cd24fb0d6963f7d28e17f72");
 }
 
 }  // namespace

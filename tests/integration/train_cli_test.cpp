@@ -2,12 +2,15 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
 #include "data/manifest.hpp"
 #include "data/shard_format.hpp"
 #include "fixtures.hpp"
+#include "report/rows.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "util/png.hpp"
@@ -73,7 +76,7 @@ class TrainCli : public ::testing::Test {
       ++errors;
       EXPECT_NE(line.find(needle), std::string::npos) << line;
     }
-    EXPECT_GE(errors, 1) << r.err;
+    EXPECT_EQ(errors, 1) << r.err;
   }
 
   static inline TempDir* data_ = nullptr;
@@ -83,10 +86,8 @@ class TrainCli : public ::testing::Test {
 
 /// All parameters and buffers of the checkpoint's models, by name.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::path& dir) {
-  const auto state = train::read_checkpoint_state(dir);
-  const auto cfg = config::load(dir / "config.toml");
-  train::Gan gan(cfg, state.spec, torch::kCPU);
-  train::load_checkpoint(dir, gan, cfg.model_hash(), false);
+  train::RestoredModels restored = train::restore_models(dir);
+  train::Gan& gan = restored.gan;
   std::vector<std::pair<std::string, torch::Tensor>> out;
   std::vector<torch::nn::Module*> modules{gan.generator.get(), gan.discriminator.get()};
   if (gan.generator_ema) modules.push_back(gan.generator_ema.get());
@@ -95,6 +96,15 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::
     for (const auto& b : m->named_buffers()) out.emplace_back(b.key(), b.value().clone());
   }
   return out;
+}
+
+/// metrics.jsonl's training rows.
+std::vector<report::MetricsRow> metric_rows(const fs::path& run) {
+  std::ifstream in(run / "metrics.jsonl");
+  std::vector<report::MetricsRow> rows;
+  for (std::string line; std::getline(in, line);)
+    if (auto row = report::parse_metrics_row(nlohmann::ordered_json::parse(line))) rows.push_back(*row);
+  return rows;
 }
 
 TEST_F(TrainCli, DryRunPrintsThePlan) {
@@ -244,6 +254,45 @@ TEST_F(TrainCli, TwoRanksUnderMpirunTrainOneModel) {
   EXPECT_TRUE(fs::exists(tmp_ / "run" / "checkpoints" / "step-000006" / "state.json"));
   const auto state = train::read_checkpoint_state(tmp_ / "run" / "checkpoints" / "step-000006");
   EXPECT_EQ(state.world_size, 2);
+  EXPECT_EQ(state.step, 6);
+  // The ranks trained (the models moved away from their shared initialisation) and rank 0 logged the mean rows.
+  const auto rows = metric_rows(tmp_ / "run");
+  ASSERT_EQ(rows.size(), 3u);  // steps 2, 4, 6
+  for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g));
+  torch::manual_seed(0);
+  const train::Gan initial(config::load(config_, {"train.batch_size=4"}), state.spec, torch::kCPU);
+  const auto trained = train::restore_models(tmp_ / "run").gan.named_tensors();
+  const auto init = initial.named_tensors();
+  ASSERT_EQ(trained.size(), init.size());
+  int moved = 0;
+  for (std::size_t i = 0; i < init.size(); ++i) moved += !torch::equal(trained[i].second, init[i].second);
+  EXPECT_GT(moved, static_cast<int>(init.size()) / 2);
+}
+
+TEST_F(TrainCli, Bf16AndHingeTrainWithTheirOwnNumbers) {
+  const std::string common = " --set train.max_steps=6";
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "fp32") + common).exit_code, 0);
+  const auto bf16_run = train("--run-dir " + q(tmp_ / "bf16") + common + " --set runtime.precision=bf16");
+  ASSERT_EQ(bf16_run.exit_code, 0) << bf16_run.err;
+  const auto hinge_run = train("--run-dir " + q(tmp_ / "hinge") + common + " --set model.loss=hinge");
+  ASSERT_EQ(hinge_run.exit_code, 0) << hinge_run.err;
+  const auto fp32 = metric_rows(tmp_ / "fp32"), bf16 = metric_rows(tmp_ / "bf16"), hinge = metric_rows(tmp_ / "hinge");
+  ASSERT_EQ(fp32.size(), 3u);
+  ASSERT_EQ(bf16.size(), 3u);
+  ASSERT_EQ(hinge.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    // bf16 autocast: the same data and noise, rounded differently, so close but not equal losses.
+    EXPECT_NE(bf16[i].loss_d, fp32[i].loss_d);
+    EXPECT_NEAR(bf16[i].loss_d, fp32[i].loss_d, 0.1);
+    EXPECT_NEAR(bf16[i].loss_g, fp32[i].loss_g, 0.1);
+  }
+  // Near the start D's logits are small: BCE's D loss is about 2 ln 2 and G's about ln 2; hinge's D loss about 2
+  // and G's (−mean logit) about 0.
+  EXPECT_NEAR(fp32[0].loss_d, 2 * std::log(2.0), 0.3);
+  EXPECT_NEAR(fp32[0].loss_g, std::log(2.0), 0.3);
+  EXPECT_NEAR(hinge[0].loss_d, 2.0, 0.4);
+  EXPECT_NEAR(hinge[0].loss_g, 0.0, 0.4);
+  EXPECT_NE(train::restore_models(tmp_ / "hinge").config.model.loss, config::Loss::kBce);
 }
 
 // The core correctness property of data parallelism: with dropout 0 and BatchNorm none or sync, N ranks x batch b

@@ -230,4 +230,36 @@ RunResult run(const std::string& command) {
   return r;
 }
 
+data::ShardSchema small_schema() {
+  data::ShardSchema s;
+  s.source = "test";
+  s.shape = data::ImageShape{4, 5, 3};
+  s.class_names = {"a", "b", "c"};
+  s.columns = {{"/source_labels", data::ColumnType::kInt64},
+               {"/meta/age", data::ColumnType::kFloat32},
+               {"/meta/sex", data::ColumnType::kString}};
+  return s;
+}
+
+std::vector<uint8_t> pixels_of(int i, const data::ImageShape& shape) {
+  std::vector<uint8_t> p(shape.bytes());
+  for (std::size_t k = 0; k < p.size(); ++k) p[k] = static_cast<uint8_t>(i * 31 + k);
+  return p;
+}
+
+/// Packs `n` images into `dir` (shards of `shard_size`) and writes the manifest.
+data::Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
+  fs::create_directories(dir);
+  const data::ShardSchema schema = small_schema();
+  data::ShardWriter writer(dir, schema, shard_size);
+  for (int i = 0; i < n; ++i) {
+    const float age = i % 4 == 3 ? std::nanf("") : 5.0f * i;
+    writer.append(pixels_of(i, schema.shape).data(), i % 3, "img#" + std::to_string(i),
+                  {int64_t{i % 3 + 7}, age, std::string(i % 2 ? "female" : "male")});
+  }
+  data::Manifest m = data::finish_dataset(writer, schema, "test");
+  m.save(dir);
+  return m;
+}
+
 }  // namespace shardgan::testing

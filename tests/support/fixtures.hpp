@@ -8,6 +8,9 @@
 /// Test data in the exact formats of the real data sets (../docs/data-format.md, facts in the brief): CIFAR-10
 /// binary batches and their .tar.gz, HAM10000 metadata tables and JPEGs in folders or zips, and helpers to run the
 /// shardgan executables.
+#include "data/manifest.hpp"
+#include "data/shard_format.hpp"
+
 namespace shardgan::testing {
 
 /// A fresh folder under $TMPDIR (or /tmp), removed with everything inside when destroyed.
@@ -79,5 +82,12 @@ struct RunResult {
 };
 /// Runs `command` through /bin/sh, capturing stdout and stderr.
 RunResult run(const std::string& command);
+
+/// A small packed set in the shard layout: 4x5x3 images, classes a, b, c, label i % 3, id "img#i", pixels
+/// pixels_of(i), extra columns /source_labels, /meta/age (NaN every fourth), /meta/sex.
+data::ShardSchema small_schema();
+std::vector<uint8_t> pixels_of(int i, const data::ImageShape& shape);
+/// Packs `n` such images into `dir` (shards of `shard_size`) and writes the manifest.
+data::Manifest write_set(const std::filesystem::path& dir, int n, int64_t shard_size);
 
 }  // namespace shardgan::testing

@@ -2,11 +2,22 @@
 // every rank's result counts (mpirun exits non-zero when any rank does).
 #include <gtest/gtest.h>
 
-#include "comm/mpi_session.hpp"
+#include "mpi_test.hpp"
+
+namespace {
+shardgan::comm::MpiSession* g_session = nullptr;
+}
+
+namespace shardgan::testing {
+comm::MpiSession& mpi_session() {
+  return *g_session;
+}
+}  // namespace shardgan::testing
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   shardgan::comm::MpiSession session(&argc, &argv);
+  g_session = &session;
   if (session.rank() != 0) {
     auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

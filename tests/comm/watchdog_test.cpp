@@ -1,0 +1,36 @@
+#include "comm/watchdog.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+namespace shardgan::comm {
+namespace {
+
+TEST(Watchdog, CollectivesThatEndInTimeAreFine) {
+  Watchdog w(3, 1.0);
+  for (int i = 0; i < 3; ++i) {
+    w.set_step(i);
+    w.begin("all-reduce");
+    w.end();
+  }
+  // Idle time between collectives does not count.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+}
+
+TEST(WatchdogDeathTest, AHungCollectiveEndsTheProcessNamingRankStepOperationAndBucket) {
+  EXPECT_EXIT(
+      {
+        Watchdog w(3, 1.0);
+        w.set_step(41);
+        w.next_bucket();
+        w.begin("gradient all-reduce", w.next_bucket());
+        std::this_thread::sleep_for(std::chrono::seconds(10));
+      },
+      ::testing::ExitedWithCode(kExitCollectiveTimeout),
+      "rank 3: gradient all-reduce \\(bucket 1 of the step\\) at step 41 did not complete within 1 s");
+}
+
+}  // namespace
+}  // namespace shardgan::comm

@@ -1,0 +1,143 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "fixtures.hpp"
+#include "report/font.hpp"
+#include "report/report.hpp"
+#include "report/rows.hpp"
+#include "report/run_outputs.hpp"
+#include "util/png.hpp"
+
+namespace shardgan {
+namespace {
+
+TEST(Report, Base64KnownVectors) {
+  EXPECT_EQ(report::base64(""), "");
+  EXPECT_EQ(report::base64("f"), "Zg==");
+  EXPECT_EQ(report::base64("fo"), "Zm8=");
+  EXPECT_EQ(report::base64("foo"), "Zm9v");
+  EXPECT_EQ(report::base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(report::base64(std::string("\xff\x00\x10", 3)), "/wAQ");
+}
+
+TEST(Report, HasEveryCurveTheSamplesAndTheEscapedConfig) {
+  report::ReportInfo info{"run <1>", "[data]\npath = \"a<b\"\n", 2, "cpu", 128, 100, {"cat", "dog"}};
+  std::vector<report::MetricsRow> rows;
+  for (int64_t s = 10; s <= 100; s += 10)
+    rows.push_back(report::MetricsRow{s, s / 50, 1.0 + 0.01 * s, 0.7, 0.6, 0.4, 400, 0.1 * s});
+  std::vector<report::EvalRow> evals{{0, 0.0, 300, 0.1, {}, 0.5, 0.5, 100, 0.1, "ema"},
+                                     {50, 1.0, 40, 0.8, {}, 0.6, 0.4, 100, 0.1, "ema"}};
+  const std::string html = report::render_report(info, rows, evals, {{"epoch-0001", "\x89PNG"}});
+  for (const char* curve : {"loss_d", "loss_g", "D(x)", "D(G(z))", "img/s", "FD-clf", "class consistency"})
+    EXPECT_NE(html.find(std::string("class=\"curve\" data-name=\"") + curve), std::string::npos) << curve;
+  EXPECT_NE(html.find("data:image/png;base64,iVBORw=="), std::string::npos);
+  EXPECT_NE(html.find("path = &quot;a&lt;b&quot;"), std::string::npos);
+  EXPECT_NE(html.find("run &lt;1&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("http://"),
+            html.find("http://www.w3.org/2000/svg"));  // no link leaves the file but the SVG namespace
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  // Without metrics or rows: still a page, no metric charts.
+  const std::string empty = report::render_report(info, {}, {}, {});
+  EXPECT_EQ(empty.find("FD-clf"), std::string::npos);
+  EXPECT_NE(empty.find("no samples yet"), std::string::npos);
+}
+
+TEST(RunOutputs, ResumeRemovesGridsOfTheReplacedHistoryAndTheReportKeepsAtMost24) {
+  testing::TempDir tmp;
+  const auto samples = tmp.path() / "samples";
+  std::filesystem::create_directories(samples);
+  const Image grid(4, 4, 1, 128);
+  for (const char* name : {"epoch-0001.png", "epoch-0003.png", "step-000050.png", "step-000200.png"})
+    write_png(samples / name, grid);
+  // Resumed from step 100 with 50 steps per epoch: epoch 3 (step 150) and step 200 were written after it.
+  report::RunOutputs outputs(tmp.path(), 100, 1000, 50);
+  EXPECT_TRUE(std::filesystem::exists(samples / "epoch-0001.png"));
+  EXPECT_TRUE(std::filesystem::exists(samples / "step-000050.png"));
+  EXPECT_FALSE(std::filesystem::exists(samples / "epoch-0003.png"));
+  EXPECT_FALSE(std::filesystem::exists(samples / "step-000200.png"));
+  for (int i = 0; i < 40; ++i) write_png(samples / ("step-" + std::to_string(100000 + i) + ".png"), grid);
+  outputs.write_report(report::ReportInfo{"r", "", 1, "cpu", 8, 1000, {}});
+  std::ifstream in(tmp.path() / "report.html");
+  const std::string html((std::istreambuf_iterator<char>(in)), {});
+  std::size_t images = 0;
+  for (std::size_t at = html.find("data:image/png"); at != std::string::npos; at = html.find("data:image/png", at + 1))
+    ++images;
+  EXPECT_EQ(images, 24u);
+  EXPECT_NE(html.find("step-100039"), std::string::npos);  // the newest is always there
+}
+
+TEST(Rows, MetricsJsonlRowsRoundTripAndOtherLinesAreNoRows) {
+  report::MetricsRow m;
+  m.step = 40;
+  m.epoch = 2;
+  m.loss_d = 1.25;
+  m.loss_g = 0.5;
+  m.d_real = 0.75;
+  m.d_fake = 0.25;
+  m.img_per_s = 300;
+  m.elapsed_s = 9.5;
+  const auto m_json = nlohmann::ordered_json::parse(report::to_json(m).dump());
+  const auto m_back = report::parse_metrics_row(m_json);
+  ASSERT_TRUE(m_back);
+  EXPECT_EQ(m_back->step, 40);
+  EXPECT_EQ(m_back->epoch, 2);
+  EXPECT_EQ(m_back->loss_d, 1.25);
+  EXPECT_EQ(m_back->elapsed_s, 9.5);
+  EXPECT_FALSE(report::parse_eval_row(m_json));
+
+  report::EvalRow e;
+  e.step = 50;
+  e.epoch_fraction = 1.5;
+  e.fd_clf = 12;
+  e.class_consistency = 0.8;
+  e.per_class = {0.9, 0.7};
+  e.n = 100;
+  e.generator = "ema";
+  const auto e_json = nlohmann::ordered_json::parse(report::to_json(e, {"zebra", "ant"}).dump());
+  EXPECT_EQ(e_json["kind"], "eval");
+  EXPECT_EQ(e_json["class_consistency_per_class"]["zebra"], 0.9);
+  const auto e_back = report::parse_eval_row(e_json);
+  ASSERT_TRUE(e_back);
+  EXPECT_EQ(e_back->per_class, (std::vector<double>{0.9, 0.7}));  // in class order, not sorted by name
+  EXPECT_EQ(*e_back->class_consistency, 0.8);
+  EXPECT_EQ(e_back->generator, "ema");
+  EXPECT_FALSE(report::parse_metrics_row(e_json));
+
+  EXPECT_FALSE(report::parse_metrics_row(nlohmann::ordered_json::parse(R"({"step":"x","loss_d":1})")));
+  EXPECT_FALSE(report::parse_eval_row(nlohmann::ordered_json::parse(R"({"kind":"other","step":1})")));
+}
+
+TEST(RunOutputs, ResumeKeepsTheRowsUpToTheResumeStepAndDropsBrokenLines) {
+  testing::TempDir tmp;
+  testing::write_text(tmp.path() / "metrics.jsonl",
+                      "{\"step\":50,\"epoch\":0,\"loss_d\":1.0,\"loss_g\":2.0}\n"
+                      "not json\n"
+                      "{\"kind\":\"eval\",\"step\":100,\"epoch\":1.0,\"fd_clf\":3.0}\n"
+                      "{\"step\":150,\"epoch\":1,\"loss_d\":1.0,\"loss_g\":2.0}\n");
+  report::RunOutputs outputs(tmp.path(), 100, 1000, 50);
+  std::ifstream in(tmp.path() / "metrics.jsonl");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("\"step\":50"), std::string::npos);
+  EXPECT_NE(lines[1].find("\"kind\":\"eval\""), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() / "metrics.jsonl.tmp"));
+}
+
+TEST(Font, DrawsDigitsAndSkipsPixelsOutsideTheImage) {
+  Image img(20, 10, 3, 0);
+  const uint8_t white[3] = {255, 255, 255};
+  report::draw_text(img, -3, 5, "18?", white);  // partly outside; '?' is not in the font
+  int lit = 0;
+  for (uint8_t v : img.pixels) lit += v == 255;
+  EXPECT_GT(lit, 0);
+  Image blank(20, 10, 3, 0);
+  report::draw_text(blank, 0, 0, "?", white);
+  for (uint8_t v : blank.pixels) EXPECT_EQ(v, 0);
+}
+
+}  // namespace
+}  // namespace shardgan

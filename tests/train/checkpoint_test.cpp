@@ -1,0 +1,108 @@
+#include "train/checkpoint.hpp"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "config/config.hpp"
+#include "fixtures.hpp"
+#include "util/error.hpp"
+
+namespace shardgan::train {
+namespace {
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+const DataSpec kSpec{{8, 8, 1}, {"a", "b"}};
+
+config::Config tiny(const std::vector<std::string>& overrides = {}) {
+  return config::parse("[data]\npath = \"x\"\n[model]\nz_dim = 4\ng_width = 2\nd_width = 2\n", "test", overrides);
+}
+
+CheckpointState state_at(int64_t step, const config::Config& cfg) {
+  CheckpointState s;
+  s.step = step;
+  s.epoch = step / 10;
+  s.world_size = 2;
+  s.model_hash = cfg.model_hash();
+  s.spec = kSpec;
+  return s;
+}
+
+std::vector<std::string> checkpoint_names(const fs::path& run) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(run / "checkpoints")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(Checkpoint, WriteReadLoadRoundTrip) {
+  TempDir tmp;
+  const config::Config cfg = tiny();
+  Gan gan(cfg, kSpec, torch::kCPU);
+  const fs::path dir = save_checkpoint(tmp.path(), gan, state_at(30, cfg), cfg.to_toml(), 3);
+  EXPECT_EQ(dir, tmp / "checkpoints" / "step-000030");
+  const CheckpointState s = read_checkpoint_state(dir);
+  EXPECT_EQ(s.step, 30);
+  EXPECT_EQ(s.epoch, 3);
+  EXPECT_EQ(s.world_size, 2);
+  EXPECT_EQ(s.spec.shape, kSpec.shape);
+  EXPECT_EQ(s.spec.class_names, kSpec.class_names);
+  torch::manual_seed(99);
+  Gan other(cfg, kSpec, torch::kCPU);
+  load_checkpoint(dir, other, cfg.model_hash(), /*optimizers=*/true);
+  const auto a = gan.named_tensors(), b = other.named_tensors();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  // sample/eval: the same models from the folder alone.
+  const RestoredModels restored = restore_models(tmp.path());
+  EXPECT_EQ(restored.dir, dir);
+  EXPECT_EQ(restored.config.model.z_dim, 4);
+  const auto c = restored.gan.named_tensors();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, c[i].second)) << a[i].first;
+  // Another model shape is refused, naming the folder.
+  const config::Config wider = tiny({"model.g_width=4"});
+  Gan wide(wider, kSpec, torch::kCPU);
+  EXPECT_THROW(load_checkpoint(dir, wide, wider.model_hash(), true), Error);
+}
+
+TEST(Checkpoint, KeepsTheNewestAndDropsAHistoryTheResumeReplaced) {
+  TempDir tmp;
+  const config::Config cfg = tiny();
+  Gan gan(cfg, kSpec, torch::kCPU);
+  for (int64_t step : {10, 20, 30, 40}) save_checkpoint(tmp.path(), gan, state_at(step, cfg), cfg.to_toml(), 2);
+  EXPECT_EQ(checkpoint_names(tmp.path()), (std::vector<std::string>{"latest", "step-000030", "step-000040"}));
+  // Resumed from 30 and checkpointed at 35: step 40 belongs to the replaced history.
+  save_checkpoint(tmp.path(), gan, state_at(35, cfg), cfg.to_toml(), 2);
+  EXPECT_EQ(checkpoint_names(tmp.path()), (std::vector<std::string>{"latest", "step-000030", "step-000035"}));
+  const auto latest = testing::read_bytes(tmp / "checkpoints" / "latest");
+  EXPECT_EQ(std::string(latest.begin(), latest.end()), "step-000035\n");
+}
+
+TEST(Checkpoint, CorruptOrIncompleteOnesAreNamedAndSkipped) {
+  TempDir tmp;
+  const config::Config cfg = tiny();
+  Gan gan(cfg, kSpec, torch::kCPU);
+  save_checkpoint(tmp.path(), gan, state_at(10, cfg), cfg.to_toml(), 5);
+  const fs::path newest = save_checkpoint(tmp.path(), gan, state_at(20, cfg), cfg.to_toml(), 5);
+  auto bytes = testing::read_bytes(newest / "optim_d.pt");
+  bytes[bytes.size() / 2] ^= 0xff;
+  testing::write_bytes(newest / "optim_d.pt", bytes);
+  try {
+    read_checkpoint_state(newest);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optim_d.pt: checksum mismatch"), std::string::npos) << e.what();
+  }
+  std::vector<std::string> skipped;
+  EXPECT_EQ(find_latest_checkpoint(tmp.path(), &skipped), tmp / "checkpoints" / "step-000010");
+  ASSERT_EQ(skipped.size(), 1u);
+  fs::remove(tmp / "checkpoints" / "step-000010" / "state.json");
+  EXPECT_FALSE(find_latest_checkpoint(tmp.path()));
+  EXPECT_THROW(resolve_checkpoint(tmp.path()), Error);
+  EXPECT_THROW(resolve_checkpoint(tmp / "nowhere"), Error);
+}
+
+}  // namespace
+}  // namespace shardgan::train

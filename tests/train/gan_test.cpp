@@ -1,0 +1,76 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "config/config.hpp"
+#include "train/gan.hpp"
+#include "train/loss.hpp"
+
+namespace shardgan {
+namespace {
+
+using torch::Tensor;
+
+config::Config tiny_config(double g_ema) {
+  return config::parse(
+      "[data]\npath = \"x\"\n[model]\nz_dim = 4\ng_width = 2\nd_width = 2\nconditional = true\n"
+      "g_ema = " +
+          std::to_string(g_ema) + "\n",
+      "test");
+}
+
+TEST(Ema, FollowsTheGeneratorWithTheWarmedUpDecay) {
+  const train::DataSpec spec{{8, 8, 1}, {"a", "b"}};
+  EXPECT_FALSE(train::Gan(tiny_config(0), spec, torch::kCPU).generator_ema);
+  train::Gan gan(tiny_config(0.999), spec, torch::kCPU);
+  ASSERT_TRUE(gan.generator_ema);
+  const auto g = gan.generator->parameters(), ema = gan.generator_ema->parameters();
+  for (std::size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(torch::equal(g[i], ema[i]));
+  std::vector<Tensor> before;
+  for (const auto& p : g) before.push_back(p.detach().clone());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : g) p.add_(1.0);
+  }
+  gan.update_ema(0);  // decay min(0.999, (1 + 0) / (10 + 0)) = 0.1
+  for (std::size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(torch::allclose(ema[i], before[i] + 0.9, 1e-6, 1e-6)) << i;
+  gan.update_ema(1'000'000);  // long runs: the configured decay
+  for (std::size_t i = 0; i < g.size(); ++i)
+    EXPECT_TRUE(torch::allclose(ema[i], before[i] + 0.9 + 0.001 * 0.1, 1e-6, 1e-6)) << i;
+  // Sampling re-estimates its BatchNorm statistics; the result does not depend on how often that happened.
+  const Tensor z = torch::randn({4, 4});
+  const Tensor y = torch::tensor({0, 1, 0, 1}, torch::kInt64);
+  torch::NoGradGuard no_grad;
+  const Tensor first = gan.sampling_generator().forward(z, y);
+  const Tensor second = gan.sampling_generator().forward(z, y);
+  EXPECT_TRUE(torch::equal(first, second));
+  EXPECT_FALSE(gan.generator_ema->is_training());
+}
+
+TEST(Loss, BceAndHingeMatchTheirFormulas) {
+  const Tensor real = torch::tensor({2.0f, -1.0f, 0.5f}), fake = torch::tensor({-3.0f, 0.0f, 1.5f});
+  const auto bce = train::make_loss(config::Loss::kBce);
+  const auto softplus = [](const Tensor& x) { return torch::log1p(torch::exp(x)); };
+  // −log σ(x) = softplus(−x), −log(1 − σ(x)) = softplus(x)
+  EXPECT_TRUE(torch::allclose(bce->discriminator(real, fake), softplus(-real).mean() + softplus(fake).mean()));
+  EXPECT_TRUE(torch::allclose(bce->generator(fake), softplus(-fake).mean()));
+  const auto hinge = train::make_loss(config::Loss::kHinge);
+  // D: mean(relu(1 − real)) = (0 + 2 + 0.5) / 3, mean(relu(1 + fake)) = (0 + 1 + 2.5) / 3
+  EXPECT_NEAR(hinge->discriminator(real, fake).item<float>(), 2.5f / 3 + 3.5f / 3, 1e-6);
+  EXPECT_NEAR(hinge->generator(fake).item<float>(), -(-3.0f + 0.0f + 1.5f) / 3, 1e-6);
+}
+
+TEST(Gan, NamedTensorsCoverEveryModelTensorOnce) {
+  const train::DataSpec spec{{8, 8, 1}, {"a", "b"}};
+  train::Gan gan(tiny_config(0.999), spec, torch::kCPU);
+  const auto named = gan.named_tensors();
+  std::set<std::string> names;
+  for (const auto& [name, t] : named) EXPECT_TRUE(names.insert(name).second) << name;
+  EXPECT_EQ(named.size(), gan.generator->parameters().size() + gan.generator->buffers().size() +
+                              gan.discriminator->parameters().size() + gan.generator_ema->parameters().size());
+  EXPECT_EQ(names.count("generator_ema/" + gan.generator_ema->named_parameters().begin()->key()), 1u);
+}
+
+}  // namespace
+}  // namespace shardgan
