@@ -3,6 +3,8 @@
 # Idempotent: when everything is already installed it only runs dpkg-query and exits (well under a second).
 #   launch/bootstrap.sh            build + test + run dependencies
 #   launch/bootstrap.sh --bench    also the Python peers used by bench/ (python3-torch, pandas, sklearn, hyperfine)
+#   launch/bootstrap.sh --list     prints the package list (one a line) and installs nothing: the LibTorch 2.6 legs
+#                                  (tests/legs/trixie.sh) install the same names into a Debian 13 chroot
 set -euo pipefail
 
 packages=(
@@ -28,6 +30,11 @@ packages=(
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-pandas python3-sklearn hyperfine time)
+fi
+
+if [[ "${1:-}" == "--list" ]]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

@@ -1,16 +1,44 @@
 #!/usr/bin/env bash
-# Sets everything up on a fresh Debian 12 machine and runs the whole test suite:
-# installs the Debian packages (launch/bootstrap.sh), configures (Release), builds, runs ctest
-# (unit, MPI, integration). CI runs exactly this (.ci/run).
-#   SHARDGAN_BUILD_DIR  build folder (default: build/ in the checkout)
-#   extra arguments go to ctest, e.g.  ./tests/run.sh -L mpi
+# Sets everything up on a fresh Debian 12 machine and runs the whole test suite on every leg: installs the Debian
+# packages (launch/bootstrap.sh), then per leg configures (Release), builds and runs ctest (unit, MPI, integration,
+# Slurm, multi-node). CI runs exactly this (.ci/run).
+#   host         Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda
+#   trixie-cpu   Debian 13 chroot: LibTorch 2.6 (CPU), Open MPI 5, Slurm 24, GCC 14 (tests/legs/trixie.sh)
+#   trixie-cuda  Debian 13 chroot: CUDA LibTorch 2.6 + NCCL 2.22, -Werror; the CPU suite with the CUDA LibTorch loaded
+# Every leg runs even when an earlier one failed; the exit code is non-zero if any failed.
+#   SHARDGAN_LEGS        which legs (default "host trixie-cpu trixie-cuda"); e.g. SHARDGAN_LEGS=host for a quick run
+#   SHARDGAN_BUILD_DIR   the host leg's build folder (default: build/ in the checkout; the chroot legs use
+#                        build-trixie-cpu/ and build-trixie-cuda/)
+#   extra arguments go to ctest on every leg, e.g.  ./tests/run.sh -L mpi
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${SHARDGAN_BUILD_DIR:-$root/build}
-jobs=$(nproc)
+legs=${SHARDGAN_LEGS:-host trixie-cpu trixie-cuda}
 
 "$root/launch/bootstrap.sh"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_TESTS=ON >/dev/null
-cmake --build "$build" --parallel "$jobs"
-cd "$build"
-ctest --output-on-failure --parallel "$jobs" --timeout 600 "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+failed=() passed_tests=0 failed_tests=0
+for leg in $legs; do
+  echo "=== leg $leg" >&2
+  start=$SECONDS
+  rc=0
+  case $leg in
+    host) "$root/tests/build_and_test.sh" "${SHARDGAN_BUILD_DIR:-$root/build}" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    trixie-cpu | trixie-cuda) "$root/tests/legs/trixie.sh" "${leg#trixie-}" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    *) echo "tests/run.sh: unknown leg '$leg' (host, trixie-cpu, trixie-cuda)" >&2; exit 2 ;;
+  esac
+  # ctest's summary: "NN% tests passed, F tests failed out of T"
+  summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [[ -n $summary ]]; then
+    read -r f t < <(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/' <<<"$summary")
+    passed_tests=$((passed_tests + t - f)) failed_tests=$((failed_tests + f))
+  fi
+  ((rc == 0)) || failed+=("$leg")
+  echo "=== leg $leg: $([[ $rc == 0 ]] && echo passed || echo "FAILED (exit $rc)") in $((SECONDS - start)) s" >&2
+done
+if ((${#failed[@]} > 0)); then
+  echo "tests/run.sh: legs failed: ${failed[*]}" >&2
+  echo "legs: $passed_tests passed, $((failed_tests > 0 ? failed_tests : ${#failed[@]})) failed"
+  exit 1
+fi
+echo "legs: $passed_tests passed, 0 failed"
