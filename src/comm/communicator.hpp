@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -38,6 +39,17 @@ class Request {
   virtual void wait() = 0;
 };
 
+/// A request that is complete from the start (a fence on a host backend, an empty all-reduce).
+class CompletedRequest final : public Request {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
+/// Where a CUDA backend finds the stream LibTorch computes on (its current stream, which is not the legacy default
+/// stream under CUDA graph capture or a user's stream guard): returns a cudaStream_t. Empty: the legacy default.
+using StreamSource = std::function<void*()>;
+
 /// Collective operations over all ranks of a job. Every rank must call the same operations in the same order with
 /// the same counts. The synchronous calls return with the result in the buffer, readable by the host (both backends
 /// wait for the device); `allreduce_async` returns at once. Host buffers work with every backend; CUDA device
@@ -60,6 +72,14 @@ class Communicator {
   /// Gathers `count` elements from every rank into `recv` (size() * count elements, rank order).
   virtual void allgather(const void* send, void* recv, std::size_t count, DType type) = 0;
   virtual void barrier() = 0;
+  /// A request that completes when everything this rank has queued so far has completed: computation on its
+  /// device and collectives in flight. Host backends (MPI): complete at once. The trainer polls the previous step's
+  /// fence on the host under the watchdog, so a CUDA rank runs at most one step ahead of its device and a hung NCCL
+  /// kernel is noticed within comm.timeout_s instead of blocking a later device-to-host copy forever.
+  virtual std::unique_ptr<Request> fence() { return std::make_unique<CompletedRequest>(); }
+  /// Called from another thread when a collective has hung (the watchdog, just before it ends the process): makes
+  /// the backend give up what is in flight (NCCL: ncclCommAbort, so no kernel keeps the device). Default: nothing.
+  virtual void abort_collectives() {}
   /// Ends the whole job with `code`; never returns.
   [[noreturn]] virtual void abort(int code) = 0;
 
@@ -87,9 +107,11 @@ class Communicator {
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm);
 
 /// The NCCL backend (device buffers on CUDA device `device`), bootstrapped over `comm`: rank 0 creates the NCCL
-/// unique id and broadcasts it with MPI. Built when CMake finds CUDA and NCCL (SHARDGAN_HAVE_NCCL); otherwise this
-/// throws an Error that says so.
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device);
+/// unique id and broadcasts it with MPI. Its collectives are ordered after, and its results before, the work on
+/// the stream `compute_stream` returns at the time of each call. Built when CMake finds CUDA and NCCL
+/// (SHARDGAN_HAVE_NCCL); otherwise this throws an Error that says so. Blocks until every rank has called it: create
+/// it under the watchdog.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device, StreamSource compute_stream = {});
 
 /// CUDA devices visible to this process (0 when the build has no CUDA, or there is no driver or device).
 int cuda_device_count();

@@ -2,6 +2,8 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <atomic>
+
 #include "comm/communicator.hpp"
 #include "comm/mpi_session.hpp"
 #include "util/error.hpp"
@@ -17,6 +19,10 @@ void cuda_check(cudaError_t result, const char* what, int rank) {
   if (result != cudaSuccess) fail(what, " failed on rank ", rank, ": ", cudaGetErrorString(result));
 }
 
+cudaStream_t stream_of(const StreamSource& source) {
+  return source ? static_cast<cudaStream_t>(source()) : nullptr;
+}
+
 ncclDataType_t nccl_type(DType type) {
   switch (type) {
     case DType::kFloat32: return ncclFloat32;
@@ -28,28 +34,55 @@ ncclDataType_t nccl_type(DType type) {
   return ncclUint8;
 }
 
+/// An all-reduce queued on the communicator's stream. `wait` makes the compute stream wait for it without blocking
+/// the host; the host waits for the device through fence().
 class NcclRequest final : public Request {
  public:
-  NcclRequest() { cudaEventCreateWithFlags(&done, cudaEventDisableTiming); }
+  explicit NcclRequest(StreamSource compute_stream) : compute_stream_(std::move(compute_stream)) {
+    cudaEventCreateWithFlags(&done, cudaEventDisableTiming);
+  }
   ~NcclRequest() override {
     wait();
     cudaEventDestroy(done);
   }
   bool test() override { return !launched || cudaEventQuery(done) == cudaSuccess; }
   void wait() override {
-    if (launched) cudaStreamWaitEvent(nullptr, done, 0);
+    if (launched) cudaStreamWaitEvent(stream_of(compute_stream_), done, 0);
     launched = false;
   }
   cudaEvent_t done = nullptr;
   bool launched = false;
+
+ private:
+  StreamSource compute_stream_;
 };
 
-/// NCCL on one CUDA device, with its own stream. Bootstrapped over MPI: rank 0's ncclGetUniqueId is broadcast with
-/// MPI_Bcast, then every rank calls ncclCommInitRank. Destroyed (ncclCommDestroy) before MPI_Finalize because the
-/// MpiSession outlives it.
+/// Completes when the compute stream has reached the point where fence() was called (and with it every all-reduce
+/// the compute stream was made to wait for).
+class NcclFence final : public Request {
+ public:
+  explicit NcclFence(cudaStream_t stream) {
+    cudaEventCreateWithFlags(&event_, cudaEventDisableTiming);
+    cudaEventRecord(event_, stream);
+  }
+  ~NcclFence() override { cudaEventDestroy(event_); }
+  bool test() override { return cudaEventQuery(event_) != cudaErrorNotReady; }
+  void wait() override {
+    const cudaError_t result = cudaEventSynchronize(event_);
+    if (result != cudaSuccess) fail("the device failed while running the step: ", cudaGetErrorString(result));
+  }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+/// NCCL on one CUDA device, with its own stream, ordered against LibTorch's current stream (compute_stream) with
+/// events. Bootstrapped over MPI: rank 0's ncclGetUniqueId is broadcast with MPI_Bcast, then every rank calls
+/// ncclCommInitRank. Destroyed (ncclCommDestroy) before MPI_Finalize because the MpiSession outlives it.
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator(MPI_Comm mpi_comm, int device) : device_(device) {
+  NcclCommunicator(MPI_Comm mpi_comm, int device, StreamSource compute_stream)
+      : device_(device), compute_stream_(std::move(compute_stream)) {
     MPI_Comm_rank(mpi_comm, &rank_);
     MPI_Comm_size(mpi_comm, &size_);
     cuda_check(cudaSetDevice(device_), "cudaSetDevice", rank_);
@@ -65,7 +98,7 @@ class NcclCommunicator final : public Communicator {
     if (scratch_ != nullptr) cudaFree(scratch_);
     if (ready_ != nullptr) cudaEventDestroy(ready_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
-    if (comm_ != nullptr) ncclCommDestroy(comm_);
+    if (comm_ != nullptr && !aborted_.exchange(true)) ncclCommDestroy(comm_);
   }
 
   const char* backend() const override { return "nccl"; }
@@ -75,7 +108,7 @@ class NcclCommunicator final : public Communicator {
 
   /// Blocking collectives take device or host buffers (CPU tensors, a vote on the stack): host buffers go through a
   /// device scratch buffer, since NCCL reads and writes device memory only. Device buffers are used in place once the
-  /// legacy default stream (LibTorch's) has produced them.
+  /// compute stream has produced them.
   void allreduce(void* data, std::size_t count, DType type, ReduceOp op) override {
     if (count == 0) return;
     const std::size_t bytes = count * dtype_size(type);
@@ -86,14 +119,14 @@ class NcclCommunicator final : public Communicator {
     synchronize("ncclAllReduce");
   }
 
-  /// Launched on the communicator's stream once the legacy default stream (where LibTorch computed the gradients)
-  /// has reached this point; `wait` makes the default stream wait for the result without blocking the host.
+  /// Launched on the communicator's stream once the compute stream (where LibTorch computed the gradients) has
+  /// reached this point; `wait` makes the compute stream wait for the result without blocking the host.
   /// Device buffers only (the gradient buckets live on the GPU).
   std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
-    auto request = std::make_unique<NcclRequest>();
+    auto request = std::make_unique<NcclRequest>(compute_stream_);
     if (count == 0) return request;
     if (!on_device(data)) fail("NCCL allreduce_async needs a device buffer (rank ", rank_, ")");
-    after_default_stream();
+    after_compute_stream();
     nccl_check(
         ncclAllReduce(data, data, count, nccl_type(type), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_),
         "ncclAllReduce", rank_);
@@ -135,9 +168,15 @@ class NcclCommunicator final : public Communicator {
     synchronize("ncclAllReduce (barrier)");
   }
 
+  std::unique_ptr<Request> fence() override { return std::make_unique<NcclFence>(stream_of(compute_stream_)); }
+
+  /// ncclCommAbort is the one NCCL call meant for another thread while collectives hang: it makes them return.
+  void abort_collectives() override {
+    if (comm_ != nullptr && !aborted_.exchange(true)) ncclCommAbort(comm_);
+  }
+
   [[noreturn]] void abort(int code) override {
-    if (comm_ != nullptr) ncclCommAbort(comm_);
-    comm_ = nullptr;
+    abort_collectives();
     MpiSession::abort(code);
   }
 
@@ -162,17 +201,17 @@ class NcclCommunicator final : public Communicator {
     scratch_bytes_ = bytes;
   }
 
-  /// The stream waits for the work LibTorch queued on the legacy default stream.
-  void after_default_stream() {
-    cuda_check(cudaEventRecord(ready_, nullptr), "cudaEventRecord", rank_);
+  /// The communicator's stream waits for the work LibTorch queued on the compute stream.
+  void after_compute_stream() {
+    cuda_check(cudaEventRecord(ready_, stream_of(compute_stream_)), "cudaEventRecord", rank_);
     cuda_check(cudaStreamWaitEvent(stream_, ready_, 0), "cudaStreamWaitEvent", rank_);
   }
 
-  /// A device buffer holding `data`: `data` itself (after the default stream), or host data copied into the start
+  /// A device buffer holding `data`: `data` itself (after the compute stream), or host data copied into the start
   /// of the scratch buffer.
   void* stage_in(void* data, std::size_t bytes) {
     if (on_device(data)) {
-      after_default_stream();
+      after_compute_stream();
       return data;
     }
     reserve(bytes);
@@ -186,6 +225,8 @@ class NcclCommunicator final : public Communicator {
       cuda_check(cudaMemcpyAsync(data, buffer, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync", rank_);
   }
 
+  /// The host waits for the communicator's stream (blocking collectives are timed by the watchdog, whose timeout
+  /// action aborts the communicator, which makes a hung NCCL kernel return).
   void synchronize(const char* what) {
     cuda_check(cudaStreamSynchronize(stream_), what, rank_);
     ncclResult_t async_error = ncclSuccess;
@@ -194,6 +235,8 @@ class NcclCommunicator final : public Communicator {
   }
 
   int device_ = 0;
+  StreamSource compute_stream_;
+  std::atomic<bool> aborted_{false};
   int rank_ = 0;
   int size_ = 1;
   ncclComm_t comm_ = nullptr;
@@ -214,8 +257,8 @@ int cuda_device_count() {
   return count;
 }
 
-std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device) {
-  return std::make_unique<NcclCommunicator>(comm, device);
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device, StreamSource compute_stream) {
+  return std::make_unique<NcclCommunicator>(comm, device, std::move(compute_stream));
 }
 
 }  // namespace shardgan::comm

@@ -1,8 +1,10 @@
 #include "comm/watchdog.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace shardgan::comm {
 namespace {
@@ -19,11 +21,7 @@ class WatchedRequest final : public Request {
       : inner_(std::move(inner)), watchdog_(watchdog), bucket_(watchdog.next_bucket()) {}
   bool test() override { return inner_->test(); }
   void wait() override {
-    watchdog_.begin("gradient all-reduce", bucket_);
-    struct End {
-      Watchdog& w;
-      ~End() { w.end(); }  // also when wait() throws
-    } end{watchdog_};
+    Watchdog::Scope scope(watchdog_, "gradient all-reduce", bucket_);
     inner_->wait();
   }
 
@@ -33,10 +31,33 @@ class WatchedRequest final : public Request {
   int bucket_;
 };
 
+/// Waits for a fence on the host: polls it (a CUDA event query for NCCL) under the watchdog, sleeping a little
+/// longer each time up to 1 ms, so that a hung device is noticed without a blocking call nobody can time.
+class WatchedFence final : public Request {
+ public:
+  WatchedFence(std::unique_ptr<Request> inner, Watchdog& watchdog) : inner_(std::move(inner)), watchdog_(watchdog) {}
+  bool test() override { return inner_->test(); }
+  void wait() override {
+    if (inner_->test()) return;
+    Watchdog::Scope scope(watchdog_, "device work of the previous step (computation and gradient all-reduces)");
+    for (int sleep_us = 10; !inner_->test(); sleep_us = std::min(2 * sleep_us, 1000))
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    inner_->wait();
+  }
+
+ private:
+  std::unique_ptr<Request> inner_;
+  Watchdog& watchdog_;
+};
+
 class WatchedCommunicator final : public Communicator {
  public:
   WatchedCommunicator(std::unique_ptr<Communicator> inner, Watchdog& watchdog)
-      : inner_(std::move(inner)), watchdog_(watchdog) {}
+      : inner_(std::move(inner)), watchdog_(watchdog) {
+    Communicator* c = inner_.get();
+    watchdog_.set_timeout_action([c] { c->abort_collectives(); });
+  }
+  ~WatchedCommunicator() override { watchdog_.set_timeout_action(nullptr); }
   const char* backend() const override { return inner_->backend(); }
   bool device_memory() const override { return inner_->device_memory(); }
   int rank() const override { return inner_->rank(); }
@@ -60,17 +81,15 @@ class WatchedCommunicator final : public Communicator {
     Scope s(watchdog_, "barrier");
     inner_->barrier();
   }
+  std::unique_ptr<Request> fence() override { return std::make_unique<WatchedFence>(inner_->fence(), watchdog_); }
+  void abort_collectives() override { inner_->abort_collectives(); }
   [[noreturn]] void abort(int code) override {
     inner_->abort(code);
     std::_Exit(code);  // not reached: the inner abort does not return
   }
 
  private:
-  struct Scope {
-    Scope(Watchdog& w, const char* what) : w_(w) { w_.begin(what); }
-    ~Scope() { w_.end(); }
-    Watchdog& w_;
-  };
+  using Scope = Watchdog::Scope;
   std::unique_ptr<Communicator> inner_;
   Watchdog& watchdog_;
 };
@@ -98,6 +117,11 @@ void Watchdog::end() {
   what_.store(nullptr);
 }
 
+void Watchdog::set_timeout_action(std::function<void()> action) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  timeout_action_ = std::move(action);
+}
+
 void Watchdog::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) {
@@ -105,6 +129,7 @@ void Watchdog::run() {
     if (what == nullptr) continue;
     const double waited = static_cast<double>(now_ns() - started_ns_.load()) * 1e-9;
     if (waited < timeout_s_) continue;
+    if (timeout_action_) timeout_action_();
     const int bucket = bucket_.load();
     char bucket_text[48] = "";
     if (bucket >= 0) std::snprintf(bucket_text, sizeof(bucket_text), " (bucket %d of the step)", bucket);

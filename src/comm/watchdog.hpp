@@ -1,6 +1,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,9 +12,11 @@
 namespace shardgan::comm {
 
 /// Ends the job when a collective does not complete in time: a rank that died without MPI noticing, a hung NCCL
-/// kernel, or ranks that issue different collectives. A background thread looks once a second; when one collective
-/// has run longer than the timeout it prints rank, step and operation on stderr and ends this process (exit code
-/// 70) — mpirun/srun then take the other ranks down. Never a silent hang.
+/// kernel, or ranks that issue different collectives. A background thread looks once a second; when one wait has
+/// run longer than the timeout it runs the timeout action (the communicator's abort_collectives: ncclCommAbort for
+/// NCCL), prints rank, step and operation on stderr and ends this process (exit code 70) — mpirun/srun then take
+/// the other ranks down. Never a silent hang. What is timed is any wait between begin and end (a Scope): blocking
+/// collectives, bucket waits, the host's poll of a device fence, and the communicator's creation.
 class Watchdog {
  public:
   Watchdog(int rank, double timeout_s);
@@ -29,6 +32,19 @@ class Watchdog {
   /// bucket all-reduces of the step in the order they were started.
   void begin(const char* what, int bucket = -1);
   void end();
+  /// begin(what) … end() for the lifetime of a block, also when it throws.
+  class Scope {
+   public:
+    Scope(Watchdog& w, const char* what, int bucket = -1) : w_(w) { w_.begin(what, bucket); }
+    ~Scope() { w_.end(); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    Watchdog& w_;
+  };
+  /// What to do on the watchdog's thread before the process ends on a timeout (thread-safe, must not block).
+  void set_timeout_action(std::function<void()> action);
   /// The number of the next asynchronous (bucket) all-reduce in this step.
   int next_bucket() { return bucket_counter_.fetch_add(1); }
 
@@ -43,12 +59,14 @@ class Watchdog {
   std::atomic<int> bucket_counter_{0};
   std::atomic<int64_t> started_ns_{0};
   std::mutex mutex_;
+  std::function<void()> timeout_action_;  ///< guarded by mutex_
   std::condition_variable stop_cv_;
   bool stop_ = false;
   std::thread thread_;
 };
 
-/// Wraps a communicator so that every collective is timed by `watchdog` (which must outlive it).
+/// Wraps a communicator so that every collective, bucket wait and host wait on a fence is timed by `watchdog` (which
+/// must outlive it); a timeout makes the communicator abort its collectives before the process ends.
 std::unique_ptr<Communicator> watched(std::unique_ptr<Communicator> inner, Watchdog& watchdog);
 
 /// Exit code of a rank ended by the watchdog.

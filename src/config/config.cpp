@@ -92,6 +92,9 @@ std::vector<Key> schema(Config& c) {
       {"runtime.device", choice(c.runtime.device, kDevice)},
       {"runtime.threads", &c.runtime.threads},
       {"runtime.precision", choice(c.runtime.precision, kPrecision)},
+      {"runtime.channels_last", &c.runtime.channels_last},
+      {"runtime.loss_scale", &c.runtime.loss_scale},
+      {"runtime.loss_scale_growth_every", &c.runtime.loss_scale_growth_every},
       {"comm.backend", choice(c.comm.backend, kBackend)},
       {"comm.check_every", &c.comm.check_every},
       {"comm.timeout_s", &c.comm.timeout_s},
@@ -198,6 +201,9 @@ void check_range(const Config& c, const std::string& source) {
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
+  if (!(c.runtime.loss_scale >= 1 && c.runtime.loss_scale <= 1e30))
+    fail(source, ": key 'runtime.loss_scale' must be in [1, 1e30], got ", c.runtime.loss_scale);
+  positive(c.runtime.loss_scale_growth_every, "runtime.loss_scale_growth_every");
   if (c.model.dropout < 0 || c.model.dropout >= 1) fail(source, ": key 'model.dropout' must be in [0, 1)");
   if (c.model.g_ema < 0 || c.model.g_ema >= 1) fail(source, ": key 'model.g_ema' must be in [0, 1) (0: off)");
   positive(c.eval.every_epochs, "eval.every_epochs");

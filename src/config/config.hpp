@@ -70,6 +70,9 @@ struct Config {
     Device device = Device::kAuto;
     int64_t threads = 0;  ///< 0: cores on the node / ranks on the node
     Precision precision = Precision::kFp32;
+    bool channels_last = false;              ///< NHWC memory layout for the models' 4-D tensors and the images
+    double loss_scale = 65536;               ///< fp16: the dynamic loss scale's starting value
+    int64_t loss_scale_growth_every = 2000;  ///< fp16: steps without inf/NaN before the scale doubles
   } runtime;
   struct Comm {
     Backend backend = Backend::kAuto;

@@ -34,6 +34,11 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
     for (std::size_t k : b.parameters) total += parameters_[k].numel();
     b.flat = torch::zeros({total}, parameters_[b.parameters.front()].options().dtype(torch::kFloat32));
     if (needs_staging(comm_, b.flat)) b.host = pinned_host_like(b.flat);
+    for (std::size_t i = 0; i < b.parameters.size(); ++i) {
+      const torch::Tensor& p = parameters_[b.parameters[i]];
+      if (!p.is_non_overlapping_and_dense()) fail("GradSync: a parameter whose elements overlap or have gaps");
+      b.views.push_back(b.flat.narrow(0, b.offsets[i], p.numel()).as_strided(p.sizes(), p.strides()));
+    }
   }
   if (comm_.size() > 1) {
     for (std::size_t k = 0; k < parameters_.size(); ++k)
@@ -72,7 +77,7 @@ void GradSync::on_gradient(std::size_t parameter, const torch::Tensor& grad) {
   received_[parameter] = 1;
   Bucket& b = buckets_[bucket_of_[parameter]];
   torch::NoGradGuard no_grad;
-  b.flat.narrow(0, b.offsets[slot_in_bucket_[parameter]], grad.numel()).copy_(grad.reshape({-1}));
+  b.views[slot_in_bucket_[parameter]].copy_(grad);
   if (--b.pending == 0) b.ready = true;
   if (overlap_) launch_ready_buckets();
   // Let the backend progress the buckets in flight while backward continues.
@@ -100,7 +105,7 @@ void GradSync::finish() {
   for (std::size_t k = 0; k < parameters_.size(); ++k) {
     if (received_[k]) continue;  // no gradient this backward: contributes zeros
     Bucket& b = buckets_[bucket_of_[k]];
-    b.flat.narrow(0, b.offsets[slot_in_bucket_[k]], parameters_[k].numel()).zero_();
+    b.views[slot_in_bucket_[k]].zero_();
     if (--b.pending == 0) b.ready = true;
   }
   launch_ready_buckets();
@@ -111,10 +116,7 @@ void GradSync::finish() {
   }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& b : buckets_) {
-    for (std::size_t i = 0; i < b.parameters.size(); ++i) {
-      torch::Tensor& p = parameters_[b.parameters[i]];
-      p.mutable_grad() = b.flat.narrow(0, b.offsets[i], p.numel()).view(p.sizes());  // a view: no copy
-    }
+    for (std::size_t i = 0; i < b.parameters.size(); ++i) parameters_[b.parameters[i]].mutable_grad() = b.views[i];
     b.request.reset();
   }
 }

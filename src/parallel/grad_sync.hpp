@@ -15,7 +15,8 @@ namespace shardgan::parallel {
 /// registration order (the order backward produces their gradients), identically on every rank. A hook on each
 /// parameter copies its gradient into its bucket as soon as autograd computes it; when a bucket is complete its
 /// all-reduce starts (asynchronously, in bucket order on every rank) while backward goes on with earlier layers.
-/// `finish` then waits for the buckets and writes the averages into the parameters' .grad.
+/// `finish` then waits for the buckets and points each parameter's .grad at its averaged part of the bucket, a view
+/// with the parameter's own strides (channels-last weights get channels-last gradients, as autograd makes them).
 ///
 ///   sync.prepare();  loss.backward();  sync.finish();  optimizer.step();
 ///
@@ -43,6 +44,7 @@ class GradSync {
   struct Bucket {
     std::vector<std::size_t> parameters;  ///< indices into parameters_
     std::vector<int64_t> offsets;         ///< element offset of each parameter in `flat`
+    std::vector<torch::Tensor> views;     ///< each parameter's part of `flat`, with the parameter's shape and strides
     torch::Tensor flat;
     torch::Tensor host;  ///< pinned host copy when CUDA gradients go through MPI
     std::size_t pending = 0;

@@ -32,6 +32,8 @@ ordered_json to_json(const MetricsRow& r) {
   j["d_fake"] = r.d_fake;
   j["img_per_s"] = r.img_per_s;
   j["elapsed_s"] = r.elapsed_s;
+  if (r.loss_scale) j["loss_scale"] = *r.loss_scale;
+  if (r.skipped_updates) j["skipped_updates"] = *r.skipped_updates;
   return j;
 }
 
@@ -69,6 +71,9 @@ std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
   r.d_fake = j.value("d_fake", 0.0);
   r.img_per_s = j.value("img_per_s", 0.0);
   r.elapsed_s = j.value("elapsed_s", 0.0);
+  if (j.contains("loss_scale") && j["loss_scale"].is_number()) r.loss_scale = j["loss_scale"].get<double>();
+  if (j.contains("skipped_updates") && j["skipped_updates"].is_number_integer())
+    r.skipped_updates = j["skipped_updates"].get<int64_t>();
   return r;
 }
 

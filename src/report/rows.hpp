@@ -18,6 +18,8 @@ struct MetricsRow {
   int64_t step = 0;
   int64_t epoch = 0;
   double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, img_per_s = 0, elapsed_s = 0;
+  std::optional<double> loss_scale;        ///< fp16: the dynamic loss scale at this step
+  std::optional<int64_t> skipped_updates;  ///< fp16: D and G updates skipped (inf/NaN) since the previous row
 };
 
 /// One evaluation (a line of metrics.jsonl with "kind": "eval"; also what shardgan-eval score prints).

@@ -53,6 +53,8 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   j["model_hash"] = state.model_hash;
   j["image_shape"] = {state.spec.shape.height, state.spec.shape.width, state.spec.shape.channels};
   j["class_names"] = state.spec.class_names;
+  if (state.loss_scale)
+    j["loss_scale"] = {{"scale", state.loss_scale->scale}, {"good_steps", state.loss_scale->good_steps}};
   j["files"] = ordered_json::object();
   for (const char* name : kTensorFiles) j["files"][name] = file_checksum(staging.path() / name);
   if (gan.generator_ema) j["files"]["generator_ema.pt"] = file_checksum(staging.path() / "generator_ema.pt");
@@ -107,6 +109,9 @@ CheckpointState read_checkpoint_state(const fs::path& dir) {
     const auto shape = j.at("image_shape").get<std::vector<int>>();
     s.spec.shape = data::ImageShape{shape.at(0), shape.at(1), shape.at(2)};
     s.spec.class_names = j.at("class_names").get<std::vector<std::string>>();
+    if (j.contains("loss_scale"))
+      s.loss_scale =
+          LossScaleState{j["loss_scale"].at("scale").get<double>(), j["loss_scale"].at("good_steps").get<int64_t>()};
     for (const auto& [name, sum] : j.at("files").items()) {
       const fs::path f = dir / name;
       if (!fs::exists(f)) fail(f.string(), ": missing (incomplete checkpoint)");

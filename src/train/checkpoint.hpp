@@ -9,6 +9,12 @@
 
 namespace shardgan::train {
 
+/// fp16's dynamic loss scale (train/loss_scaler.hpp), carried across a resume.
+struct LossScaleState {
+  double scale = 0;
+  int64_t good_steps = 0;
+};
+
 /// What a checkpoint records besides the tensors.
 struct CheckpointState {
   int64_t step = 0;   ///< steps completed
@@ -16,6 +22,7 @@ struct CheckpointState {
   int world_size = 1;
   std::string model_hash;  ///< config::Config::model_hash(): the models' shapes (checked on load)
   DataSpec spec;
+  std::optional<LossScaleState> loss_scale;  ///< runtime.precision = "fp16" only
 };
 
 /// RUN_DIR/checkpoints/step-NNNNNN/: generator.pt, discriminator.pt, optim_g.pt, optim_d.pt, generator_ema.pt

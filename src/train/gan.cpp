@@ -2,13 +2,19 @@
 
 #include <torch/torch.h>
 
+#include "model/image_tensor.hpp"
 #include "util/error.hpp"
 #include "util/random.hpp"
 
 namespace shardgan::train {
 
 Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device device)
-    : spec(data_spec), conditional(config.model.conditional), z_dim(config.model.z_dim), ema_decay(config.model.g_ema) {
+    : spec(data_spec),
+      conditional(config.model.conditional),
+      z_dim(config.model.z_dim),
+      ema_decay(config.model.g_ema),
+      loss_scaler(config.runtime.precision == config::Precision::kFp16, config.runtime.loss_scale,
+                  config.runtime.loss_scale_growth_every) {
   if (spec.shape.height != spec.shape.width)
     fail("images are ", spec.shape.height, "x", spec.shape.width, "; the models need square images");
   model::check_image_size(spec.shape.height);
@@ -28,9 +34,14 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
   model::dcgan_init(*discriminator);
   generator->to(device);
   discriminator->to(device);
+  if (config.runtime.channels_last) {
+    model::to_channels_last(*generator);
+    model::to_channels_last(*discriminator);
+  }
   if (ema_decay > 0) {
     generator_ema = model::Generator(g_options);
     generator_ema->to(device);
+    if (config.runtime.channels_last) model::to_channels_last(*generator_ema);
     for (auto& p : generator_ema->parameters()) p.set_requires_grad(false);
     reset_ema();
   }

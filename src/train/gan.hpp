@@ -10,6 +10,7 @@
 #include "model/discriminator.hpp"
 #include "model/generator.hpp"
 #include "parallel/consistency.hpp"
+#include "train/loss_scaler.hpp"
 
 namespace shardgan::train {
 
@@ -20,7 +21,8 @@ struct DataSpec {
   std::vector<std::string> class_names;
 };
 
-/// The two networks and their optimisers, built from a config for a data spec, on a device.
+/// The two networks, their optimisers and fp16's loss scale, built from a config for a data spec, on a device (with
+/// runtime.channels_last, the 4-D weights in channels-last layout).
 struct Gan {
   Gan(const config::Config& config, const DataSpec& spec, torch::Device device);
 
@@ -49,6 +51,7 @@ struct Gan {
   model::Discriminator discriminator{nullptr};
   std::unique_ptr<torch::optim::Adam> optim_g;
   std::unique_ptr<torch::optim::Adam> optim_d;
+  LossScaler loss_scaler;  ///< enabled for runtime.precision = "fp16"
 };
 
 /// Number of scalar parameters of a module.

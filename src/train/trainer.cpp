@@ -25,6 +25,7 @@
 #include "eval/evaluator.hpp"
 #include "model/image_tensor.hpp"
 #include "parallel/consistency.hpp"
+#include "parallel/cuda_stream.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/tensor_comm.hpp"
 #include "report/grid.hpp"
@@ -55,7 +56,8 @@ struct Placement {
   torch::Device device = torch::kCPU;
   int64_t threads = 1;
   config::Backend backend = config::Backend::kMpi;  ///< kMpi or kNccl, never kAuto
-  bool bf16 = false;
+  bool autocast = false;                            ///< bf16 or fp16: the forward passes under autocast
+  torch::ScalarType autocast_dtype = torch::kFloat32;
 };
 
 /// Resolves runtime.* and comm.* and applies what is process-wide (LibTorch's threads, deterministic algorithms).
@@ -65,13 +67,15 @@ Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& sess
     fail("runtime.device = \"cuda\" but no CUDA device is visible");
   const bool use_cuda =
       cfg.runtime.device == config::Device::kCuda || (cfg.runtime.device == config::Device::kAuto && cuda_available);
-  if (cfg.runtime.precision == config::Precision::kFp16)
-    fail("runtime.precision = \"fp16\" needs loss scaling, which is not implemented yet; use \"bf16\" or \"fp32\"");
+  if (cfg.runtime.precision == config::Precision::kFp16 && !use_cuda && !kCpuFp16Autocast)
+    fail("runtime.precision = \"fp16\" on the CPU needs LibTorch 2.4 or newer (this is ", TORCH_VERSION,
+         "); use \"bf16\" or \"fp32\", or a GPU");
   Placement p;
   if (use_cuda)
     p.device = torch::Device(torch::kCUDA, static_cast<int>(session.local_rank() % torch::cuda::device_count()));
   p.threads = cfg.runtime.threads > 0 ? cfg.runtime.threads : node_threads(session.local_size());
-  p.bf16 = cfg.runtime.precision == config::Precision::kBf16;
+  p.autocast = cfg.runtime.precision != config::Precision::kFp32;
+  p.autocast_dtype = cfg.runtime.precision == config::Precision::kFp16 ? torch::kFloat16 : torch::kBFloat16;
   p.backend = cfg.comm.backend != config::Backend::kAuto ? cfg.comm.backend
               : use_cuda                                 ? config::Backend::kNccl
                                                          : config::Backend::kMpi;
@@ -179,38 +183,29 @@ struct StepInputs {
 /// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
 struct StepLosses {
   Tensor d, g, d_real, d_fake;
+  int skipped = 0;  ///< updates skipped by fp16 loss scaling (inf/NaN gradients)
 };
 
-/// Means of the logged quantities since the last log line.
+/// Means of the logged quantities since the last log line, summed on the device (no device-to-host copy per step).
 class LossMeter {
  public:
   void add(const StepLosses& l) {
-    sum_ += torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kCPU, torch::kFloat64);
+    const Tensor values = torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kFloat64);
+    sum_ = sum_.defined() ? sum_ + values : values;
     ++n_;
   }
-  /// [loss_d, loss_g, d_real, d_fake] averaged over the steps since the last call; starts over.
+  /// [loss_d, loss_g, d_real, d_fake] averaged over the steps since the last call, on the CPU; starts over.
   Tensor take_mean() {
-    Tensor mean = (sum_ / static_cast<double>(n_)).contiguous();
-    sum_.zero_();
+    Tensor mean = (sum_ / static_cast<double>(n_)).to(torch::kCPU).contiguous();
+    sum_ = Tensor();
     n_ = 0;
     return mean;
   }
 
  private:
-  Tensor sum_ = torch::zeros({4}, torch::kFloat64);
+  Tensor sum_;
   int64_t n_ = 0;
 };
-
-/// One optimiser step of `module` on `loss`, with gradients averaged over the ranks. The order is the contract of
-/// GradSync: hooks armed before backward, buckets waited for before the step.
-void update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
-            const Tensor& loss) {
-  clear_gradients(module);
-  sync.prepare();
-  loss.backward();
-  sync.finish();
-  optimizer.step();
-}
 
 /// What is due after a step (output.*, eval.*, comm.* cadences; the last step and a stop force some).
 struct Due {
@@ -234,6 +229,9 @@ class Trainer {
   StepInputs inputs(data::Batch& batch, int64_t step);
   Tensor d_step(const StepInputs& in, StepLosses& losses);
   void g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses);
+  bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
+              const Tensor& loss);
+  bool gradients_finite(torch::nn::Module& module);
   void ema_update(int64_t done) { gan_.update_ema(done); }
   // After the step.
   Due due_after(int64_t done, bool stop) const;
@@ -264,6 +262,8 @@ class Trainer {
   std::unique_ptr<eval::Evaluator> evaluator_;
   Tensor fixed_z_, fixed_labels_;  ///< the sample grids' noise: 8 per class (conditional) or output.sample_count
   LossMeter meter_;
+  int64_t skipped_updates_ = 0;           ///< fp16: updates skipped for inf/NaN gradients since the last log row
+  std::unique_ptr<comm::Request> fence_;  ///< the previous step's device work (CUDA; complete at once on CPU)
   std::optional<report::MetricsRow> last_row_;
   Clock::time_point start_, last_log_;
   int64_t last_log_step_ = 0;
@@ -310,6 +310,8 @@ void Trainer::resume() {
   if (state.spec.shape != plan_.spec.shape || state.spec.class_names != plan_.spec.class_names)
     fail(checkpoint_->string(), ": checkpoint was trained on data of another shape or other classes");
   load_checkpoint(*checkpoint_, gan_, cfg_.model_hash(), /*optimizers=*/true);
+  if (state.loss_scale && gan_.loss_scaler.enabled())
+    gan_.loss_scaler.restore(state.loss_scale->scale, state.loss_scale->good_steps);
   start_step_ = state.step;
   if (root_)
     std::fprintf(stderr, "shardgan-train: resuming from %s (step %lld)\n", checkpoint_->c_str(),
@@ -319,10 +321,14 @@ void Trainer::resume() {
 /// One model on every rank, every collective under the watchdog: the ranks agree on configuration, data and
 /// starting point, then rank 0's parameters and buffers are broadcast.
 void Trainer::connect() {
-  const bool nccl = plan_.placement.backend == config::Backend::kNccl;
-  comm_ = comm::watched(nccl ? comm::make_nccl_communicator(MPI_COMM_WORLD, plan_.placement.device.index())
-                             : comm::make_mpi_communicator(MPI_COMM_WORLD),
-                        watchdog_);
+  if (plan_.placement.backend == config::Backend::kNccl) {
+    const int device = plan_.placement.device.index();
+    comm::Watchdog::Scope scope(watchdog_, "creating the NCCL communicator (unique id broadcast, ncclCommInitRank)");
+    comm_ = comm::watched(comm::make_nccl_communicator(MPI_COMM_WORLD, device, parallel::current_cuda_stream(device)),
+                          watchdog_);
+  } else {
+    comm_ = comm::watched(comm::make_mpi_communicator(MPI_COMM_WORLD), watchdog_);
+  }
   parallel::require_agreement(*comm_, "the resolved configuration", plan_.config_toml);
   std::string data_identity = std::to_string(plan_.dataset.size());
   for (const auto& shard : plan_.dataset.manifest().shards) data_identity += shard.checksum;
@@ -387,8 +393,14 @@ int Trainer::run() {
     StepLosses losses;
     const Tensor fake = d_step(in, losses);
     g_step(in, fake, losses);
+    gan_.loss_scaler.update(losses.skipped > 0);
     ema_update(step + 1);
     meter_.add(losses);
+    skipped_updates_ += losses.skipped;
+    // The host waits for the previous step's device work under the watchdog: a CUDA rank queues at most one step
+    // ahead, and a hung collective is noticed here rather than in some later copy to the host.
+    if (fence_) fence_->wait();
+    fence_ = comm_->fence();
     after_step(step + 1, stop);
     if (stop) return finish(step + 1, /*stopped=*/true);
   }
@@ -410,15 +422,18 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
   // Dropout and any other draw of LibTorch's global generator on this rank at this step.
   torch::manual_seed(rng::rank_step_seed(static_cast<uint64_t>(cfg_.train.seed), step, rank_));
   StepInputs in;
-  in.real = model::to_model_images(
-      torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8), device);
+  Tensor images = torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8);
+  // To a GPU through pinned memory, so that the copy runs asynchronously (LibTorch's caching host allocator keeps the
+  // block until the copy is done).
+  if (device.is_cuda()) images = parallel::pinned_host_like(images).copy_(images);
+  in.real = model::to_model_images(images, device, cfg_.runtime.channels_last);
   if (cfg_.data.hflip) {
     const Tensor flip = noise.flips.narrow(0, rank_ * b, b).to(device).view({b, 1, 1, 1});
     in.real = torch::where(flip, in.real.flip({3}), in.real);
   }
   in.z = noise.z.narrow(0, rank_ * b, b).to(device);
   if (classes_ > 0) {
-    in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);
+    in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);  // 512 bytes
     in.fake_labels = noise.fake_labels.narrow(0, rank_ * b, b).to(device);
   }
   return in;
@@ -431,7 +446,7 @@ Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
   const int64_t b = in.real.size(0);
   Tensor fake;
   {
-    AutocastGuard autocast(plan_.placement.bf16, plan_.placement.device.type(), torch::kBFloat16);
+    AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     fake = G->forward(in.z, in.fake_labels);
     // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
     const Tensor labels = classes_ > 0 ? torch::cat({in.real_labels, in.fake_labels}) : Tensor();
@@ -441,7 +456,7 @@ Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
     losses.d_real = torch::sigmoid(real_logits.detach()).mean();
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
   }
-  update(*D, *sync_d_, *gan_.optim_d, losses.d);
+  losses.skipped += update(*D, *sync_d_, *gan_.optim_d, losses.d) ? 0 : 1;
   return fake;
 }
 
@@ -450,11 +465,33 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
   auto& D = gan_.discriminator;
   for (auto& p : D->parameters()) p.set_requires_grad(false);
   {
-    AutocastGuard autocast(plan_.placement.bf16, plan_.placement.device.type(), torch::kBFloat16);
+    AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     losses.g = loss_->generator(D->forward(fake, in.fake_labels).to(torch::kFloat32));
   }
-  update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
+  const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);
+  losses.skipped += stepped ? 0 : 1;
+}
+
+/// One optimiser step of `module` on `loss`, with gradients averaged over the ranks; false when fp16 loss scaling
+/// found an inf or NaN and every rank skipped it. The order is the contract of GradSync: hooks armed before
+/// backward, buckets waited for before the step.
+bool Trainer::update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
+                     const Tensor& loss) {
+  clear_gradients(module);
+  sync.prepare();
+  gan_.loss_scaler.scale(loss).backward();
+  sync.finish();
+  if (!gradients_finite(module)) return false;
+  optimizer.step();
+  return true;
+}
+
+/// The loss scaler's check of the averaged gradients, agreed by all ranks (any rank's inf skips the update on all).
+bool Trainer::gradients_finite(torch::nn::Module& module) {
+  if (!gan_.loss_scaler.enabled()) return true;
+  const int64_t bad = gan_.loss_scaler.unscale_and_check(module.parameters()) ? 0 : 1;
+  return (world_ > 1 ? comm_->allreduce(bad, comm::ReduceOp::kSum) : bad) == 0;
 }
 
 Due Trainer::due_after(int64_t done, bool stop) const {
@@ -501,11 +538,16 @@ void Trainer::maybe_log(int64_t done, const Due& due) {
       row.img_per_s = static_cast<double>((done - last_log_step_) * plan_.sampler.global_batch()) /
                       std::max(1e-9, std::chrono::duration<double>(now - last_log_).count());
       row.elapsed_s = std::chrono::duration<double>(now - start_).count();
+      if (gan_.loss_scaler.enabled()) {
+        row.loss_scale = gan_.loss_scaler.value();
+        row.skipped_updates = skipped_updates_;
+      }
       outputs_->log(row);
       last_row_ = row;
     }
     last_log_ = now;
     last_log_step_ = done;
+    skipped_updates_ = 0;
   }
   if (root_) outputs_->progress(done, epoch, last_row_ ? &*last_row_ : nullptr, due.log);
 }
@@ -558,6 +600,8 @@ void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
   state.world_size = world_;
   state.model_hash = cfg_.model_hash();
   state.spec = plan_.spec;
+  if (gan_.loss_scaler.enabled())
+    state.loss_scale = LossScaleState{gan_.loss_scaler.value(), gan_.loss_scaler.good_steps()};
   save_checkpoint(options_.run_dir, gan_, state, plan_.config_toml, cfg_.output.keep_checkpoints);
 }
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <stdexcept>
 #include <thread>
 
 namespace shardgan::comm {
@@ -30,6 +32,28 @@ TEST(WatchdogDeathTest, AHungCollectiveEndsTheProcessNamingRankStepOperationAndB
       },
       ::testing::ExitedWithCode(kExitCollectiveTimeout),
       "rank 3: gradient all-reduce \\(bucket 1 of the step\\) at step 41 did not complete within 1 s");
+}
+
+TEST(WatchdogDeathTest, ATimeoutRunsTheCommunicatorsAbortActionFirst) {
+  EXPECT_EXIT(
+      {
+        Watchdog w(0, 1.0);
+        w.set_timeout_action([] { std::fprintf(stderr, "abort action ran\n"); });
+        Watchdog::Scope scope(w, "device work of the previous step");
+        std::this_thread::sleep_for(std::chrono::seconds(10));
+      },
+      ::testing::ExitedWithCode(kExitCollectiveTimeout),
+      "abort action ran\n.*rank 0: device work of the previous step");
+}
+
+TEST(Watchdog, AScopeEndsItsWaitAlsoWhenItThrows) {
+  Watchdog w(0, 1.0);
+  try {
+    Watchdog::Scope scope(w, "all-reduce");
+    throw std::runtime_error("collective failed");
+  } catch (const std::runtime_error&) {
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the watchdog must not count the ended wait
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "report/rows.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
+#include "train/torch_compat.hpp"
 #include "util/png.hpp"
 
 namespace shardgan {
@@ -330,14 +331,75 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
 }
 
 TEST_F(TrainCli, RanksWithDifferentConfigurationsRefuseToStart) {
-  // MPMD launch: rank 1 gets another learning rate. Every rank must stop before training, naming the difference.
+  // Rank 1 gets another learning rate. Every rank must stop before training, naming the difference. One command
+  // for all ranks that picks its arguments by rank (Open MPI 5's mpiexec crashes on MPMD "A : B" launches).
   const std::string bin = std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " --run-dir " + q(tmp_ / "run");
-  const auto r =
-      testing::run(std::string(SHARDGAN_MPIEXEC) + " -np 1 " + bin + " : -np 1 " + bin + " --set optim.lr_g=0.1");
+  const std::string by_rank =
+      "rank=${OMPI_COMM_WORLD_RANK:-$PMIX_RANK}; extra=; "
+      "[ \"$rank\" = 1 ] && extra=\"--set optim.lr_g=0.1\"; exec " +
+      bin + " $extra";
+  const auto r = testing::run(std::string(SHARDGAN_MPIEXEC) + " -np 2 /bin/sh -c " + q(by_rank));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("ranks disagree on the resolved configuration: rank(s) 1 differ from rank 0"), std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(tmp_ / "run" / "metrics.jsonl"));
+}
+
+// runtime.precision = fp16 with dynamic loss scaling. LibTorch 2.4+ autocasts CPU operations to float16, so the
+// LibTorch 2.6 legs run it here; LibTorch 1.13 cannot, and says so. A starting scale of 2^40 overflows the fp16
+// gradients at once: the first updates are skipped (on every rank alike) and the scale halves until they fit.
+TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) {
+  const std::string fp16 =
+      " --set runtime.precision=fp16 --set runtime.loss_scale=1099511627776"
+      " --set runtime.loss_scale_growth_every=4";
+  if (!train::kCpuFp16Autocast) {
+    expect_error(train("--run-dir " + q(tmp_ / "run") + fp16), "fp16\" on the CPU needs LibTorch 2.4 or newer");
+    return;
+  }
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "straight") + fp16 + " --set train.max_steps=12").exit_code, 0);
+  const auto rows = metric_rows(tmp_ / "straight");
+  ASSERT_EQ(rows.size(), 6u);
+  ASSERT_TRUE(rows[0].loss_scale && rows[0].skipped_updates);
+  EXPECT_GT(*rows[0].skipped_updates, 0);           // 2^40 overflowed
+  EXPECT_LT(*rows[0].loss_scale, 1099511627776.0);  // and was halved
+  for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g));
+  const auto state = train::read_checkpoint_state(tmp_ / "straight" / "checkpoints" / "step-000012");
+  ASSERT_TRUE(state.loss_scale);
+  EXPECT_EQ(state.loss_scale->scale, *rows.back().loss_scale);
+  // Resume carries the scale: bit-identical to the straight run.
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "resumed") + fp16 + " --set train.max_steps=6").exit_code, 0);
+  const auto r = train("--run-dir " + q(tmp_ / "resumed") + fp16 + " --set train.max_steps=12 --resume auto");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto a = checkpoint_tensors(tmp_ / "straight" / "checkpoints" / "step-000012");
+  const auto b = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000012");
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  // Two ranks skip the same updates: the parameter check before each checkpoint would end the run otherwise.
+  const auto two =
+      train_mpi(2, "--run-dir " + q(tmp_ / "two") + fp16 + " --set train.max_steps=8 --set train.batch_size=4");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  EXPECT_GT(*metric_rows(tmp_ / "two")[0].skipped_updates, 0);
+}
+
+// runtime.channels_last: the same arithmetic in another memory layout, so the same model up to summation order;
+// and with 2 ranks the gradient buckets' views take the channels-last strides of the weights.
+TEST_F(TrainCli, ChannelsLastTrainsTheSameModel) {
+  const std::string common = " --set model.dropout=0 --set model.batchnorm=none --set train.max_steps=6";
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "nchw") + common).exit_code, 0);
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "nhwc") + common + " --set runtime.channels_last=true").exit_code, 0);
+  const auto two = train_mpi(
+      2, "--run-dir " + q(tmp_ / "nhwc2") + common + " --set runtime.channels_last=true --set train.batch_size=4");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto a = checkpoint_tensors(tmp_ / "nchw" / "checkpoints" / "step-000006");
+  for (const char* other : {"nhwc", "nhwc2"}) {
+    const auto b = checkpoint_tensors(tmp_ / other / "checkpoints" / "step-000006");
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const double scale = std::max(a[i].second.abs().max().item<double>(), 1e-12);
+      const double diff = (a[i].second - b[i].second).abs().max().item<double>();
+      EXPECT_LE(diff / scale, 1e-4) << a[i].first << " (" << other << ")";
+    }
+  }
 }
 
 TEST_F(TrainCli, AFailingConfigUnderMpirunEndsEveryRank) {

@@ -26,8 +26,18 @@ TEST(Report, Base64KnownVectors) {
 TEST(Report, HasEveryCurveTheSamplesAndTheEscapedConfig) {
   report::ReportInfo info{"run <1>", "[data]\npath = \"a<b\"\n", 2, "cpu", 128, 100, {"cat", "dog"}};
   std::vector<report::MetricsRow> rows;
-  for (int64_t s = 10; s <= 100; s += 10)
-    rows.push_back(report::MetricsRow{s, s / 50, 1.0 + 0.01 * s, 0.7, 0.6, 0.4, 400, 0.1 * s});
+  for (int64_t s = 10; s <= 100; s += 10) {
+    report::MetricsRow r;
+    r.step = s;
+    r.epoch = s / 50;
+    r.loss_d = 1.0 + 0.01 * s;
+    r.loss_g = 0.7;
+    r.d_real = 0.6;
+    r.d_fake = 0.4;
+    r.img_per_s = 400;
+    r.elapsed_s = 0.1 * s;
+    rows.push_back(r);
+  }
   std::vector<report::EvalRow> evals{{0, 0.0, 300, 0.1, {}, 0.5, 0.5, 100, 0.1, "ema"},
                                      {50, 1.0, 40, 0.8, {}, 0.6, 0.4, 100, 0.1, "ema"}};
   const std::string html = report::render_report(info, rows, evals, {{"epoch-0001", "\x89PNG"}});
@@ -86,7 +96,15 @@ TEST(Rows, MetricsJsonlRowsRoundTripAndOtherLinesAreNoRows) {
   EXPECT_EQ(m_back->epoch, 2);
   EXPECT_EQ(m_back->loss_d, 1.25);
   EXPECT_EQ(m_back->elapsed_s, 9.5);
+  EXPECT_FALSE(m_back->loss_scale);  // fp32/bf16 rows carry no loss scale
+  EXPECT_FALSE(m_json.contains("loss_scale"));
   EXPECT_FALSE(report::parse_eval_row(m_json));
+  m.loss_scale = 32768;
+  m.skipped_updates = 3;
+  const auto fp16_back = report::parse_metrics_row(nlohmann::ordered_json::parse(report::to_json(m).dump()));
+  ASSERT_TRUE(fp16_back);
+  EXPECT_EQ(fp16_back->loss_scale, 32768);
+  EXPECT_EQ(fp16_back->skipped_updates, 3);
 
   report::EvalRow e;
   e.step = 50;

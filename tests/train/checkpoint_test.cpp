@@ -49,6 +49,7 @@ TEST(Checkpoint, WriteReadLoadRoundTrip) {
   EXPECT_EQ(s.world_size, 2);
   EXPECT_EQ(s.spec.shape, kSpec.shape);
   EXPECT_EQ(s.spec.class_names, kSpec.class_names);
+  EXPECT_FALSE(s.loss_scale);  // fp32: no loss scale recorded
   torch::manual_seed(99);
   Gan other(cfg, kSpec, torch::kCPU);
   load_checkpoint(dir, other, cfg.model_hash(), /*optimizers=*/true);
@@ -65,6 +66,18 @@ TEST(Checkpoint, WriteReadLoadRoundTrip) {
   const config::Config wider = tiny({"model.g_width=4"});
   Gan wide(wider, kSpec, torch::kCPU);
   EXPECT_THROW(load_checkpoint(dir, wide, wider.model_hash(), true), Error);
+}
+
+TEST(Checkpoint, Fp16LossScaleRoundTrips) {
+  TempDir tmp;
+  const config::Config cfg = tiny();
+  Gan gan(cfg, kSpec, torch::kCPU);
+  CheckpointState state = state_at(12, cfg);
+  state.loss_scale = LossScaleState{8192, 17};
+  const CheckpointState s = read_checkpoint_state(save_checkpoint(tmp.path(), gan, state, cfg.to_toml(), 3));
+  ASSERT_TRUE(s.loss_scale);
+  EXPECT_EQ(s.loss_scale->scale, 8192);
+  EXPECT_EQ(s.loss_scale->good_steps, 17);
 }
 
 TEST(Checkpoint, KeepsTheNewestAndDropsAHistoryTheResumeReplaced) {

@@ -20,6 +20,27 @@ config::Config tiny_config(double g_ema) {
       "test");
 }
 
+TEST(Gan, ChannelsLastPutsEvery4dWeightInThatLayoutAndKeepsTheValues) {
+  const train::DataSpec spec{{16, 16, 3}, {"a", "b"}};
+  torch::manual_seed(3);
+  const train::Gan plain(tiny_config(0.999), spec, torch::kCPU);
+  torch::manual_seed(3);
+  auto cfg = tiny_config(0.999);
+  cfg.runtime.channels_last = true;
+  const train::Gan nhwc(cfg, spec, torch::kCPU);
+  const auto a = plain.named_tensors(), b = nhwc.named_tensors();
+  ASSERT_EQ(a.size(), b.size());
+  int four_d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+    if (b[i].second.dim() != 4) continue;
+    ++four_d;
+    EXPECT_TRUE(b[i].second.is_contiguous(at::MemoryFormat::ChannelsLast)) << b[i].first;
+    EXPECT_FALSE(b[i].second.is_contiguous()) << b[i].first;
+  }
+  EXPECT_GE(four_d, 6);  // G's transposed convolutions, D's convolutions, and the EMA generator's
+}
+
 TEST(Ema, FollowsTheGeneratorWithTheWarmedUpDecay) {
   const train::DataSpec spec{{8, 8, 1}, {"a", "b"}};
   EXPECT_FALSE(train::Gan(tiny_config(0), spec, torch::kCPU).generator_ema);
