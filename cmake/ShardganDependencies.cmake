@@ -1,23 +1,38 @@
 # Every third-party dependency, found once, exposed as an imported target.
 find_package(Threads REQUIRED)
 find_package(MPI REQUIRED COMPONENTS CXX)
-find_package(HDF5 REQUIRED COMPONENTS C CXX)
+# HDF5, its C API only (src/data/h5.hpp). SHARDGAN_HDF5_DIR: a prefix holding Debian's libhdf5-dev unpacked
+# somewhere else than / (bench/gpu/run.sh), where FindHDF5's h5cc would answer with /usr paths.
+set(SHARDGAN_HDF5_DIR "" CACHE PATH "Prefix of an HDF5 installation to use instead of FindHDF5's")
+if(SHARDGAN_HDF5_DIR)
+  find_path(HDF5_INCLUDE_DIRS hdf5.h PATHS ${SHARDGAN_HDF5_DIR}/include PATH_SUFFIXES hdf5/serial NO_DEFAULT_PATH
+    REQUIRED)
+  find_library(HDF5_LIBRARIES NAMES hdf5_serial hdf5
+    PATHS ${SHARDGAN_HDF5_DIR}/lib ${SHARDGAN_HDF5_DIR}/lib/${CMAKE_LIBRARY_ARCHITECTURE}
+    PATH_SUFFIXES hdf5/serial NO_DEFAULT_PATH REQUIRED)
+  set(HDF5_DEFINITIONS "")
+  message(STATUS "shardgan: HDF5 from ${SHARDGAN_HDF5_DIR}: ${HDF5_LIBRARIES}")
+else()
+  find_package(HDF5 REQUIRED COMPONENTS C)
+endif()
 find_package(Torch REQUIRED)
-find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PNG REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(LibArchive REQUIRED IMPORTED_TARGET libarchive)
 pkg_check_modules(XXHash REQUIRED IMPORTED_TARGET libxxhash)
-pkg_check_modules(TurboJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
+if(SHARDGAN_BUILD_PACKER)  # the packer's codecs
+  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
+  pkg_check_modules(LibArchive REQUIRED IMPORTED_TARGET libarchive)
+  pkg_check_modules(TurboJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
+endif()
 
 # HDF5: FindHDF5 gives variables; wrap them in one imported target.
 add_library(shardgan_hdf5 INTERFACE)
 target_include_directories(shardgan_hdf5 SYSTEM INTERFACE ${HDF5_INCLUDE_DIRS})
-target_link_libraries(shardgan_hdf5 INTERFACE ${HDF5_CXX_LIBRARIES} ${HDF5_LIBRARIES})
+target_link_libraries(shardgan_hdf5 INTERFACE ${HDF5_LIBRARIES})
 target_compile_definitions(shardgan_hdf5 INTERFACE ${HDF5_DEFINITIONS})
 
 # NCCL + CUDA runtime: optional; when found, src/comm/nccl_communicator.cpp is compiled.

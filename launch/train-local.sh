@@ -8,7 +8,9 @@
 #   SHARDGAN_GPUS=N overrides the count. With GPUs, NPROC may not exceed them: every rank drives its own GPU
 #   (local rank mod GPUs) and NCCL refuses two ranks on one GPU, so NPROC > GPUs is an error, not a warning.
 #   NPROC < GPUs uses the first NPROC. CPU ranks are used when there is no GPU or when runtime.device = "cpu"
-#   (in CONFIG or as --set runtime.device=cpu).
+#   (in CONFIG or as --set runtime.device=cpu); when no GPU was counted but runtime.device is "auto" (e.g.
+#   SHARDGAN_GPUS=0 on a GPU machine, or GPUs without nvidia-smi), --set runtime.device=cpu is added after your
+#   arguments, so that the ranks do not pick up GPUs by themselves (NPROC may then exceed the GPUs).
 # Threads: OMP_NUM_THREADS = cores / NPROC (at least 1) unless already set; the trainer itself uses
 #   runtime.threads, or cores on the node / ranks on the node when that is 0 (the default) — the same number.
 #   Ranks are started with --bind-to none so those threads may use every core (see launch/lib.sh).
@@ -51,7 +53,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 if [[ -z $device ]]; then
   device=$(awk '
-    /^[[:space:]]*\[/ { s = $0; gsub(/[][[:space:]]/, "", s) }
+    /^[[:space:]]*\[/ { s = $0; sub(/#.*$/, "", s); gsub(/[][[:space:]]/, "", s) }
     s == "runtime" && /^[[:space:]]*device[[:space:]]*=/ {
       v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]*#.*$/, "", v); gsub(/["\047[:space:]]/, "", v)
       print v
@@ -78,6 +80,7 @@ count_gpus() {
 }
 gpus=0
 [[ $device == cpu ]] || gpus=$(count_gpus)
+cpu_args=()
 cores=$(nproc)
 
 if ((gpus > 0)); then
@@ -90,6 +93,8 @@ else
     die "runtime.device = cuda but no GPU found (CUDA_VISIBLE_DEVICES, nvidia-smi -L); set SHARDGAN_GPUS=N if any"
   [[ $nproc_arg == auto ]] && nproc_arg=1
   what="$nproc_arg CPU rank(s)"
+  # runtime.device = auto would let each rank use a GPU that LibTorch sees although none was counted here.
+  [[ $device == cpu ]] || cpu_args=(--set runtime.device=cpu)
 fi
 np=$nproc_arg
 threads=$((cores / np))
@@ -104,4 +109,4 @@ if ((np > cores)); then
 fi
 pass_env
 run_forwarding_signals "$mpirun" -np "$np" "${mpi_flags[@]}" "${extra_mpi_args[@]}" \
-  "$train" --config "$config" "$@"
+  "$train" --config "$config" "$@" "${cpu_args[@]}"

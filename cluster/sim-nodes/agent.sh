@@ -36,7 +36,7 @@ env=(env -i "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" 
   "USER=$(id -un)" "LOGNAME=$(id -un)" "SHELL=/bin/sh" "SIM_NODE=$name")
 [[ ${SIM_NODES_KEEP_ENV:-0} == 1 ]] && env=(env "SIM_NODE=$name")
 if (($#)); then
-  exec nsenter -t "$pid" -n -u -m --wd="${HOME:-/}" -- "${env[@]}" /bin/sh -c "$*"
+  exec nsenter -t "$pid" -n -u -m -r --wd="${HOME:-/}" -- "${env[@]}" /bin/sh -c "$*"
 else
-  exec nsenter -t "$pid" -n -u -m --wd="${HOME:-/}" -- "${env[@]}" "TERM=${TERM:-dumb}" /bin/bash -l
+  exec nsenter -t "$pid" -n -u -m -r --wd="${HOME:-/}" -- "${env[@]}" "TERM=${TERM:-dumb}" /bin/bash -l
 fi

@@ -17,4 +17,4 @@ read -r name _ pid < <(awk -v h="$node" '$1 == h || $2 == h { print; exit }' "$s
 [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"sim-nodes:$state:$name "* ]] ||
   die "node $name is down (holder $pid gone; run up.sh again)"
 (($#)) || set -- "${SHELL:-/bin/bash}"
-exec nsenter -t "$pid" -n -u -m --wd="$PWD" -- "$@"
+exec nsenter -t "$pid" -n -u -m -r --wd="$PWD" -- "$@"

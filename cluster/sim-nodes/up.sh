@@ -81,7 +81,7 @@ start_holder() {  # NAME NAMESPACE-FLAGS... -> prints the holder's pid
 in_ns() {  # HOLDER_PID NSENTER-ARGS... (one clear line when it fails; the EXIT trap then removes what exists)
   local pid=$1
   shift
-  nsenter -t "$pid" "$@" || { echo "sim-nodes/up.sh: failed in the namespaces of holder $pid: $*" >&2; return 1; }
+  nsenter -t "$pid" -r "$@" || { echo "sim-nodes/up.sh: failed in the namespaces of holder $pid: $*" >&2; return 1; }
 }
 
 sw=$(start_holder switch --net --uts)

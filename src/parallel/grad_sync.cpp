@@ -9,8 +9,9 @@
 
 namespace shardgan::parallel {
 
-GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters, double bucket_mb, bool overlap)
-    : comm_(comm), parameters_(std::move(parameters)), overlap_(overlap) {
+GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters, double bucket_mb, bool overlap,
+                   bool single_rank_too)
+    : comm_(comm), parameters_(std::move(parameters)), overlap_(overlap), active_(comm.size() > 1 || single_rank_too) {
   const auto cap = static_cast<int64_t>(std::max(1.0, bucket_mb * 1024 * 1024 / 4));  // float32 elements
   bucket_of_.resize(parameters_.size());
   slot_in_bucket_.resize(parameters_.size());
@@ -40,7 +41,7 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
       b.views.push_back(b.flat.narrow(0, b.offsets[i], p.numel()).as_strided(p.sizes(), p.strides()));
     }
   }
-  if (comm_.size() > 1) {
+  if (active_) {
     for (std::size_t k = 0; k < parameters_.size(); ++k)
       if (parameters_[k].requires_grad())
         hooks_.emplace_back(k, parameters_[k].register_hook([this, k](torch::Tensor grad) { on_gradient(k, grad); }));
@@ -57,7 +58,7 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
 }
 
 void GradSync::prepare() {
-  if (comm_.size() == 1) return;
+  if (!active_) return;
   // Undefined .grad: autograd then stores each incoming gradient without an extra add, and finish() points .grad at
   // the averaged bucket memory instead of copying it back.
   for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
@@ -98,7 +99,7 @@ void GradSync::launch_ready_buckets() {
 }
 
 void GradSync::finish() {
-  if (comm_.size() == 1) return;
+  if (!active_) return;
   if (!armed_) fail("GradSync::finish without prepare() before the backward pass");
   armed_ = false;
   torch::NoGradGuard no_grad;

@@ -21,11 +21,12 @@ namespace shardgan::parallel {
 ///   sync.prepare();  loss.backward();  sync.finish();  optimizer.step();
 ///
 /// Each parameter must receive exactly one gradient per backward (true of the GAN models here); a parameter that
-/// receives none contributes zeros.
+/// receives none contributes zeros. With one rank nothing needs averaging and GradSync stays out of the way, unless
+/// `single_rank_too` (tests: buckets, hooks and the backend exercised on one GPU, where NCCL allows one rank only).
 class GradSync {
  public:
   GradSync(comm::Communicator& comm, std::vector<torch::Tensor> parameters, double bucket_mb = 25.0,
-           bool overlap = true);
+           bool overlap = true, bool single_rank_too = false);
   ~GradSync();
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;
@@ -64,6 +65,7 @@ class GradSync {
   std::size_t next_launch_ = 0;
   bool armed_ = false;
   bool overlap_;
+  bool active_;  ///< more than one rank, or single_rank_too
   double wait_seconds_ = 0;
 };
 

@@ -81,7 +81,12 @@ Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& sess
                                                          : config::Backend::kMpi;
   if (p.backend == config::Backend::kNccl && !use_cuda) fail("comm.backend = \"nccl\" needs runtime.device = \"cuda\"");
   torch::set_num_threads(static_cast<int>(p.threads));
-  if (cfg.train.deterministic) at::globalContext().setDeterministicAlgorithms(true, false);
+  if (cfg.train.deterministic) {
+    at::globalContext().setDeterministicAlgorithms(true, false);
+    // TF32 (on by default for cuDNN convolutions) rounds products to 10 mantissa bits: off for reproducible runs.
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
   return p;
 }
 

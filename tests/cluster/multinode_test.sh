@@ -91,7 +91,7 @@ if ((rc == 77)); then skip "$(tail -1 "$tmp/up.log")"; fi
 say "2 simulated nodes up: $(awk '{ printf "%s=%s ", $1, $2 }' "$tmp/sim/nodes")"
 mpi_args=$(cat "$tmp/sim/mpirun-args")
 on_node1() { "$sim/exec.sh" "$tmp/sim" node1 "$@"; }   # like logging in to the first node of an allocation
-orteds_on_node2() { grep -c '^[^ ]* node2 node2 .*orted' "$tmp/sim/agent.log" || true; }
+orteds_on_node2() { grep -cE '^[^ ]* node2 node2 .*(orted|prted)' "$tmp/sim/agent.log" || true; }
 
 "$pack" fashion-mnist --split test --size 16 --out "$tmp/data" >"$tmp/pack.log" 2>&1 || fail "packing"
 { tiny_model_toml "$tmp/data"; cat <<TOML
@@ -136,7 +136,7 @@ for r in 0 1 2 3; do
     [[ $line == *" other=unset "* ]] || fail "probe: rank $r on node2 inherited the launching shell's environment"
   fi
 done
-(($(orteds_on_node2) >= 1)) || fail "the agent never started orted on node2"
+(($(orteds_on_node2) >= 1)) || fail "the agent never started orted/prted on node2"
 say "ok 1: train-hosts.sh: ranks 0,1 on node1 and 2,3 on node2; NCCL_*/SHARDGAN_* passed with -x; args intact"
 
 # 2. The same 20 steps on 2 nodes x 2 ranks and on 1 node x 4 ranks.
@@ -148,7 +148,7 @@ before=$(orteds_on_node2)
 run train-2x2 120 env SHARDGAN_MPIRUN_ARGS="$mpi_args" \
   "$sim/exec.sh" "$tmp/sim" node1 "$src/launch/train-hosts.sh" "$tmp/sim/hostfile" "$tmp/tiny.toml" \
   --run-dir "$tmp/run-2x2"
-(($(orteds_on_node2) > before)) || fail "the 2x2 run started no orted on node2"
+(($(orteds_on_node2) > before)) || fail "the 2x2 run started no orted/prted on node2"
 say "2x2 trained"
 run train-4x1 120 "$src/launch/train-local.sh" 4 "$tmp/tiny.toml" --run-dir "$tmp/run-4x1"
 say "4x1 trained"

@@ -125,7 +125,8 @@ make_chroot() {  # LEG
 mkdir -p "$cache"
 exec 9>"$cache/trixie.lock"
 flock 9  # one leg at a time per cache
-scratch=$(mktemp -d /tmp/shardgan-trixie-XXXXXX)
+scratch=$(mktemp -d /tmp/shardgan-trixie-XXXXXX)  # the chroot's /tmp
+chmod 1777 "$scratch"  # as /tmp is (munged refuses a socket below a folder others cannot enter)
 trap 'rm -rf "$scratch"' EXIT
 make_chroot "$leg"
 

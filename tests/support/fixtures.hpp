@@ -6,30 +6,11 @@
 #include <vector>
 
 /// Test data in the exact formats of the real data sets (../docs/data-format.md, facts in the brief): CIFAR-10
-/// binary batches and their .tar.gz, HAM10000 metadata tables and JPEGs in folders or zips, and helpers to run the
-/// shardgan executables.
-#include "data/manifest.hpp"
-#include "data/shard_format.hpp"
+/// binary batches and their .tar.gz, HAM10000 metadata tables and JPEGs in folders or zips; and (basics.hpp) temp
+/// folders, files and running the shardgan executables.
+#include "basics.hpp"
 
 namespace shardgan::testing {
-
-/// A fresh folder under $TMPDIR (or /tmp), removed with everything inside when destroyed.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-void write_bytes(const std::filesystem::path& file, const std::vector<uint8_t>& bytes);
-void write_text(const std::filesystem::path& file, const std::string& text);
-std::vector<uint8_t> read_bytes(const std::filesystem::path& file);
 
 /// `records` CIFAR-10 records (label byte + 3072 planar RGB bytes); label of record i is labels[i % size], pixels
 /// a deterministic function of (seed, i).
@@ -71,23 +52,5 @@ struct HamFixtureOptions {
 HamFixture write_ham_fixture(const std::filesystem::path& dir, const HamFixtureOptions& options);
 /// Metadata text for rows (lesion_id, image_id, dx, dx_type, age, sex, localization).
 std::string ham_metadata_text(const std::vector<std::vector<std::string>>& rows, char delimiter = ',');
-
-/// Result of running a command line.
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-  /// stderr's non-empty lines.
-  std::vector<std::string> err_lines() const;
-};
-/// Runs `command` through /bin/sh, capturing stdout and stderr.
-RunResult run(const std::string& command);
-
-/// A small packed set in the shard layout: 4x5x3 images, classes a, b, c, label i % 3, id "img#i", pixels
-/// pixels_of(i), extra columns /source_labels, /meta/age (NaN every fourth), /meta/sex.
-data::ShardSchema small_schema();
-std::vector<uint8_t> pixels_of(int i, const data::ImageShape& shape);
-/// Packs `n` such images into `dir` (shards of `shard_size`) and writes the manifest.
-data::Manifest write_set(const std::filesystem::path& dir, int n, int64_t shard_size);
 
 }  // namespace shardgan::testing

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The GPU check in one command, for the GPU machine (one H100/H200, a CUDA PyTorch wheel, nvcc, CMake, ninja; no
+# package archive): builds shardgan against the wheel's CUDA LibTorch (find_package(Torch) through
+# torch.utils.cmake_prefix_path, NCCL from the wheel's nvidia-nccl package), runs the CUDA checks (tests/gpu:
+# models, NCCL at world size 1, GradSync on CUDA tensors over NCCL and over MPI staging, checkpoints CUDA<->CPU, a
+# short CUDA training against the CPU run), then measures training img/s of the seeds' model (batch 64 and 256,
+# fp32/bf16/fp16) side by side with the PyTorch peer (eager, AMP, torch.compile reduce-overhead), and writes
+# $OUT/gpu_run.json and $OUT/gpu_run.log (OUT defaults to ./gpu-out).
+#   bench/gpu/prepare.sh            here first: .gpu/ with the .debs, data and peer the GPU machine lacks
+#   bench/gpu/run.sh [--cpu]        there, with .gpu carried; budget: <= 8 minutes
+# --cpu runs the same steps on a CPU machine (LibTorch from the machine, device cpu, short runs), to prove the script
+# end to end before a GPU is lent. CUDA graphs (runtime.cuda_graphs) are not implemented yet: reported as such.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cpu=0
+[[ ${1:-} == --cpu ]] && cpu=1
+out=${OUT:-$root/gpu-out}
+mkdir -p "$out"
+log=$out/gpu_run.log
+exec > >(tee "$log") 2>&1
+t0=$SECONDS
+say() { printf '[%4ds] %s\n' $((SECONDS - t0)) "$*"; }
+die() { say "FAILED: $*"; exit 1; }
+results=$out/results.tsv  # name <tab> value: gathered into the JSON at the end
+: >"$results"
+record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
+python=${PYTHON:-python3}
+[[ $cpu == 1 ]] && python=/usr/bin/python3
+[[ -d $root/.gpu/debs && -d $root/.gpu/data ]] || die ".gpu/ is missing: run bench/gpu/prepare.sh on the CPU machine"
+jobs=$(nproc)
+
+# --- what the machine lacks, from the carried .debs (unpacked under /tmp, never into /) -------------------------
+deps=/tmp/shardgan-gpu-deps
+rm -rf "$deps"
+mkdir -p "$deps/ld"
+for deb in "$root"/.gpu/debs/*.deb; do dpkg-deb -x "$deb" "$deps" 2>/dev/null || dpkg -x "$deb" "$deps"; done
+# Only libraries this machine does not have go on the library path, so its own (newer) ones stay in use.
+have=$(ldconfig -p | awk '{ print $1 }' | sort -u)
+for lib in "$deps"/usr/lib/x86_64-linux-gnu/*.so.* "$deps"/usr/lib/x86_64-linux-gnu/hdf5/serial/*.so.*; do
+  [[ -e $lib ]] || continue
+  name=$(basename "$lib")
+  [[ $name =~ \.so\.[0-9]+$ ]] || continue  # sonames only (the loader asks for those)
+  grep -qx "$name" <<<"$have" || ln -sf "$lib" "$deps/ld/$name"
+done
+export LD_LIBRARY_PATH=$deps/ld${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+if ! command -v mpirun >/dev/null; then
+  export OPAL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
+  export OMPI_MCA_plm_rsh_agent=false  # one node: no ssh
+fi
+say "dependencies: $(ls "$root"/.gpu/debs | wc -l) .debs unpacked in $deps; $(ls "$deps/ld" | wc -l) libraries the" \
+  "machine lacks; mpirun: $(command -v mpirun)"
+
+# --- LibTorch and NCCL from the Python wheel ------------------------------------------------------------------
+torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) || torch_prefix=""
+torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null) || torch_version="none"
+[[ -n $torch_prefix && -d $torch_prefix/Torch ]] || torch_prefix=""  # Debian's python3-torch has no CMake files
+nccl_root=$("$python" -c 'import os, nvidia.nccl as n; print(os.path.dirname(n.__file__))' 2>/dev/null) || nccl_root=""
+say "python torch $torch_version; CMake prefix for Torch: ${torch_prefix:-none, the system LibTorch}; NCCL:" \
+  "${nccl_root:-from the CUDA toolkit}"
+record torch_version "$torch_version"
+record gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || echo none)"
+
+# --- build: the trainer and the CUDA checks (no packer: OpenCV and friends are not needed) --------------------
+build=$root/build-gpu
+[[ $cpu == 1 ]] && build=$root/build-gpu-cpu
+prefix="$deps/usr${torch_prefix:+;$torch_prefix}"
+args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_PACKER=OFF -DSHARDGAN_BUILD_TESTS=ON
+  "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr" "-DCMAKE_CUDA_ARCHITECTURES=90")
+[[ -n $nccl_root ]] && args+=("-DNCCL_ROOT=$nccl_root")
+export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig
+export PKG_CONFIG_SYSROOT_DIR=$deps
+say "configuring $build"
+cmake -S "$root" -B "$build" "${args[@]}" >"$out/cmake.log" 2>&1 || { tail -n 30 "$out/cmake.log"; die "cmake"; }
+unset PKG_CONFIG_SYSROOT_DIR
+grep -E 'shardgan: NCCL' "$out/cmake.log"
+say "building shardgan-train and gpu_test with $jobs jobs"
+cmake --build "$build" --parallel "$jobs" --target shardgan-train gpu_test >"$out/build.log" 2>&1 ||
+  { grep -E 'error|Error' "$out/build.log" | head -n 30; die "build"; }
+record build_seconds $((SECONDS - t0))
+
+# --- the CUDA checks ------------------------------------------------------------------------------------------
+mpirun=(mpirun --oversubscribe --bind-to none)
+[[ $(id -u) == 0 ]] && mpirun+=(--allow-run-as-root)
+for n in 1 2; do
+  say "gpu_test under mpirun -np $n"
+  "${mpirun[@]}" -np "$n" "$build/tests/gpu_test" --gtest_color=no >"$out/gpu_test_np$n.log" 2>&1
+  rc=$?
+  grep -E '^\[  (PASSED|FAILED|SKIPPED) |^step ' "$out/gpu_test_np$n.log"
+  record "gpu_test_np${n}_exit" "$rc"
+  record "gpu_test_np${n}_passed" "$(grep -c '^\[       OK \]' "$out/gpu_test_np$n.log")"
+  record "gpu_test_np${n}_failed" "$(grep -cE '^\[  FAILED  \] [A-Za-z0-9_]+\.[A-Za-z0-9_]+$' "$out/gpu_test_np$n.log")"
+  record "gpu_test_np${n}_skipped" "$(grep -cE '^\[  SKIPPED \] [A-Za-z0-9_]+\.[A-Za-z0-9_]+$' "$out/gpu_test_np$n.log")"
+done
+
+# --- speed: the seeds' model (unconditional DCGAN, 32x32x3, dropout 0.3) against the peer --------------------
+device=cuda steps=300 log_every=100 peer_iters=200
+[[ $cpu == 1 ]] && device=cpu steps=12 log_every=6 peer_iters=6
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ours() {  # BATCH PRECISION -> img/s of the last logged interval, or the error
+  local run=$work/run-$1-$2
+  cat >"$run.toml" <<TOML
+[data]
+path = "$root/.gpu/data"
+[model]
+conditional = false
+dropout = 0.3
+[train]
+batch_size = $1
+epochs = 1000
+max_steps = $steps
+log_every = $log_every
+[runtime]
+device = "$device"
+precision = "$2"
+threads = $([[ $cpu == 1 ]] && echo 1 || echo 0)
+[output]
+checkpoint_every_steps = 1000000
+sample_every_epochs = 1000
+TOML
+  if "$build/src/shardgan-train" --config "$run.toml" --run-dir "$run" >"$run.log" 2>&1; then
+    tail -n 1 "$run/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'
+  else
+    echo "error: $(grep -m1 'error' "$run.log" | cut -c1-160)"
+  fi
+}
+peer() {  # BATCH AMP COMPILE -> img/s or the error
+  local line
+  line=$(cd "$root/.gpu/peers" && "$python" dcgan_gpu.py --device "$device" --batch "$1" --iters "$peer_iters" \
+    --amp "$2" --compile "$3" 2>"$work/peer.err" | grep -o 'img/s=[0-9.]*' | cut -d= -f2)
+  [[ -n $line ]] && echo "$line" || echo "error: $(tail -n 1 "$work/peer.err" | cut -c1-160)"
+}
+for batch in 64 256; do
+  for precision in fp32 bf16 fp16; do
+    amp=$([[ $precision == fp32 ]] && echo none || echo "$precision")
+    v=$(ours "$batch" "$precision")
+    record "shardgan_eager_b${batch}_${precision}" "$v"
+    record "shardgan_cuda_graphs_b${batch}_${precision}" "not implemented (runtime.cuda_graphs)"
+    p=$(peer "$batch" "$amp" none)
+    record "peer_eager_b${batch}_${precision}" "$p"
+    say "batch $batch $precision: shardgan-train $v img/s, PyTorch eager $p img/s"
+  done
+  if [[ $cpu == 1 && $torch_version == 1.* ]]; then
+    c="not available (torch $torch_version has no torch.compile)"
+  else
+    c=$(peer "$batch" bf16 reduce-overhead)
+  fi
+  record "peer_compile_reduce_overhead_b${batch}_bf16" "$c"
+  say "batch $batch bf16: PyTorch torch.compile(reduce-overhead) $c img/s"
+done
+record total_seconds $((SECONDS - t0))
+
+"$python" - "$results" "$out/gpu_run.json" "$cpu" <<'PY'
+import json, sys
+rows = [line.rstrip("\n").split("\t", 1) for line in open(sys.argv[1]) if "\t" in line]
+def value(v):
+    try: return float(v)
+    except ValueError: return v
+doc = {"mode": "cpu" if sys.argv[3] == "1" else "gpu", **{k: value(v) for k, v in rows}}
+json.dump(doc, open(sys.argv[2], "w"), indent=2)
+print(json.dumps(doc, indent=2))
+PY
+say "done: $out/gpu_run.json"
+failed=$(awk -F'\t' '$1 ~ /_failed$|_exit$/ && $2 != 0' "$results" | wc -l)
+exit $((failed > 0))

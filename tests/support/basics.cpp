@@ -1,0 +1,97 @@
+// Test basics without the data sets' codecs: temp folders, files, running commands, small shard sets.
+#include "basics.hpp"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace shardgan::testing {
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = (fs::path(base ? base : "/tmp") / "shardgan-test-XXXXXX").string();
+  if (mkdtemp(templ.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+void write_bytes(const fs::path& file, const std::vector<uint8_t>& bytes) {
+  fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw std::runtime_error("cannot write " + file.string());
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  write_bytes(file, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+std::vector<uint8_t> read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+std::vector<std::string> RunResult::err_lines() const {
+  std::vector<std::string> lines;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+RunResult run(const std::string& command) {
+  TempDir capture;
+  const std::string full = command + " >" + (capture / "out").string() + " 2>" + (capture / "err").string();
+  const int status = std::system(full.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  const auto out = read_bytes(capture / "out");
+  const auto err = read_bytes(capture / "err");
+  r.out.assign(out.begin(), out.end());
+  r.err.assign(err.begin(), err.end());
+  return r;
+}
+
+data::ShardSchema small_schema() {
+  data::ShardSchema s;
+  s.source = "test";
+  s.shape = data::ImageShape{4, 5, 3};
+  s.class_names = {"a", "b", "c"};
+  s.columns = {{"/source_labels", data::ColumnType::kInt64},
+               {"/meta/age", data::ColumnType::kFloat32},
+               {"/meta/sex", data::ColumnType::kString}};
+  return s;
+}
+
+std::vector<uint8_t> pixels_of(int i, const data::ImageShape& shape) {
+  std::vector<uint8_t> p(shape.bytes());
+  for (std::size_t k = 0; k < p.size(); ++k) p[k] = static_cast<uint8_t>(i * 31 + k);
+  return p;
+}
+
+/// Packs `n` images into `dir` (shards of `shard_size`) and writes the manifest.
+data::Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
+  fs::create_directories(dir);
+  const data::ShardSchema schema = small_schema();
+  data::ShardWriter writer(dir, schema, shard_size);
+  for (int i = 0; i < n; ++i) {
+    const float age = i % 4 == 3 ? std::nanf("") : 5.0f * i;
+    writer.append(pixels_of(i, schema.shape).data(), i % 3, "img#" + std::to_string(i),
+                  {int64_t{i % 3 + 7}, age, std::string(i % 2 ? "female" : "male")});
+  }
+  data::Manifest m = data::finish_dataset(writer, schema, "test");
+  m.save(dir);
+  return m;
+}
+
+}  // namespace shardgan::testing
