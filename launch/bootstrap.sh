@@ -18,8 +18,8 @@ packages=(
   libopencv-dev libturbojpeg0-dev libpng-dev zlib1g-dev
   # header-only and small libraries
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libarchive-dev libxxhash-dev libssl-dev
-  # tests
-  libgtest-dev googletest python3 python3-h5py python3-numpy python3-pil
+  # tests (strace: the durability tests check which files are flushed to disk, and when)
+  libgtest-dev googletest python3 python3-h5py python3-numpy python3-pil strace
   # the real data set used by the quickstart and the integration tests
   dataset-fashion-mnist
   # cluster launch paths and their tests: a real one-machine Slurm cluster (srun --mpi=pmix needs libpmix-dev),

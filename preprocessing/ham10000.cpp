@@ -147,8 +147,10 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
         sources[i] = index.describe(*location);
         try {
           decoder.decode(index.read(*location), options.size, options.crop, pixels.data() + i * image_bytes);
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {  // any failure is this image's: it must not escape the thread
           errors[i] = e.what();
+        } catch (...) {
+          errors[i] = "unknown failure";
         }
       }
     };

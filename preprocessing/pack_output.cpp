@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "data/manifest.hpp"
 #include "shardgan/config.hpp"
 #include "util/error.hpp"
 
@@ -15,6 +16,22 @@ std::atomic<int> g_signal{0};
 
 void on_signal(int signal) {
   g_signal.store(signal);
+}
+
+/// --force replaces an empty folder or a packed data set (its manifest.json readable), nothing else.
+ReplaceRule replace_rule(const OutputOptions& options) {
+  ReplaceRule rule;
+  rule.inputs = options.inputs;
+  rule.output_kind = "a packed data set (manifest.json)";
+  rule.is_previous_output = [](const std::filesystem::path& dir) {
+    try {
+      data::Manifest::load(dir);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  };
+  return rule;
 }
 
 }  // namespace
@@ -43,7 +60,7 @@ void throw_if_interrupted() {
 PackOutput::PackOutput(const OutputOptions& options, data::ShardSchema schema)
     : options_(options),
       schema_(schema),
-      staging_((refuse_existing(options.out, options.force), options.out)),
+      staging_((check_replaceable(options.out, options.force, replace_rule(options)), options.out)),
       writer_(staging_.path(), std::move(schema), options.shard_size) {}
 
 void PackOutput::skip(data::SkippedInput skipped) {
@@ -59,6 +76,7 @@ data::Manifest PackOutput::finish(const std::string& what_was_selected) {
   m.skipped = skipped_;
   m.source_info = source_info_;
   m.save(staging_.path());
+  check_replaceable(options_.out, options_.force, replace_rule(options_));  // again: it may have changed meanwhile
   staging_.commit(options_.force);
 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -16,6 +16,7 @@ namespace shardgan::pack {
 struct OutputOptions {
   std::filesystem::path out;
   bool force = false;
+  std::vector<std::filesystem::path> inputs;  ///< never replaced by --force, nor a folder holding one
   int64_t shard_size = 10000;
   std::vector<std::string> command_line;
 };

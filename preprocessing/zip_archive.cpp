@@ -28,6 +28,16 @@ uint64_t u64(const uint8_t* p) {
   return u32(p) | (static_cast<uint64_t>(u32(p + 4)) << 32);
 }
 
+/// Whether [offset, offset + size) lies inside a file of `file_size` bytes, without overflowing.
+bool inside(uint64_t offset, uint64_t size, uint64_t file_size) {
+  return size <= file_size && offset <= file_size - size;
+}
+
+/// An entry's uncompressed bytes at most: no image comes near it, and it bounds what a declared size can make us
+/// allocate. Deflate cannot expand more than 1032:1 either, which bounds it by the bytes present.
+constexpr uint64_t kMaxEntryBytes = uint64_t{256} << 20;
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
 }  // namespace
 
 bool safe_member_name(const std::string& name) {
@@ -70,13 +80,16 @@ ZipArchive::ZipArchive(const std::filesystem::path& file) : path_(file) {
   if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
     if (eocd < 20 || u32(&tail[eocd - 20]) != kZip64EndLocator) fail(where, ": ZIP64 locator missing");
     uint8_t z[56];
-    read_at(u64(&tail[eocd - 20 + 8]), z, sizeof(z));
+    const uint64_t z_offset = u64(&tail[eocd - 20 + 8]);
+    if (!inside(z_offset, sizeof(z), file_size_)) fail(where, ": ZIP64 end record lies outside the file");
+    read_at(z_offset, z, sizeof(z));
     if (u32(z) != kZip64End) fail(where, ": ZIP64 end record corrupt");
     count = u64(z + 32);
     cd_size = u64(z + 40);
     cd_offset = u64(z + 48);
   }
-  if (cd_offset + cd_size > file_size_) fail(where, ": central directory lies outside the file (truncated zip?)");
+  if (!inside(cd_offset, cd_size, file_size_))
+    fail(where, ": central directory lies outside the file (truncated zip?)");
 
   std::vector<uint8_t> cd(cd_size);
   read_at(cd_offset, cd.data(), cd.size());
@@ -103,11 +116,18 @@ ZipArchive::ZipArchive(const std::filesystem::path& file) : path_(file) {
     for (std::size_t x = 0; x + 4 <= extra_length;) {
       const uint16_t id = u16(extra + x);
       const uint16_t size = u16(extra + x + 2);
+      if (x + 4 + size > extra_length) fail(where, ": central directory entry ", i, " has a corrupt extra field");
       if (id == 0x0001) {
         const uint8_t* v = extra + x + 4;
-        if (entry.size == 0xFFFFFFFF) entry.size = u64(v), v += 8;
-        if (entry.compressed_size == 0xFFFFFFFF) entry.compressed_size = u64(v), v += 8;
-        if (entry.local_header_offset == 0xFFFFFFFF) entry.local_header_offset = u64(v);
+        const uint8_t* field_end = v + size;
+        auto next64 = [&](uint64_t& field) {
+          if (v + 8 > field_end) fail(where, ": central directory entry ", i, " has a short ZIP64 field");
+          field = u64(v);
+          v += 8;
+        };
+        if (entry.size == 0xFFFFFFFF) next64(entry.size);
+        if (entry.compressed_size == 0xFFFFFFFF) next64(entry.compressed_size);
+        if (entry.local_header_offset == 0xFFFFFFFF) next64(entry.local_header_offset);
       }
       x += 4 + size;
     }
@@ -140,10 +160,20 @@ std::vector<uint8_t> ZipArchive::read(std::size_t index) const {
   const Entry& entry = entries_.at(index);
   const std::string where = path_.string() + ":" + entry.name;
   uint8_t local[30];
+  if (!inside(entry.local_header_offset, sizeof(local), file_size_))
+    fail(where, ": local header lies outside the file");
   read_at(entry.local_header_offset, local, sizeof(local));
   if (u32(local) != kLocalHeader) fail(where, ": local header is corrupt");
+  // No overflow: the local header offset is inside the file, the rest is at most 30 + 2 * 65535.
   const uint64_t data_offset = entry.local_header_offset + 30 + u16(local + 26) + u16(local + 28);
-  if (data_offset + entry.compressed_size > file_size_) fail(where, ": entry data lies outside the file");
+  if (!inside(data_offset, entry.compressed_size, file_size_)) fail(where, ": entry data lies outside the file");
+  if (entry.size > kMaxEntryBytes)
+    fail(where, ": entry declares ", entry.size, " bytes, more than the ", kMaxEntryBytes >> 20,
+         " MiB an image may have");
+  if (entry.method == 8 && entry.size > entry.compressed_size * kMaxDeflateRatio + 1024)
+    fail(where, ": entry declares ", entry.size, " bytes from ", entry.compressed_size,
+         " compressed ones, more than deflate can produce (corrupt entry)");
+  if (entry.method == 0 && entry.size != entry.compressed_size) fail(where, ": stored entry's sizes differ");
   std::vector<uint8_t> packed(entry.compressed_size);
   read_at(data_offset, packed.data(), packed.size());
 

@@ -82,14 +82,18 @@ int main(int argc, char** argv) {
     install_interrupt_handlers();
     if (*cifar_cmd) {
       cifar.output = output;
+      cifar.output.inputs = {cifar.input};
       pack_cifar10(cifar);
     } else if (*ham_cmd) {
       ham.output = output;
+      ham.output.inputs = ham.images;
+      ham.output.inputs.push_back(ham.metadata);
       ham.crop = crop == "center" ? Crop::kCenter : Crop::kNone;
       ham.on_error = on_error == "skip" ? OnError::kSkip : OnError::kFail;
       pack_ham10000(ham);
     } else if (*fashion_cmd) {
       fashion.output = output;
+      fashion.output.inputs = {fashion.input};
       pack_fashion_mnist(fashion);
     } else if (*verify_cmd) {
       return verify_dataset(dir, std::cout, std::cerr) ? 0 : 1;

@@ -76,6 +76,7 @@ std::vector<Key> schema(Config& c) {
       {"optim.beta1", &c.optim.beta1},
       {"optim.beta2", &c.optim.beta2},
       {"train.batch_size", &c.train.batch_size},
+      {"train.global_batch", &c.train.global_batch},
       {"train.epochs", &c.train.epochs},
       {"train.max_steps", &c.train.max_steps},
       {"train.seed", &c.train.seed},
@@ -200,6 +201,7 @@ void check_range(const Config& c, const std::string& source) {
   if (c.comm.bucket_mb <= 0) fail(source, ": key 'comm.bucket_mb' must be positive");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
+  if (c.train.global_batch < 0) fail(source, ": key 'train.global_batch' must be >= 0 (0: train.batch_size per rank)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
   if (!(c.runtime.loss_scale >= 1 && c.runtime.loss_scale <= 1e30))
     fail(source, ": key 'runtime.loss_scale' must be in [1, 1e30], got ", c.runtime.loss_scale);

@@ -47,7 +47,8 @@ struct Config {
     double beta2 = 0.999;
   } optim;
   struct Train {
-    int64_t batch_size = 64;  ///< per rank
+    int64_t batch_size = 64;   ///< per rank
+    int64_t global_batch = 0;  ///< > 0: over all ranks (batch_size = global_batch / ranks, which must divide it)
     int64_t epochs = 150;
     int64_t max_steps = 0;  ///< 0: no limit
     int64_t seed = 0;

@@ -21,9 +21,32 @@ std::string hdf5_message() {
   return text.empty() ? "HDF5 error" : text;
 }
 
+/// Elements an attribute or a dataset may hold at most (a class list, a column of one shard): a bound on what a
+/// file can make us allocate before its bytes have been checked.
+constexpr hssize_t kMaxElements = hssize_t{1} << 40;
+
 Handle read_attribute(hid_t location, const char* name, const std::string& context) {
   if (H5Aexists(location, name) <= 0) fail(context, ": attribute '", name, "' is missing");
   return Handle(check(H5Aopen(location, name, H5P_DEFAULT), context, std::string("opening attribute ") + name));
+}
+
+/// The number of elements of `space`, which must have at most `max_rank` dimensions.
+hssize_t checked_points(hid_t space, int max_rank, const std::string& what, const std::string& context) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (rank < 0 || n < 0) fail(context, ": ", what, " has an unreadable shape");
+  if (rank > max_rank) fail(context, ": ", what, " has ", rank, " dimensions, expected at most ", max_rank);
+  if (n > kMaxElements) fail(context, ": ", what, " declares ", n, " elements (more than ", kMaxElements, ")");
+  return n;
+}
+
+/// An attribute that must hold exactly one value (scalar, or one element).
+Handle read_single_attribute(hid_t location, const char* name, const std::string& context) {
+  Handle attr = read_attribute(location, name, context);
+  Handle space(H5Aget_space(attr));
+  const hssize_t n = checked_points(space, 1, std::string("attribute '") + name + "'", context);
+  if (n != 1) fail(context, ": attribute '", name, "' holds ", n, " values, expected one");
+  return attr;
 }
 
 // Reads `count` strings of `type` (variable or fixed length) through `reader`.
@@ -153,7 +176,7 @@ void write_int_attribute(hid_t location, const char* name, long long value, cons
 }
 
 std::string read_string_attribute(hid_t location, const char* name, const std::string& context) {
-  Handle attr = read_attribute(location, name, context);
+  Handle attr = read_single_attribute(location, name, context);
   Handle type(H5Aget_type(attr));
   auto values = read_string_values(
       type, 1, [&](hid_t memtype, void* buf) { check(H5Aread(attr, memtype, buf), context, "reading attribute"); },
@@ -165,7 +188,7 @@ std::vector<std::string> read_strings_attribute(hid_t location, const char* name
   Handle attr = read_attribute(location, name, context);
   Handle type(H5Aget_type(attr));
   Handle space(H5Aget_space(attr));
-  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const hssize_t n = checked_points(space, 1, std::string("attribute '") + name + "'", context);
   return read_string_values(
       type, static_cast<std::size_t>(n),
       [&](hid_t memtype, void* buf) { check(H5Aread(attr, memtype, buf), context, "reading attribute"); },
@@ -173,9 +196,10 @@ std::vector<std::string> read_strings_attribute(hid_t location, const char* name
 }
 
 long long read_int_attribute(hid_t location, const char* name, const std::string& context) {
-  Handle attr = read_attribute(location, name, context);
+  Handle attr = read_single_attribute(location, name, context);
   Handle type(H5Aget_type(attr));
-  if (H5Tget_class(type) != H5T_INTEGER) fail(context, ": attribute '", name, "' is not an integer");
+  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) > 8)
+    fail(context, ": attribute '", name, "' is not an integer");
   int64_t v = 0;
   check(H5Aread(attr, H5T_NATIVE_INT64, &v), context, std::string("reading attribute ") + name);
   return v;
@@ -205,22 +229,47 @@ void write_array(hid_t file, const std::string& path, hid_t type, const void* da
   if (count > 0) check(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), context, "writing " + path);
 }
 
-std::vector<hsize_t> dims(hid_t file, const std::string& path, const std::string& context) {
+Handle open_dataset(hid_t file, const std::string& path, const std::string& context) {
   if (!exists(file, path)) fail(context, ": dataset ", path, " is missing");
+  H5L_info_t link{};
+  check(H5Lget_info(file, path.c_str(), &link, H5P_DEFAULT), context, "looking up " + path);
+  if (link.type != H5L_TYPE_HARD)
+    fail(context, ": ", path, " is a soft or external link; a shard holds its data itself (the checksum covers it)");
   Handle dset(check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), context, "opening " + path));
+  Handle dcpl(H5Dget_create_plist(dset));
+  if (H5Pget_layout(dcpl) == H5D_VIRTUAL)
+    fail(context, ": ", path, " is a virtual dataset; a shard holds its data itself (the checksum covers it)");
+  if (H5Pget_external_count(dcpl) != 0)
+    fail(context, ": ", path, " keeps its data in external files; a shard holds its data itself");
+  return dset;
+}
+
+void require_backed(hid_t dset, hssize_t elements, std::size_t element_size, const std::string& path,
+                    const std::string& context) {
+  const auto declared = static_cast<unsigned long long>(elements) * element_size;
+  const auto stored = static_cast<unsigned long long>(H5Dget_storage_size(dset));
+  if (stored < declared)
+    fail(context, ": ", path, " declares ", elements, " elements (", declared, " bytes) but the file stores ", stored,
+         " bytes of them");
+}
+
+std::vector<hsize_t> dims(hid_t file, const std::string& path, const std::string& context) {
+  Handle dset = open_dataset(file, path, context);
   Handle space(H5Dget_space(dset));
+  checked_points(space, 8, "dataset " + path, context);
   const int rank = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> out(static_cast<std::size_t>(rank < 0 ? 0 : rank));
+  std::vector<hsize_t> out(static_cast<std::size_t>(rank));
   H5Sget_simple_extent_dims(space, out.data(), nullptr);
   return out;
 }
 
 std::vector<std::string> read_strings(hid_t file, const std::string& path, const std::string& context) {
-  if (!exists(file, path)) fail(context, ": dataset ", path, " is missing");
-  Handle dset(check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), context, "opening " + path));
+  Handle dset = open_dataset(file, path, context);
   Handle type(H5Dget_type(dset));
   Handle space(H5Dget_space(dset));
-  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const hssize_t n = checked_points(space, 1, "dataset " + path, context);
+  const bool variable = H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
+  require_backed(dset, n, variable ? 16 : H5Tget_size(type), path, context);  // 16: a vlen string's heap reference
   return read_string_values(
       type, static_cast<std::size_t>(n),
       [&](hid_t memtype, void* buf) {
@@ -231,11 +280,16 @@ std::vector<std::string> read_strings(hid_t file, const std::string& path, const
 
 template <class T>
 std::vector<T> read_array(hid_t file, const std::string& path, hid_t type, const std::string& context) {
-  if (!exists(file, path)) fail(context, ": dataset ", path, " is missing");
-  Handle dset(check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), context, "opening " + path));
+  Handle dset = open_dataset(file, path, context);
   Handle space(H5Dget_space(dset));
   if (H5Sget_simple_extent_ndims(space) != 1) fail(context, ": dataset ", path, " is not one-dimensional");
-  std::vector<T> out(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  Handle stored_type(H5Dget_type(dset));
+  const H5T_class_t stored_class = H5Tget_class(stored_type);
+  if ((stored_class != H5T_INTEGER && stored_class != H5T_FLOAT) || H5Tget_size(stored_type) > 8)
+    fail(context, ": dataset ", path, " is not numbers of at most 8 bytes each");
+  const hssize_t n = checked_points(space, 1, "dataset " + path, context);
+  require_backed(dset, n, H5Tget_size(stored_type), path, context);
+  std::vector<T> out(static_cast<std::size_t>(n));
   if (!out.empty()) check(H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), context, "reading " + path);
   return out;
 }

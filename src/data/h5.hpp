@@ -62,6 +62,13 @@ void write_array(hid_t file, const std::string& path, hid_t type, const void* da
 std::vector<std::string> read_strings(hid_t file, const std::string& path, const std::string& context);
 /// Dimensions of a dataset.
 std::vector<hsize_t> dims(hid_t file, const std::string& path, const std::string& context);
+/// Opens a dataset that holds its own data: a hard link (not a soft or external one), not virtual, no external
+/// storage — the bytes a shard's checksum covers are the bytes read. Error naming `path` otherwise.
+Handle open_dataset(hid_t file, const std::string& path, const std::string& context);
+/// Error unless the file stores at least `elements` × `element_size` bytes of `dset`: nothing is allocated for a
+/// declared size that the bytes present cannot back.
+void require_backed(hid_t dset, hssize_t elements, std::size_t element_size, const std::string& path,
+                    const std::string& context);
 /// Reads a whole 1-D numeric dataset converted to `type`.
 template <class T>
 std::vector<T> read_array(hid_t file, const std::string& path, hid_t type, const std::string& context);

@@ -216,10 +216,13 @@ ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.file
   const auto d = h5::dims(file_, "/images", context_);
   if (d.size() != 4) fail(context_, ": /images has ", d.size(), " dimensions, expected 4 (N, H, W, C)");
   if (d[3] != 1 && d[3] != 3) fail(context_, ": /images has ", d[3], " channels, expected 1 or 3");
-  images_ = h5::Handle(h5::check(H5Dopen2(file_, "/images", H5P_DEFAULT), context_, "opening /images"));
+  if (d[1] < 1 || d[2] < 1 || d[1] > kMaxImageSide || d[2] > kMaxImageSide)
+    fail(context_, ": /images holds ", d[1], "x", d[2], " images; sides must be 1 to ", kMaxImageSide);
+  images_ = h5::open_dataset(file_, "/images", context_);
   h5::Handle type(H5Dget_type(images_));
   if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != 1 || H5Tget_sign(type) != H5T_SGN_NONE)
     fail(context_, ": /images is not uint8");
+  h5::require_backed(images_, static_cast<hssize_t>(d[0] * d[1] * d[2] * d[3]), 1, "/images", context_);
   count_ = static_cast<int64_t>(d[0]);
   shape_ = ImageShape{static_cast<int>(d[1]), static_cast<int>(d[2]), static_cast<int>(d[3])};
 }

@@ -20,6 +20,9 @@ inline constexpr const char* kManifestName = "manifest.json";
 /// "shard-00003.h5"
 std::string shard_file_name(int index);
 
+/// The largest image side a shard may declare (a bound checked before anything is allocated for its images).
+inline constexpr unsigned long long kMaxImageSide = 16384;
+
 struct ImageShape {
   int height = 0;
   int width = 0;
@@ -29,6 +32,13 @@ struct ImageShape {
     return height == o.height && width == o.width && channels == o.channels;
   }
   bool operator!=(const ImageShape& o) const { return !(*this == o); }
+};
+
+/// What models are built for: the data's image shape and classes (stored in checkpoints so that sampling needs no
+/// data).
+struct DataSpec {
+  ImageShape shape;
+  std::vector<std::string> class_names;
 };
 
 /// A per-image column besides /images, /labels and /ids: `/source_labels` (int64), `/meta/age` (float32), ...

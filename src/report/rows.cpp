@@ -1,11 +1,30 @@
 #include "report/rows.hpp"
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "eval/evaluator.hpp"
 
 namespace shardgan::report {
 using nlohmann::ordered_json;
+
+namespace {
+
+// Readers that never throw, whatever a line holds: metrics.jsonl is read back on every resume.
+/// j[key] as a number: NaN when it is null (how JSON writes a non-finite value) or not a number; 0 when absent.
+double number(const ordered_json& j, const char* key) {
+  if (!j.contains(key)) return 0.0;
+  const ordered_json& v = j[key];
+  return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+int64_t integer(const ordered_json& j, const char* key) {
+  return j.contains(key) && j[key].is_number_integer() ? j[key].get<int64_t>() : 0;
+}
+std::string text(const ordered_json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
+
+}  // namespace
 
 EvalRow eval_row(const eval::EvalResult& r, int64_t step, double epoch_fraction, const std::string& generator) {
   EvalRow row;
@@ -60,17 +79,17 @@ ordered_json to_json(const EvalRow& e, const std::vector<std::string>& class_nam
 
 std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
   if (!j.is_object() || !j.contains("step") || !j["step"].is_number_integer() || !j.contains("loss_d") ||
-      !j["loss_d"].is_number())
+      !(j["loss_d"].is_number() || j["loss_d"].is_null()))
     return std::nullopt;
   MetricsRow r;
   r.step = j["step"].get<int64_t>();
-  r.epoch = j.value("epoch", int64_t{0});
-  r.loss_d = j["loss_d"].get<double>();
-  r.loss_g = j.value("loss_g", 0.0);
-  r.d_real = j.value("d_real", 0.0);
-  r.d_fake = j.value("d_fake", 0.0);
-  r.img_per_s = j.value("img_per_s", 0.0);
-  r.elapsed_s = j.value("elapsed_s", 0.0);
+  r.epoch = integer(j, "epoch");
+  r.loss_d = number(j, "loss_d");
+  r.loss_g = number(j, "loss_g");
+  r.d_real = number(j, "d_real");
+  r.d_fake = number(j, "d_fake");
+  r.img_per_s = number(j, "img_per_s");
+  r.elapsed_s = number(j, "elapsed_s");
   if (j.contains("loss_scale") && j["loss_scale"].is_number()) r.loss_scale = j["loss_scale"].get<double>();
   if (j.contains("skipped_updates") && j["skipped_updates"].is_number_integer())
     r.skipped_updates = j["skipped_updates"].get<int64_t>();
@@ -78,22 +97,22 @@ std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
 }
 
 std::optional<EvalRow> parse_eval_row(const nlohmann::ordered_json& j) {
-  if (!j.is_object() || j.value("kind", "") != "eval" || !j.contains("step") || !j["step"].is_number_integer())
+  if (!j.is_object() || text(j, "kind") != "eval" || !j.contains("step") || !j["step"].is_number_integer())
     return std::nullopt;
   EvalRow e;
   e.step = j["step"].get<int64_t>();
-  e.epoch_fraction = j.value("epoch", 0.0);
-  e.fd_clf = j.value("fd_clf", 0.0);
+  e.epoch_fraction = number(j, "epoch");
+  e.fd_clf = number(j, "fd_clf");
   if (j.contains("class_consistency") && j["class_consistency"].is_number())
     e.class_consistency = j["class_consistency"].get<double>();
   if (j.contains("class_consistency_per_class") && j["class_consistency_per_class"].is_object())
     for (const auto& [name, value] : j["class_consistency_per_class"].items())
       if (value.is_number()) e.per_class.push_back(value.get<double>());
-  e.d_real = j.value("d_real", 0.0);
-  e.d_fake = j.value("d_fake", 0.0);
-  e.n = j.value("n", int64_t{0});
-  e.seconds = j.value("eval_s", 0.0);
-  e.generator = j.value("generator", "");
+  e.d_real = number(j, "d_real");
+  e.d_fake = number(j, "d_fake");
+  e.n = integer(j, "n");
+  e.seconds = number(j, "eval_s");
+  e.generator = text(j, "generator");
   return e;
 }
 

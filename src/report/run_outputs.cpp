@@ -24,24 +24,33 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
     if (std::sscanf(name.c_str(), "epoch-%lld.png", &n) == 1) step = n * steps_per_epoch;
     if (std::sscanf(name.c_str(), "step-%lld.png", &n) == 1) step = n;
     if (step > resume_step) {
-      std::error_code ignored;
-      fs::remove(e.path(), ignored);
+      fs::create_directories(dir_ / "samples" / "rejected");
+      fs::rename(e.path(), dir_ / "samples" / "rejected" / name);
     }
   }
   const fs::path metrics = dir_ / "metrics.jsonl";
   if (fs::exists(metrics)) {
     std::ifstream in(metrics);
-    std::string kept;
+    std::string kept, rejected;
     for (std::string line; std::getline(in, line);) {
       const auto j = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
-          j["step"].get<int64_t>() > resume_step)
+          j["step"].get<int64_t>() > resume_step) {
+        rejected += line + "\n";  // a later history, or a line a crash cut short
         continue;
+      }
       if (auto row = parse_metrics_row(j)) rows_.push_back(*row);
       if (auto row = parse_eval_row(j)) evals_.push_back(*row);
       kept += line + "\n";
     }
     in.close();
+    if (!rejected.empty()) {
+      std::ofstream out(dir_ / "metrics.rejected.jsonl", std::ios::app);
+      out << rejected;
+      out.close();
+      if (!out) fail((dir_ / "metrics.rejected.jsonl").string(), ": write failed (disk full?)");
+      sync_path(dir_ / "metrics.rejected.jsonl");
+    }
     write_text_atomically(metrics, kept);
   }
 }

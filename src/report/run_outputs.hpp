@@ -16,9 +16,9 @@ namespace shardgan::report {
 /// losses.png, and the progress line on stderr (a bar on a terminal, a line per log step otherwise).
 class RunOutputs {
  public:
-  /// Opens RUN_DIR; on resume keeps metrics.jsonl rows and sample grids up to `resume_step` and removes later ones
-  /// (they belong to a history the resumed run replaces; metrics.jsonl is replaced atomically). `steps_per_epoch` dates
-  /// the epoch-NNNN grids.
+  /// Opens RUN_DIR; on resume keeps metrics.jsonl rows and sample grids up to `resume_step` and moves later ones
+  /// aside — rows to metrics.rejected.jsonl (appended), grids to samples/rejected/ — since they belong to a history
+  /// the resumed run replaces (metrics.jsonl is replaced atomically). `steps_per_epoch` dates the epoch-NNNN grids.
   RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch);
   void log(const MetricsRow& row);
   /// Appends an evaluation row (class names label the per-class consistencies).

@@ -14,12 +14,7 @@
 
 namespace shardgan::train {
 
-/// What the models are built for: the data's image shape and classes (stored in checkpoints so that sampling needs
-/// no data).
-struct DataSpec {
-  data::ImageShape shape;
-  std::vector<std::string> class_names;
-};
+using data::DataSpec;
 
 /// The two networks, their optimisers and fp16's loss scale, built from a config for a data spec, on a device (with
 /// runtime.channels_last, the 4-D weights in channels-last layout).

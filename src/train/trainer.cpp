@@ -101,6 +101,15 @@ data::ShardDataset open_dataset(const config::Config& cfg, int ranks_on_node) {
   return data::ShardDataset(cfg.data.path, options);
 }
 
+/// Images per rank and step: train.batch_size, or train.global_batch split over the ranks.
+int64_t per_rank_batch(const config::Config& cfg, int world) {
+  if (cfg.train.global_batch == 0) return cfg.train.batch_size;
+  if (cfg.train.global_batch % world != 0)
+    fail("train.global_batch = ", cfg.train.global_batch, " cannot be split over ", world,
+         " rank(s); use a multiple of ", world);
+  return cfg.train.global_batch / world;
+}
+
 /// The models, initialised from train.seed (LibTorch's global generator: the same weights on every rank).
 Gan seeded_gan(const config::Config& cfg, const DataSpec& spec, torch::Device device) {
   torch::manual_seed(static_cast<uint64_t>(cfg.train.seed));
@@ -115,8 +124,8 @@ struct Plan {
         placement(set_up_runtime(cfg, session)),
         dataset(open_dataset(cfg, session.local_size())),
         spec{dataset.shape(), dataset.manifest().class_names},
-        sampler(dataset.size(), cfg.train.batch_size, session.size(), session.rank(),
-                static_cast<uint64_t>(cfg.train.seed)),
+        batch(per_rank_batch(cfg, session.size())),
+        sampler(dataset.size(), batch, session.size(), session.rank(), static_cast<uint64_t>(cfg.train.seed)),
         steps_per_epoch(sampler.steps_per_epoch()),
         total_steps(cfg.train.max_steps > 0 ? std::min(cfg.train.epochs * steps_per_epoch, cfg.train.max_steps)
                                             : cfg.train.epochs * steps_per_epoch),
@@ -130,6 +139,7 @@ struct Plan {
   Placement placement;
   data::ShardDataset dataset;
   DataSpec spec;
+  int64_t batch;  ///< per rank
   data::DistributedSampler sampler;
   int64_t steps_per_epoch;
   int64_t total_steps;
@@ -148,7 +158,7 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n", cfg.data.path.c_str(),
               ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels, spec.class_names.size(),
               dataset.in_memory() ? "memory" : "stream", cfg.data.verify ? "verified" : "skipped");
-  std::printf("  batch        %lld per rank, %lld global\n", ll(cfg.train.batch_size), ll(sampler.global_batch()));
+  std::printf("  batch        %lld per rank, %lld global\n", ll(batch), ll(sampler.global_batch()));
   std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
               ll(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "");
   const std::string ema = gan.generator_ema ? cat("decay ", cfg.model.g_ema) : "off";
@@ -287,7 +297,7 @@ Trainer::Trainer(const TrainOptions& options, comm::MpiSession& session)
       watchdog_(rank_, cfg_.comm.timeout_s) {
   resume();
   connect();
-  if (root_) open_outputs();
+  if (root_) open_outputs();  // after every rank has read its checkpoint: may move a newer history aside
   open_evaluator();
   const int64_t sample_n = classes_ > 0 ? 8 * classes_ : cfg_.output.sample_count;
   auto sample_gen = at::make_generator<at::CPUGeneratorImpl>(
@@ -314,6 +324,18 @@ void Trainer::resume() {
   const CheckpointState state = read_checkpoint_state(*checkpoint_);
   if (state.spec.shape != plan_.spec.shape || state.spec.class_names != plan_.spec.class_names)
     fail(checkpoint_->string(), ": checkpoint was trained on data of another shape or other classes");
+  // Elastic resume: another world size continues the same data order when the global batch is the same.
+  const int64_t global = plan_.sampler.global_batch();
+  if (state.global_batch > 0 && state.global_batch != global)
+    fail(checkpoint_->string(), ": written with a global batch of ", state.global_batch, " (", state.world_size,
+         " rank(s)); this run has ", global, " (", world_, " x ", plan_.batch,
+         "). Resume with the same global batch (train.global_batch = ", state.global_batch,
+         ") so that training continues where it stopped in the data order");
+  if (state.step > plan_.total_steps)
+    fail(checkpoint_->string(), ": step ", state.step, " is past this run's last step ", plan_.total_steps);
+  if (root_ && state.world_size != world_)
+    std::fprintf(stderr, "shardgan-train: resuming a %d-rank run on %d rank(s), global batch %lld as before\n",
+                 state.world_size, world_, static_cast<long long>(global));
   load_checkpoint(*checkpoint_, gan_, cfg_.model_hash(), /*optimizers=*/true);
   if (state.loss_scale && gan_.loss_scaler.enabled())
     gan_.loss_scaler.restore(state.loss_scale->scale, state.loss_scale->good_steps);
@@ -360,6 +382,11 @@ void Trainer::connect() {
 
 void Trainer::open_outputs() {
   fs::create_directories(options_.run_dir);
+  // A history after the resumed step (corrupt checkpoints --resume auto skipped, or a newer branch an explicit
+  // --resume replaces) is moved aside, never deleted: checkpoints here, metrics rows and grids by RunOutputs.
+  if (checkpoint_)
+    for (const auto& moved : reject_checkpoints_after(options_.run_dir, start_step_))
+      std::fprintf(stderr, "shardgan-train: moved %s aside (newer than the resumed step)\n", moved.c_str());
   write_text_atomically(options_.run_dir / "config.toml", plan_.config_toml);
   outputs_ =
       std::make_unique<report::RunOutputs>(options_.run_dir, start_step_, plan_.total_steps, plan_.steps_per_epoch);
@@ -419,7 +446,7 @@ bool Trainer::agree_to_stop() {
 }
 
 StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
-  const int64_t b = cfg_.train.batch_size;
+  const int64_t b = plan_.batch;
   const auto& shape = plan_.spec.shape;
   const torch::Device device = plan_.placement.device;
   const StepNoise noise = draw_noise(static_cast<uint64_t>(cfg_.train.seed), step, plan_.sampler.global_batch(),
@@ -603,6 +630,8 @@ void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
   state.step = done;
   state.epoch = done / plan_.steps_per_epoch;
   state.world_size = world_;
+  state.global_batch = plan_.sampler.global_batch();
+  state.samples_seen = done * state.global_batch;
   state.model_hash = cfg_.model_hash();
   state.spec = plan_.spec;
   if (gan_.loss_scaler.enabled())

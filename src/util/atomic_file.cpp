@@ -1,5 +1,10 @@
 #include "util/atomic_file.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
 #include "util/error.hpp"
@@ -7,11 +12,27 @@
 namespace shardgan {
 namespace fs = std::filesystem;
 
+void sync_path(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path.string(), ": cannot open to flush it to disk (", std::strerror(errno), ")");
+  const int rc = ::fsync(fd);
+  const int error = errno;
+  ::close(fd);
+  if (rc != 0) fail(path.string(), ": flushing to disk failed (", std::strerror(error), ")");
+}
+
+void sync_tree(const fs::path& dir) {
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file() || entry.is_directory()) sync_path(entry.path());
+  sync_path(dir);
+}
+
 void write_file_atomically(const fs::path& file, const std::function<void(const fs::path& tmp)>& write) {
   const fs::path tmp = file.string() + ".tmp";
   std::error_code ignored;
   try {
     write(tmp);
+    sync_path(tmp);
   } catch (...) {
     fs::remove(tmp, ignored);
     throw;
@@ -22,6 +43,7 @@ void write_file_atomically(const fs::path& file, const std::function<void(const 
     fs::remove(tmp, ignored);
     fail(file.string(), ": cannot replace (", ec.message(), ")");
   }
+  sync_path(file.has_parent_path() ? file.parent_path() : fs::path("."));
 }
 
 void write_text_atomically(const fs::path& file, const std::string& text) {

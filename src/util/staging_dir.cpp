@@ -9,6 +9,7 @@
 #include <string>
 #include <system_error>
 
+#include "util/atomic_file.hpp"
 #include "util/error.hpp"
 
 namespace shardgan {
@@ -44,6 +45,7 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit(bool replace) {
+  sync_tree(path_);
   std::error_code ec;
   fs::path aside;
   if (fs::exists(fs::symlink_status(target_))) {
@@ -60,12 +62,39 @@ void StagingDir::commit(bool replace) {
          restore ? " and the previous folder stays at " + aside.string() : "");
   }
   committed_ = true;
+  sync_path(target_.parent_path());
   if (!aside.empty()) fs::remove_all(aside, ec);
 }
 
-void refuse_existing(const fs::path& target, bool force) {
-  if (!force && fs::exists(fs::symlink_status(target)))
-    fail(absolute_target(target).string(), ": exists (use --force to replace it)");
+namespace {
+
+/// `a` is `b` or a folder above it (both resolved: links, "..", relative paths).
+bool same_or_ancestor(const fs::path& a, const fs::path& b) {
+  const fs::path ra = fs::weakly_canonical(a), rb = fs::weakly_canonical(b);
+  auto ia = ra.begin(), ib = rb.begin();
+  for (; ia != ra.end() && !ia->empty(); ++ia, ++ib)
+    if (ib == rb.end() || *ia != *ib) return false;
+  return true;
+}
+
+}  // namespace
+
+void check_replaceable(const fs::path& target, bool force, const ReplaceRule& rule) {
+  const fs::path t = absolute_target(target);
+  const fs::file_status status = fs::symlink_status(t);
+  if (!fs::exists(status)) return;
+  if (!force) fail(t.string(), ": exists (use --force to replace it)");
+  auto refuse = [&](const std::string& why) {
+    fail(t.string(), ": --force refused: ", why, "; replacing it would remove ", t.string(), " and everything in it");
+  };
+  if (same_or_ancestor(t, fs::current_path())) refuse("it is the current folder or one above it");
+  for (const auto& input : rule.inputs)
+    if (!input.empty() && same_or_ancestor(t, input)) refuse("it is or holds an input (" + input.string() + ")");
+  if (fs::is_symlink(status)) refuse("it is a symbolic link, not an output folder");
+  if (!fs::is_directory(status)) refuse("it is a file, not an output folder");
+  const bool empty = fs::is_empty(t);
+  if (!empty && !(rule.is_previous_output && rule.is_previous_output(t)))
+    refuse(std::string("it is not empty and does not hold ") + rule.output_kind);
 }
 
 }  // namespace shardgan

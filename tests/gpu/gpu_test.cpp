@@ -18,6 +18,7 @@
 #include "parallel/grad_sync.hpp"
 #include "parallel/tensor_comm.hpp"
 #include "report/rows.hpp"
+#include "run_files.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 
@@ -38,7 +39,7 @@ config::Config tiny_config(const std::vector<std::string>& overrides = {}) {
       "[data]\npath = \"x\"\n[model]\nz_dim = 8\ng_width = 4\nd_width = 8\nconditional = true\ndropout = 0\n", "gpu",
       overrides);
 }
-const train::DataSpec kSpec{{16, 16, 3}, {"a", "b"}};
+const train::DataSpec kSpec{{16, 16, 3}, {"horizontal", "vertical"}};
 
 /// Exact comparisons between devices need IEEE float32 arithmetic on the GPU too.
 void no_tf32() {
@@ -204,26 +205,6 @@ TEST(GradSyncCuda, OverMpiStagedThroughPinnedMemory) {
   grad_sync_averages(false);
 }
 
-/// A 16x16x3 two-class set of 64 images, packed as shardgan-pack writes it.
-void write_dataset(const fs::path& dir) {
-  data::ShardSchema schema{"gpu-test", {16, 16, 3}, {"a", "b"}, {}};
-  data::ShardWriter writer(dir, schema, 32);
-  std::vector<uint8_t> img(16 * 16 * 3);
-  for (int i = 0; i < 64; ++i) {
-    for (std::size_t k = 0; k < img.size(); ++k) img[k] = static_cast<uint8_t>((k * (i % 2 ? 3 : 5) + i) % 256);
-    writer.append(img.data(), i % 2, "img#" + std::to_string(i), {});
-  }
-  data::finish_dataset(writer, schema, "gpu-test").save(dir);
-}
-
-std::vector<report::MetricsRow> rows_of(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<report::MetricsRow> rows;
-  for (std::string line; std::getline(in, line);)
-    if (auto row = report::parse_metrics_row(nlohmann::ordered_json::parse(line))) rows.push_back(*row);
-  return rows;
-}
-
 // shardgan-train on the GPU against the CPU: the same data, noise and initial weights; dropout 0 and TF32 off
 // (train.deterministic) leave float summation order as the only difference, so after 6 steps the logged losses agree
 // within 1e-3 (measured differences are reported). Then bf16, fp16 (loss scaling) and channels-last run finite.
@@ -231,7 +212,7 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
   REQUIRE_GPU();
   if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
   testing::TempDir tmp;
-  write_dataset(tmp / "data");
+  testing::write_gradient_set(tmp / "data", 64, 16, 3, 32);
   const std::string base = std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp / "data").string() +
                            " --config " + (tmp / "c.toml").string() + " --run-dir ";
   testing::write_text(tmp / "c.toml",
@@ -242,7 +223,7 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
   auto train = [&](const std::string& name, const std::string& extra) {
     const auto r = testing::run(base + (tmp / name).string() + " " + extra);
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
-    return rows_of(tmp / name);
+    return testing::metric_rows(tmp / name);
   };
   const auto cpu = train("cpu", "--set runtime.device=cpu");
   const auto gpu = train("gpu", "--set runtime.device=cuda");
@@ -258,7 +239,9 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
     const auto rows = train(precision, "--set runtime.device=cuda --set runtime.precision=" + precision);
     ASSERT_EQ(rows.size(), 3u) << precision;
     for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g)) << precision;
-    if (precision == "fp16") EXPECT_TRUE(rows.back().loss_scale.has_value());
+    if (precision == "fp16") {
+      EXPECT_TRUE(rows.back().loss_scale.has_value());
+    }
   }
   const auto nhwc = train("nhwc", "--set runtime.device=cuda --set runtime.channels_last=true");
   ASSERT_EQ(nhwc.size(), 3u);

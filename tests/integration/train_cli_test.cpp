@@ -11,6 +11,7 @@
 #include "data/shard_format.hpp"
 #include "fixtures.hpp"
 #include "report/rows.hpp"
+#include "run_files.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/torch_compat.hpp"
@@ -19,6 +20,7 @@
 namespace shardgan {
 namespace {
 namespace fs = std::filesystem;
+using testing::metric_rows;
 using testing::RunResult;
 using testing::TempDir;
 
@@ -26,27 +28,12 @@ std::string q(const fs::path& p) {
   return "'" + p.string() + "'";
 }
 
-/// `n` images of size×size×1 in two classes (horizontal vs vertical gradients), packed like shardgan-pack does.
-void write_tiny_dataset(const fs::path& dir, int n, int size) {
-  fs::create_directories(dir);
-  data::ShardSchema schema{"test", {size, size, 1}, {"horizontal", "vertical"}, {}};
-  data::ShardWriter writer(dir, schema, 40);
-  std::vector<uint8_t> img(static_cast<std::size_t>(size) * size);
-  for (int i = 0; i < n; ++i) {
-    for (int y = 0; y < size; ++y)
-      for (int x = 0; x < size; ++x) img[y * size + x] = static_cast<uint8_t>((i % 2 ? y : x) * 255 / (size - 1));
-    writer.append(img.data(), i % 2, "img#" + std::to_string(i), {});
-  }
-  data::Manifest m = data::finish_dataset(writer, schema, "test");
-  m.save(dir);
-}
-
 class TrainCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     data_ = new TempDir();
-    write_tiny_dataset(data_->path() / "tiny", 96, 16);
-    write_tiny_dataset(data_->path() / "odd-size", 32, 24);
+    testing::write_gradient_set(data_->path() / "tiny", 96, 16);
+    testing::write_gradient_set(data_->path() / "odd-size", 32, 24);
   }
   static void TearDownTestSuite() { delete data_; }
 
@@ -97,15 +84,6 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::
     for (const auto& b : m->named_buffers()) out.emplace_back(b.key(), b.value().clone());
   }
   return out;
-}
-
-/// metrics.jsonl's training rows.
-std::vector<report::MetricsRow> metric_rows(const fs::path& run) {
-  std::ifstream in(run / "metrics.jsonl");
-  std::vector<report::MetricsRow> rows;
-  for (std::string line; std::getline(in, line);)
-    if (auto row = report::parse_metrics_row(nlohmann::ordered_json::parse(line))) rows.push_back(*row);
-  return rows;
 }
 
 TEST_F(TrainCli, DryRunPrintsThePlan) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes a link-time stand-in for cuDNN 9 in DIR (run inside the trixie cuda chroot by tests/legs/trixie.sh):
 # every cudnn* symbol that libtorch_cuda.so imports, with soname and version node libcudnn.so.9, each returning
-# CUDNN_STATUS_NOT_SUPPORTED. For linking and CPU-side tests only: never installed, never near a GPU run.
+# CUDNN_STATUS_NOT_SUPPORTED, and registers DIR with the chroot's dynamic loader (so that processes started with a
+# fresh environment — the simulated nodes' ranks — find it too). For linking and CPU-side tests only: it exists in
+# that CI chroot alone, is never part of an install and never near a GPU run.
 set -euo pipefail
 dir=${1:?usage: cudnn_standin.sh DIR}
 lib=$(find /usr/lib -name 'libtorch_cuda.so' -print -quit)
@@ -21,4 +23,6 @@ mapfile -t symbols < <(nm -D --undefined-only "$lib" | awk '{ print $NF }' | gre
 } >"$dir/standin.map"
 gcc -shared -fPIC -fno-builtin -o "$dir/libcudnn.so.9" "$dir/standin.c" -Wl,-soname,libcudnn.so.9 \
   -Wl,--version-script="$dir/standin.map"
-echo "cudnn_standin.sh: $dir/libcudnn.so.9 with ${#symbols[@]} symbols"
+echo "$dir" >/etc/ld.so.conf.d/zz-shardgan-cudnn-standin.conf
+ldconfig
+echo "cudnn_standin.sh: $dir/libcudnn.so.9 with ${#symbols[@]} symbols, registered with ldconfig"

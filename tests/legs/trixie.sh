@@ -55,7 +55,7 @@ uri=$(set +o pipefail; mirror 2>/dev/null | head -n 1)
 mapfile -t packages < <("$src/launch/bootstrap.sh" --list)
 ((${#packages[@]} > 0)) || cannot "launch/bootstrap.sh --list printed no packages"
 cuda_packages=(libtorch-cuda-dev nvidia-cuda-toolkit libnccl-dev binutils)
-recipe_version=1  # bump when the steps below change in a way the package lists do not show
+recipe_version=2  # bump when the steps below change in a way the package lists do not show
 
 recipe() {  # the text that decides whether a cached chroot is still the right one
   echo "recipe $recipe_version trixie main contrib non-free"
@@ -111,6 +111,7 @@ make_chroot() {  # LEG
     # nvidia-cudnn would download cuDNN from NVIDIA (no internet here): declining its licence installs it without.
     echo "nvidia-cudnn nvidia-cudnn/license note" | in_chroot "$new" debconf-set-selections 2>/dev/null || true
     echo "nvidia-cudnn nvidia-cudnn/question select I Decline" | in_chroot "$new" debconf-set-selections
+    in_chroot "$new" apt-get update -qq >>"$cache/$name.log" 2>&1 || cannot "apt-get update in the chroot failed"
     in_chroot "$new" apt-get install -y -qq --no-install-recommends "${cuda_packages[@]}" >>"$cache/$name.log" 2>&1 ||
       { tail -n 5 "$cache/$name.log" >&2; cannot "installing the CUDA packages failed (log: $cache/$name.log)"; }
     in_chroot "$new" /bin/bash /shardgan/tests/legs/cudnn_standin.sh /opt/cudnn-standin >>"$cache/$name.log" 2>&1 ||
@@ -132,12 +133,8 @@ make_chroot "$leg"
 
 build=build-trixie-$leg
 cmake_args=(-DSHARDGAN_BUILD_TESTS=ON)
-env=()
-if [[ $leg == cuda ]]; then
-  cmake_args+=(-DSHARDGAN_WERROR=ON -DCUDAToolkit_ROOT=/usr)
-  env=(LD_LIBRARY_PATH=/opt/cudnn-standin)
-fi
+[[ $leg == cuda ]] && cmake_args+=(-DSHARDGAN_WERROR=ON -DCUDAToolkit_ROOT=/usr)
 say "building into $build and running the tests (LibTorch $(in_chroot "$cache/trixie-$leg" dpkg-query -W -f '${Version}' \
   "libtorch$([[ $leg == cuda ]] && echo -cuda)-dev"))"
-in_chroot "$cache/trixie-$leg" /usr/bin/env "${env[@]}" SHARDGAN_CMAKE_ARGS="${cmake_args[*]}" \
+in_chroot "$cache/trixie-$leg" /usr/bin/env SHARDGAN_CMAKE_ARGS="${cmake_args[*]}" \
   /shardgan/tests/build_and_test.sh "/shardgan/$build" "$@"

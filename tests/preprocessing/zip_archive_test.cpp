@@ -17,6 +17,103 @@ std::vector<uint8_t> payload(std::size_t n, uint8_t seed) {
   return v;
 }
 
+/// A zip written byte by byte, so that its fields can lie: one stored entry `name` with `data`, whose central
+/// directory record claims `size`/`compressed`/`offset` (0xFFFFFFFF: the value is in a ZIP64 extra field holding
+/// `zip64`), and an end record pointing at the central directory (or, with `eocd64`, a ZIP64 end record that claims
+/// `cd_offset64`/`cd_size64`).
+struct RawZip {
+  std::string name = "a.jpg";
+  std::vector<uint8_t> data = payload(100, 3);
+  uint32_t size = 100, compressed = 100, offset = 0;
+  uint16_t method = 0;
+  std::vector<uint64_t> zip64;
+  bool eocd64 = false;
+  uint64_t cd_offset64 = 0, cd_size64 = 0;
+
+  std::vector<uint8_t> bytes() const {
+    std::vector<uint8_t> z;
+    auto u16 = [&](uint32_t v) { z.push_back(uint8_t(v)), z.push_back(uint8_t(v >> 8)); };
+    auto u32 = [&](uint32_t v) { u16(v & 0xFFFF), u16(v >> 16); };
+    auto u64 = [&](uint64_t v) { u32(uint32_t(v)), u32(uint32_t(v >> 32)); };
+    const uint32_t crc = 0;
+    u32(0x04034b50), u16(20), u16(0), u16(method), u32(0), u32(crc), u32(compressed), u32(size);
+    u16(uint16_t(name.size())), u16(0);
+    z.insert(z.end(), name.begin(), name.end());
+    z.insert(z.end(), data.begin(), data.end());
+    const uint32_t cd = uint32_t(z.size());
+    u32(0x02014b50), u16(20), u16(20), u16(0), u16(method), u32(0), u32(crc), u32(compressed), u32(size);
+    u16(uint16_t(name.size())), u16(zip64.empty() ? 0 : uint16_t(4 + 8 * zip64.size())), u16(0), u16(0), u16(0);
+    u32(0), u32(offset);
+    z.insert(z.end(), name.begin(), name.end());
+    if (!zip64.empty()) {
+      u16(1), u16(uint16_t(8 * zip64.size()));
+      for (uint64_t v : zip64) u64(v);
+    }
+    const uint32_t cd_size = uint32_t(z.size()) - cd;
+    if (eocd64) {
+      const uint64_t record = z.size();
+      u32(0x06064b50), u64(44), u16(45), u16(45), u32(0), u32(0), u64(1), u64(1), u64(cd_size64), u64(cd_offset64);
+      u32(0x07064b50), u32(0), u64(record), u32(1);
+      u32(0x06054b50), u16(0), u16(0), u16(0xFFFF), u16(0xFFFF), u32(0xFFFFFFFF), u32(0xFFFFFFFF), u16(0);
+    } else {
+      u32(0x06054b50), u16(0), u16(0), u16(1), u16(1), u32(cd_size), u32(cd), u16(0);
+    }
+    return z;
+  }
+};
+
+/// Opening and reading `zip` fails with an Error naming the file and containing `needle` (never a crash, a hang or
+/// a huge allocation).
+void expect_refused(const RawZip& zip, const std::string& needle) {
+  TempDir tmp;
+  testing::write_bytes(tmp / "z.zip", zip.bytes());
+  try {
+    ZipArchive archive(tmp / "z.zip");
+    for (std::size_t i = 0; i < archive.entries().size(); ++i) archive.read(i);
+    FAIL() << "accepted; expected: " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("z.zip"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ZipArchive, HandWrittenZipReadsBack) {
+  TempDir tmp;
+  RawZip ok;
+  testing::write_bytes(tmp / "z.zip", ok.bytes());
+  ZipArchive archive(tmp / "z.zip");
+  ASSERT_EQ(archive.entries().size(), 1u);
+  EXPECT_THROW(archive.read(0), Error);  // the hand-written CRC is 0: caught, so the data itself was read
+}
+
+TEST(ZipArchive, SizesAndOffsetsThatLieAreRefusedBeforeAnythingIsAllocated) {
+  RawZip huge;  // ZIP64: 4 GiB declared for 100 bytes present
+  huge.size = 0xFFFFFFFF;
+  huge.zip64 = {uint64_t{4} << 30};
+  expect_refused(huge, "declares 4294967296 bytes, more than the 256 MiB");
+  RawZip bomb;  // deflate cannot turn 100 bytes into 200 MB
+  bomb.method = 8;
+  bomb.size = 200'000'000;
+  expect_refused(bomb, "more than deflate can produce");
+  RawZip wrap;  // ZIP64 central directory offset + size wraps around 2^64
+  wrap.eocd64 = true;
+  wrap.cd_offset64 = ~uint64_t{0} - 10;
+  wrap.cd_size64 = 100;
+  expect_refused(wrap, "central directory lies outside the file");
+  RawZip beyond;  // local header offset past the end
+  beyond.offset = 0xFFFFFFFF;
+  beyond.zip64 = {uint64_t{1} << 40};
+  expect_refused(beyond, "local header lies outside the file");
+  RawZip short_extra;  // a saturated size whose ZIP64 value is missing
+  short_extra.size = 0xFFFFFFFF;
+  short_extra.compressed = 0xFFFFFFFF;
+  short_extra.zip64 = {100};
+  expect_refused(short_extra, "short ZIP64 field");
+  RawZip stored_mismatch;
+  stored_mismatch.size = 50;
+  expect_refused(stored_mismatch, "stored entry's sizes differ");
+}
+
 TEST(ZipArchive, ReadsStoredAndDeflatedEntries) {
   TempDir tmp;
   const std::vector<testing::Member> members = {

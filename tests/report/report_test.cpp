@@ -1,7 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "fixtures.hpp"
@@ -55,7 +57,7 @@ TEST(Report, HasEveryCurveTheSamplesAndTheEscapedConfig) {
   EXPECT_NE(empty.find("no samples yet"), std::string::npos);
 }
 
-TEST(RunOutputs, ResumeRemovesGridsOfTheReplacedHistoryAndTheReportKeepsAtMost24) {
+TEST(RunOutputs, ResumeMovesGridsOfTheReplacedHistoryAsideAndTheReportKeepsAtMost24) {
   testing::TempDir tmp;
   const auto samples = tmp.path() / "samples";
   std::filesystem::create_directories(samples);
@@ -68,6 +70,8 @@ TEST(RunOutputs, ResumeRemovesGridsOfTheReplacedHistoryAndTheReportKeepsAtMost24
   EXPECT_TRUE(std::filesystem::exists(samples / "step-000050.png"));
   EXPECT_FALSE(std::filesystem::exists(samples / "epoch-0003.png"));
   EXPECT_FALSE(std::filesystem::exists(samples / "step-000200.png"));
+  EXPECT_TRUE(std::filesystem::exists(samples / "rejected" / "epoch-0003.png"));  // moved aside, not deleted
+  EXPECT_TRUE(std::filesystem::exists(samples / "rejected" / "step-000200.png"));
   for (int i = 0; i < 40; ++i) write_png(samples / ("step-" + std::to_string(100000 + i) + ".png"), grid);
   outputs.write_report(report::ReportInfo{"r", "", 1, "cpu", 8, 1000, {}});
   std::ifstream in(tmp.path() / "report.html");
@@ -128,21 +132,49 @@ TEST(Rows, MetricsJsonlRowsRoundTripAndOtherLinesAreNoRows) {
   EXPECT_FALSE(report::parse_eval_row(nlohmann::ordered_json::parse(R"({"kind":"other","step":1})")));
 }
 
-TEST(RunOutputs, ResumeKeepsTheRowsUpToTheResumeStepAndDropsBrokenLines) {
+TEST(RunOutputs, ResumeKeepsTheRowsUpToTheResumeStepAndMovesTheRestAside) {
   testing::TempDir tmp;
   testing::write_text(tmp.path() / "metrics.jsonl",
-                      "{\"step\":50,\"epoch\":0,\"loss_d\":1.0,\"loss_g\":2.0}\n"
+                      "{\"step\":50,\"epoch\":0,\"loss_d\":null,\"loss_g\":2.0,\"d_real\":\"x\"}\n"
                       "not json\n"
-                      "{\"kind\":\"eval\",\"step\":100,\"epoch\":1.0,\"fd_clf\":3.0}\n"
+                      "{\"kind\":\"eval\",\"step\":100,\"epoch\":1.0,\"fd_clf\":null,\"n\":\"many\"}\n"
                       "{\"step\":150,\"epoch\":1,\"loss_d\":1.0,\"loss_g\":2.0}\n");
   report::RunOutputs outputs(tmp.path(), 100, 1000, 50);
-  std::ifstream in(tmp.path() / "metrics.jsonl");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_NE(lines[0].find("\"step\":50"), std::string::npos);
-  EXPECT_NE(lines[1].find("\"kind\":\"eval\""), std::string::npos);
+  auto lines_of = [](const std::filesystem::path& file) {
+    std::ifstream in(file);
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines;
+  };
+  const auto kept = lines_of(tmp.path() / "metrics.jsonl");
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_NE(kept[0].find("\"step\":50"), std::string::npos);
+  EXPECT_NE(kept[1].find("\"kind\":\"eval\""), std::string::npos);
   EXPECT_FALSE(std::filesystem::exists(tmp.path() / "metrics.jsonl.tmp"));
+  const auto rejected = lines_of(tmp.path() / "metrics.rejected.jsonl");
+  ASSERT_EQ(rejected.size(), 2u);  // the broken line and the later history: kept aside, not lost
+  EXPECT_EQ(rejected[0], "not json");
+  EXPECT_NE(rejected[1].find("\"step\":150"), std::string::npos);
+}
+
+// What the tools write they read back: a NaN or infinite loss (written as null, as JSON has no NaN) and values of
+// the wrong type never make a resume fail.
+TEST(Rows, NonFiniteValuesRoundTripAsNaN) {
+  report::MetricsRow m;
+  m.step = 7;
+  m.loss_d = std::numeric_limits<double>::quiet_NaN();
+  m.loss_g = std::numeric_limits<double>::infinity();
+  const auto back = report::parse_metrics_row(nlohmann::ordered_json::parse(report::to_json(m).dump()));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(std::isnan(back->loss_d));
+  EXPECT_TRUE(std::isnan(back->loss_g));
+  const auto e = report::parse_eval_row(nlohmann::ordered_json::parse(
+      "{\"kind\":\"eval\",\"step\":3,\"fd_clf\":null,\"n\":\"x\",\"generator\":7,\"d_real\":[1]}"));
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(std::isnan(e->fd_clf));
+  EXPECT_EQ(e->n, 0);
+  EXPECT_EQ(e->generator, "");
+  EXPECT_FALSE(report::parse_eval_row(nlohmann::ordered_json::parse("{\"kind\":5,\"step\":3}")));
 }
 
 TEST(Font, DrawsDigitsAndSkipsPixelsOutsideTheImage) {

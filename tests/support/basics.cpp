@@ -94,4 +94,21 @@ data::Manifest write_set(const fs::path& dir, int n, int64_t shard_size) {
   return m;
 }
 
+data::Manifest write_gradient_set(const fs::path& dir, int n, int size, int channels, int64_t shard_size) {
+  fs::create_directories(dir);
+  data::ShardSchema schema{"test", {size, size, channels}, {"horizontal", "vertical"}, {}};
+  data::ShardWriter writer(dir, schema, shard_size);
+  std::vector<uint8_t> img(static_cast<std::size_t>(size) * size * channels);
+  for (int i = 0; i < n; ++i) {
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x)
+        for (int c = 0; c < channels; ++c)
+          img[(y * size + x) * channels + c] = static_cast<uint8_t>((i % 2 ? y : x) * 255 / (size - 1));
+    writer.append(img.data(), i % 2, "img#" + std::to_string(i), {});
+  }
+  data::Manifest m = data::finish_dataset(writer, schema, "test");
+  m.save(dir);
+  return m;
+}
+
 }  // namespace shardgan::testing

@@ -47,4 +47,10 @@ std::vector<uint8_t> pixels_of(int i, const data::ImageShape& shape);
 /// Packs `n` such images into `dir` (shards of `shard_size`) and writes the manifest.
 data::Manifest write_set(const std::filesystem::path& dir, int n, int64_t shard_size);
 
+/// `n` square images of size×size×channels in two classes, "horizontal" (even i: a left-to-right gradient) and
+/// "vertical" (odd i: top to bottom), packed into `dir` as shardgan-pack does (shards of `shard_size`): something a
+/// tiny GAN can learn.
+data::Manifest write_gradient_set(const std::filesystem::path& dir, int n, int size, int channels = 1,
+                                  int64_t shard_size = 40);
+
 }  // namespace shardgan::testing

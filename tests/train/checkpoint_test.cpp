@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "config/config.hpp"
@@ -80,17 +82,78 @@ TEST(Checkpoint, Fp16LossScaleRoundTrips) {
   EXPECT_EQ(s.loss_scale->good_steps, 17);
 }
 
-TEST(Checkpoint, KeepsTheNewestAndDropsAHistoryTheResumeReplaced) {
+TEST(Checkpoint, KeepsTheNewestAndMovesAReplacedHistoryAside) {
   TempDir tmp;
   const config::Config cfg = tiny();
   Gan gan(cfg, kSpec, torch::kCPU);
   for (int64_t step : {10, 20, 30, 40}) save_checkpoint(tmp.path(), gan, state_at(step, cfg), cfg.to_toml(), 2);
   EXPECT_EQ(checkpoint_names(tmp.path()), (std::vector<std::string>{"latest", "step-000030", "step-000040"}));
-  // Resumed from 30 and checkpointed at 35: step 40 belongs to the replaced history.
+  // Resumed from 30 and checkpointed at 35: step 40 belongs to the replaced history, moved aside (never deleted).
+  const auto moved = reject_checkpoints_after(tmp.path(), 30);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0], tmp / "checkpoints" / "rejected" / "step-000040");
   save_checkpoint(tmp.path(), gan, state_at(35, cfg), cfg.to_toml(), 2);
-  EXPECT_EQ(checkpoint_names(tmp.path()), (std::vector<std::string>{"latest", "step-000030", "step-000035"}));
+  EXPECT_EQ(checkpoint_names(tmp.path()),
+            (std::vector<std::string>{"latest", "rejected", "step-000030", "step-000035"}));
+  EXPECT_NO_THROW(read_checkpoint_state(tmp / "checkpoints" / "rejected" / "step-000040"));
   const auto latest = testing::read_bytes(tmp / "checkpoints" / "latest");
   EXPECT_EQ(std::string(latest.begin(), latest.end()), "step-000035\n");
+  // A second branch that reaches 40 again keeps both rejected histories.
+  save_checkpoint(tmp.path(), gan, state_at(40, cfg), cfg.to_toml(), 2);
+  reject_checkpoints_after(tmp.path(), 35);
+  EXPECT_TRUE(fs::exists(tmp / "checkpoints" / "rejected" / "step-000040.1"));
+}
+
+/// A hostile or damaged state.json: proven corrupt (CorruptCheckpoint, skipped by --resume auto) with the key named,
+/// at once — never a hang, a crash or a read of a file it names.
+TEST(Checkpoint, StateJsonIsValidatedKeyByKey) {
+  TempDir tmp;
+  const config::Config cfg = tiny();
+  Gan gan(cfg, kSpec, torch::kCPU);
+  const fs::path dir = save_checkpoint(tmp.path(), gan, state_at(10, cfg), cfg.to_toml(), 5);
+  const auto original = testing::read_bytes(dir / "state.json");
+  const std::string text(original.begin(), original.end());
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    const auto at = t.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) t.replace(at, from.size(), to);
+    return t;
+  };
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {with("\"step\": 10", "\"step\": -3"), "key 'step' is -3"},
+      {with("\"step\": 10", "\"step\": 1e400"), "not a JSON object"},
+      {with("\"world_size\": 2", "\"world_size\": 0"), "key 'world_size' is 0"},
+      {with("\"epoch\": 1", "\"epoch\": \"one\""), "key 'epoch' is not an integer"},
+      {with("\"files\": {", "\"files\": {\"../../../dev/zero\": \"0\", "), "unexpected file '../../../dev/zero'"},
+      {with("\"generator.pt\"", "\"generator.ptx\""), "unexpected file 'generator.ptx'"},
+      {with("\"image_shape\": [", "\"image_shape\": [100000, "), "image_shape"},
+      {"[1, 2]", "not a JSON object"},
+      {"", "not a JSON object"},
+  };
+  for (const auto& [bad, needle] : cases) {
+    testing::write_text(dir / "state.json", bad);
+    try {
+      read_checkpoint_state(dir);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const CorruptCheckpoint& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
+  testing::write_bytes(dir / "state.json", original);
+  EXPECT_NO_THROW(read_checkpoint_state(dir));
+  // Extra or non-regular files make the folder invalid too (a FIFO would block a checksum forever).
+  testing::write_text(dir / "notes.txt", "x");
+  EXPECT_THROW(read_checkpoint_state(dir), CorruptCheckpoint);
+  fs::remove(dir / "notes.txt");
+  fs::rename(dir / "optim_d.pt", tmp / "optim_d.pt");
+  ASSERT_EQ(mkfifo((dir / "optim_d.pt").c_str(), 0600), 0);
+  try {
+    read_checkpoint_state(dir);
+    ADD_FAILURE() << "a FIFO was accepted";
+  } catch (const CorruptCheckpoint& e) {
+    EXPECT_NE(std::string(e.what()).find("optim_d.pt: not a regular file"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Checkpoint, CorruptOrIncompleteOnesAreNamedAndSkipped) {
