@@ -124,6 +124,7 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
 
   cv::setNumThreads(0);  // our threads do the parallel work
   std::vector<JpegResizer> decoders(static_cast<std::size_t>(options.threads));
+  for (auto& d : decoders) d.set_max_pixels(options.max_pixels);
   const std::size_t image_bytes = schema.shape.bytes();
   const std::string csv = options.metadata.string();
   std::vector<uint8_t> pixels(kBatchRows * image_bytes);

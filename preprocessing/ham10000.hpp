@@ -39,6 +39,7 @@ struct Ham10000Options {
   Crop crop = Crop::kNone;
   OnError on_error = OnError::kFail;
   int threads = 1;
+  int64_t max_pixels = JpegResizer::kDefaultMaxPixels;  ///< larger images are refused from their header
   OutputOptions output;
 };
 

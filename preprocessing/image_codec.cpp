@@ -42,6 +42,10 @@ void JpegResizer::decode(const std::vector<uint8_t>& jpeg, int size, Crop crop, 
   if (jpeg.empty()) fail("corrupt JPEG: empty file");
   if (tjDecompressHeader3(handle_, jpeg.data(), jpeg.size(), &width, &height, &subsampling, &colorspace) != 0)
     fail("corrupt JPEG: ", tjGetErrorStr2(handle_));
+  if (width < 1 || height < 1) fail("corrupt JPEG: ", width, "x", height, " pixels");
+  if (static_cast<int64_t>(width) * height > max_pixels_)
+    fail("image is ", width, "x", height, " = ", static_cast<int64_t>(width) * height,
+         " pixels, more than --max-pixels ", max_pixels_);
   const int side = crop == Crop::kCenter ? std::min(width, height) : 0;
   const int need_w = crop == Crop::kCenter ? side : width;
   const int need_h = crop == Crop::kCenter ? side : height;

@@ -22,11 +22,17 @@ class JpegResizer {
   /// truncated or invalid data (libjpeg warnings count as corruption). `dct_scaling = false` forces a full decode.
   void decode(const std::vector<uint8_t>& jpeg, int size, Crop crop, uint8_t* out, bool dct_scaling = true);
 
+  /// Images of more pixels than this are refused from their header, before anything is decoded or allocated
+  /// (shardgan-pack --max-pixels; a JPEG header can declare 65535 x 65535).
+  void set_max_pixels(int64_t max_pixels) { max_pixels_ = max_pixels; }
+  static constexpr int64_t kDefaultMaxPixels = 100'000'000;
+
   /// Scale denominator the last decode used (1, 2, 4 or 8).
   int last_scale_denominator() const { return last_denominator_; }
 
  private:
   void* handle_ = nullptr;
+  int64_t max_pixels_ = kDefaultMaxPixels;
   std::vector<uint8_t> buffer_;
   int last_denominator_ = 1;
 };

@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fail", "skip"}))
       ->capture_default_str();
   ham_cmd->add_option("--threads", ham.threads, "decoding threads")->capture_default_str();
+  ham_cmd->add_option("--max-pixels", ham.max_pixels, "refuse (or with --on-error skip, skip) larger images")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   add_output_options(ham_cmd, output, true);
 
   FashionMnistOptions fashion;

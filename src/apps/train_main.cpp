@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   }
 
   train::tune_allocator();
+  train::install_stop_handlers();  // before MPI_Init, which may wait for the other ranks
   comm::MpiSession session(&argc, &argv);
+  train::install_stop_handlers();  // again, in case the MPI library installed its own
   try {
     train::TrainOptions options;
     options.config = config::load(config_file, overrides);
@@ -38,7 +40,6 @@ int main(int argc, char** argv) {
                                       : std::filesystem::path(run_dir);
     options.resume = resume;
     options.dry_run = dry_run;
-    train::install_stop_handlers();
     return train::train(options, session);
   } catch (const std::exception& e) {
     if (session.size() > 1) {

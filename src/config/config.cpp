@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -169,7 +170,11 @@ void assign(const Key& key, const toml::node& node, const std::string& source) {
           return v.has_value();
         } else if constexpr (std::is_same_v<T, double>) {
           double* p = field;
-          if (auto v = node.value_exact<double>()) return (*p = *v, true);
+          if (auto v = node.value_exact<double>()) {
+            // TOML has nan and inf; no key of ours means anything by them (and NaN passes every < and > check).
+            if (!std::isfinite(*v)) fail(source, ": key '", key.name, "' is ", *v, "; it must be a finite number");
+            return (*p = *v, true);
+          }
           if (auto v = node.value_exact<int64_t>()) return (*p = static_cast<double>(*v), true);
           return false;
         } else {

@@ -417,6 +417,7 @@ int Trainer::run() {
   gan_.discriminator->train();
   start_ = last_log_ = Clock::now();
   last_log_step_ = start_step_;
+  enter_training_loop();
   for (int64_t step = start_step_; step < plan_.total_steps; ++step) {
     watchdog_.set_step(step);
     const bool stop = agree_to_stop();

@@ -53,6 +53,19 @@ TEST(Config, WrongTypesAndValues) {
   EXPECT_NE(error_of("[train\nepochs = 3\n").find("run.toml:1: TOML syntax error"), std::string::npos);
 }
 
+TEST(Config, NanAndInfinityAreRefusedForEveryFloatKeyWithTheKeyNamed) {
+  const char* float_keys[] = {"model.dropout", "model.g_ema",    "optim.lr_g",     "optim.lr_d",        "optim.beta1",
+                              "optim.beta2",   "comm.timeout_s", "comm.bucket_mb", "runtime.loss_scale"};
+  for (const char* key : float_keys) {
+    for (const char* value : {"nan", "inf", "-inf", "+nan"}) {
+      const std::string e = error_of(kMinimal, {std::string(key) + "=" + value});
+      EXPECT_NE(e.find(std::string("key '") + key + "' is "), std::string::npos) << key << "=" << value << ": " << e;
+      EXPECT_NE(e.find("must be a finite number"), std::string::npos) << key << "=" << value << ": " << e;
+    }
+  }
+  EXPECT_NE(error_of(kMinimal + "[optim]\nlr_g = nan\n").find("key 'optim.lr_g' is nan"), std::string::npos);
+}
+
 TEST(Config, OverridesFromTheCommandLine) {
   const Config c =
       parse(kMinimal, "run.toml",

@@ -66,6 +66,17 @@ class TrainCli : public ::testing::Test {
     }
     EXPECT_EQ(errors, 1) << r.err;
   }
+  /// The same under mpirun: every rank that detects the error prints the same line (with its rank), then the job ends.
+  static void expect_error_on_ranks(const RunResult& r, const std::string& needle) {
+    EXPECT_NE(r.exit_code, 0);
+    int errors = 0;
+    for (const auto& line : r.err_lines()) {
+      if (line.find("error:") == std::string::npos) continue;
+      ++errors;
+      EXPECT_NE(line.find(needle), std::string::npos) << line;
+    }
+    EXPECT_GE(errors, 1) << r.err;
+  }
 
   static inline TempDir* data_ = nullptr;
   TempDir tmp_;
@@ -179,6 +190,10 @@ TEST_F(TrainCli, ResumeSkipsHalfWrittenAndCorruptedCheckpoints) {
   EXPECT_NE(r.err.find("step-000099/state.json: missing"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("step-000008/generator.pt: checksum mismatch"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("step-000004 (step 4)"), std::string::npos) << r.err;
+  // The skipped ones were moved aside with their contents, not deleted.
+  EXPECT_TRUE(fs::exists(ckpts / "rejected" / "step-000099" / "generator.pt"));
+  EXPECT_TRUE(fs::exists(ckpts / "rejected" / "step-000008" / "generator.pt"));
+  EXPECT_FALSE(fs::exists(ckpts / "step-000099"));
 }
 
 TEST_F(TrainCli, SampleWritesGridH5ScoreAndWeights) {
@@ -308,6 +323,44 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
   }
 }
 
+// Elastic resume: a run checkpointed on 2 ranks x 8 continues on 1 rank x 16 (the same global batch) exactly where
+// it stopped in the data order, so it ends where 1 rank x 16 would have ended (dropout 0, BatchNorm sync: the
+// conditions under which N ranks x b equal 1 rank x N*b). Another global batch is refused, naming the one to use.
+TEST_F(TrainCli, ResumeOnAnotherWorldSizeContinuesTheSameDataOrder) {
+  const std::string common =
+      " --set model.dropout=0 --set model.batchnorm=sync --set output.checkpoint_every_steps=10 --set train.epochs=9";
+  ASSERT_EQ(
+      train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=16 --set train.max_steps=20").exit_code,
+      0);
+  const auto two = train_mpi(
+      2, "--run-dir " + q(tmp_ / "elastic") + common + " --set train.global_batch=16 --set train.max_steps=10");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto resumed = train("--run-dir " + q(tmp_ / "elastic") + common +
+                             " --set train.global_batch=16 --set train.max_steps=20 --resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming a 2-rank run on 1 rank(s), global batch 16"), std::string::npos) << resumed.err;
+  const auto a = checkpoint_tensors(tmp_ / "one" / "checkpoints" / "step-000020");
+  const auto b = checkpoint_tensors(tmp_ / "elastic" / "checkpoints" / "step-000020");
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double scale = std::max(a[i].second.abs().max().item<double>(), 1e-12);
+    EXPECT_LE((a[i].second - b[i].second).abs().max().item<double>() / scale, 1e-5) << a[i].first;
+  }
+  const auto state = train::read_checkpoint_state(tmp_ / "elastic" / "checkpoints" / "step-000020");
+  EXPECT_EQ(state.world_size, 1);
+  EXPECT_EQ(state.global_batch, 16);
+  EXPECT_EQ(state.samples_seen, 20 * 16);
+  // 3 ranks with a global batch of 24, or 1 rank keeping batch_size 8: refused before anything is written.
+  expect_error_on_ranks(train_mpi(3, "--run-dir " + q(tmp_ / "elastic") + common +
+                                         " --set train.global_batch=24 --set train.max_steps=30 --resume auto"),
+                        "written with a global batch of 16");
+  expect_error(train("--run-dir " + q(tmp_ / "elastic") + common + " --set train.max_steps=30 --resume auto"),
+               "train.global_batch = 16");
+  expect_error_on_ranks(train_mpi(3, "--run-dir " + q(tmp_ / "x") + " --set train.global_batch=16"),
+                        "cannot be split over 3");
+  EXPECT_FALSE(fs::exists(tmp_ / "elastic" / "checkpoints" / "step-000030"));
+}
+
 TEST_F(TrainCli, RanksWithDifferentConfigurationsRefuseToStart) {
   // Rank 1 gets another learning rate. Every rank must stop before training, naming the difference. One command
   // for all ranks that picks its arguments by rank (Open MPI 5's mpiexec crashes on MPMD "A : B" launches).
@@ -378,6 +431,29 @@ TEST_F(TrainCli, ChannelsLastTrainsTheSameModel) {
       EXPECT_LE(diff / scale, 1e-4) << a[i].first << " (" << other << ")";
     }
   }
+}
+
+// SIGTERM while a rank waits in start-up (rank 1 starts 30 s late, so rank 0 sits in MPI_Init or the start-up
+// agreement) ends that rank at once with exit code 75, and the launcher ends the job: no waiting for the other rank.
+TEST_F(TrainCli, ASignalBeforeTrainingStartsEndsTheRankAtOnce) {
+  const fs::path run = tmp_ / "early-signal-run";
+  const std::string bin = std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " --run-dir " + q(run);
+  const std::string by_rank = "rank=${OMPI_COMM_WORLD_RANK:-$PMIX_RANK}; [ \"$rank\" = 1 ] && sleep 30; exec " + bin;
+  const std::string script = std::string(SHARDGAN_MPIEXEC) + " -np 2 /bin/sh -c " + q(by_rank) +
+                             " & job=$!; "
+                             "for i in $(seq 100); do pid=$(pgrep -f '^" +
+                             std::string(SHARDGAN_TRAIN_BIN) +
+                             " --config .*early-signal-run');"
+                             " [ -n \"$pid\" ] && break; sleep 0.1; done; sleep 1; start=$(date +%s); kill -TERM $pid;"
+                             " wait $job; rc=$?; echo \"rc=$rc seconds=$(( $(date +%s) - start ))\"";
+  testing::write_text(tmp_ / "early-signal.sh", script);
+  const auto r = testing::run("/bin/bash " + q(tmp_ / "early-signal.sh"));
+  EXPECT_NE(r.err.find("stopped by a signal before training started"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("rc=0 "), std::string::npos) << r.out;
+  const auto at = r.out.find("seconds=");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  EXPECT_LT(std::stoi(r.out.substr(at + 8)), 15) << "the job waited for the late rank";
+  EXPECT_FALSE(fs::exists(run / "checkpoints"));
 }
 
 TEST_F(TrainCli, AFailingConfigUnderMpirunEndsEveryRank) {

@@ -68,6 +68,38 @@ TEST(JpegResizer, CenterCropKeepsTheMiddleSquare) {
   EXPECT_GT(centre[2], 235);
 }
 
+// A header may declare up to 65535 x 65535 pixels: the limit is checked from it, before decoding allocates anything.
+TEST(JpegResizer, ImagesLargerThanMaxPixelsAreRefusedFromTheirHeader) {
+  std::vector<uint8_t> jpeg = testing::encode_jpeg(testing::lesion_rgb(64, 48, 1), 64, 48);
+  JpegResizer decoder;
+  std::vector<uint8_t> out(16 * 16 * 3);
+  decoder.set_max_pixels(64 * 48);
+  EXPECT_NO_THROW(decoder.decode(jpeg, 16, Crop::kNone, out.data()));
+  decoder.set_max_pixels(64 * 48 - 1);
+  try {
+    decoder.decode(jpeg, 16, Crop::kNone, out.data());
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("64x48 = 3072 pixels, more than --max-pixels 3071"), std::string::npos)
+        << e.what();
+  }
+  // The SOF0 header rewritten to claim 60000 x 60000 (3.6 gigapixels): refused by the default limit at once.
+  for (std::size_t i = 0; i + 9 < jpeg.size(); ++i) {
+    if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0) {
+      jpeg[i + 5] = jpeg[i + 7] = 60000 >> 8;
+      jpeg[i + 6] = jpeg[i + 8] = 60000 & 0xFF;
+      break;
+    }
+  }
+  decoder.set_max_pixels(JpegResizer::kDefaultMaxPixels);
+  try {
+    decoder.decode(jpeg, 16, Crop::kNone, out.data());
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("60000x60000 = 3600000000 pixels"), std::string::npos) << e.what();
+  }
+}
+
 TEST(JpegResizer, TruncatedAndGarbageDataAreCorrupt) {
   auto jpeg = testing::encode_jpeg(testing::lesion_rgb(600, 450, 1), 600, 450);
   JpegResizer decoder;
