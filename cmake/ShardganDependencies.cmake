@@ -1,6 +1,8 @@
 # Every third-party dependency, found once, exposed as an imported target.
 find_package(Threads REQUIRED)
-find_package(MPI REQUIRED COMPONENTS CXX)
+if(NOT SHARDGAN_FUZZ)
+  find_package(MPI REQUIRED COMPONENTS CXX)
+endif()
 # HDF5, its C API only (src/data/h5.hpp). SHARDGAN_HDF5_DIR: a prefix holding Debian's libhdf5-dev unpacked
 # somewhere else than / (bench/gpu/run.sh), where FindHDF5's h5cc would answer with /usr paths.
 set(SHARDGAN_HDF5_DIR "" CACHE PATH "Prefix of an HDF5 installation to use instead of FindHDF5's")
@@ -15,7 +17,9 @@ if(SHARDGAN_HDF5_DIR)
 else()
   find_package(HDF5 REQUIRED COMPONENTS C)
 endif()
-find_package(Torch REQUIRED)
+if(NOT SHARDGAN_FUZZ)
+  find_package(Torch REQUIRED)
+endif()
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(ZLIB REQUIRED)

@@ -2,7 +2,8 @@
 # SYSTEM includes, so SHARDGAN_WERROR turns warnings in our own code into errors (the CUDA LibTorch 2.6 leg sets it).
 add_library(shardgan_warnings INTERFACE)
 target_compile_options(shardgan_warnings INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow=local -Wno-unused-parameter>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wno-unused-parameter>
+  $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>)
 if(SHARDGAN_WERROR)
   target_compile_options(shardgan_warnings INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-Werror>)
 endif()

@@ -4,7 +4,8 @@
 #   launch/bootstrap.sh            build + test + run dependencies
 #   launch/bootstrap.sh --bench    also the Python peers used by bench/ (python3-torch, pandas, sklearn, hyperfine)
 #   launch/bootstrap.sh --list     prints the package list (one a line) and installs nothing: the LibTorch 2.6 legs
-#                                  (tests/legs/trixie.sh) install the same names into a Debian 13 chroot
+#                                  (tests/legs/trixie.sh) install the same names into a Debian 13 chroot (all but the
+#                                  fuzzing compiler, which only this machine's leg uses)
 set -euo pipefail
 
 packages=(
@@ -28,13 +29,14 @@ packages=(
   # the run report's test renders report.html in headless Chromium
   chromium
 )
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-pandas python3-sklearn hyperfine time)
-fi
-
 if [[ "${1:-}" == "--list" ]]; then
   printf '%s\n' "${packages[@]}"
   exit 0
+fi
+# This machine only (not the LibTorch 2.6 chroots): clang 14 with libFuzzer and the sanitizers, for bench/fuzz.sh.
+packages+=(clang-14 libclang-rt-14-dev)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch python3-pandas python3-sklearn hyperfine time)
 fi
 
 missing=()

@@ -57,6 +57,17 @@ ZipArchive::ZipArchive(const std::filesystem::path& file) : path_(file) {
   const std::string where = file.string();
   fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) fail(where, ": cannot open (", std::strerror(errno), ")");
+  try {
+    read_central_directory();
+  } catch (...) {  // a constructor that throws runs no destructor: close the file here
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
+}
+
+void ZipArchive::read_central_directory() {
+  const std::string where = path_.string();
   const off_t end = ::lseek(fd_, 0, SEEK_END);
   if (end < 0) fail(where, ": cannot seek");
   file_size_ = static_cast<uint64_t>(end);

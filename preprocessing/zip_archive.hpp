@@ -32,6 +32,7 @@ class ZipArchive {
   std::vector<uint8_t> read(std::size_t index) const;
 
  private:
+  void read_central_directory();
   void read_at(uint64_t offset, void* out, std::size_t size) const;
 
   std::filesystem::path path_;

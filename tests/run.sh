@@ -3,16 +3,17 @@
 # packages (launch/bootstrap.sh), then per leg configures (Release), builds and runs ctest (unit, MPI, integration,
 # Slurm, multi-node). CI runs exactly this (.ci/run).
 #   host         Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda
+#   fuzz         every parser's libFuzzer harness for 20 s (bench/fuzz.sh; clang, ASan + UBSan), after host
 #   trixie-cpu   Debian 13 chroot: LibTorch 2.6 (CPU), Open MPI 5, Slurm 24, GCC 14 (tests/legs/trixie.sh)
 #   trixie-cuda  Debian 13 chroot: CUDA LibTorch 2.6 + NCCL 2.22, -Werror; the CPU suite with the CUDA LibTorch loaded
 # Every leg runs even when an earlier one failed; the exit code is non-zero if any failed.
-#   SHARDGAN_LEGS        which legs (default "host trixie-cpu trixie-cuda"); e.g. SHARDGAN_LEGS=host for a quick run
+#   SHARDGAN_LEGS        which legs (default "host fuzz trixie-cpu trixie-cuda"); e.g. SHARDGAN_LEGS=host for a quick run
 #   SHARDGAN_BUILD_DIR   the host leg's build folder (default: build/ in the checkout; the chroot legs use
 #                        build-trixie-cpu/ and build-trixie-cuda/)
 #   extra arguments go to ctest on every leg, e.g.  ./tests/run.sh -L mpi
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-legs=${SHARDGAN_LEGS:-host trixie-cpu trixie-cuda}
+legs=${SHARDGAN_LEGS:-host fuzz trixie-cpu trixie-cuda}
 
 "$root/launch/bootstrap.sh"
 log=$(mktemp)
@@ -24,12 +25,18 @@ for leg in $legs; do
   rc=0
   case $leg in
     host) "$root/tests/build_and_test.sh" "${SHARDGAN_BUILD_DIR:-$root/build}" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    fuzz) SHARDGAN_BUILD_DIR=${SHARDGAN_BUILD_DIR:-$root/build} SHARDGAN_FUZZ_REPLAY=shard "$root/bench/fuzz.sh" 20 2>&1 |
+      tee "$log" || rc=$? ;;
     trixie-cpu | trixie-cuda) "$root/tests/legs/trixie.sh" "${leg#trixie-}" "$@" 2>&1 | tee "$log" || rc=$? ;;
-    *) echo "tests/run.sh: unknown leg '$leg' (host, trixie-cpu, trixie-cuda)" >&2; exit 2 ;;
+    *) echo "tests/run.sh: unknown leg '$leg' (host, fuzz, trixie-cpu, trixie-cuda)" >&2; exit 2 ;;
   esac
-  # ctest's summary: "NN% tests passed, F tests failed out of T"
+  # ctest's summary: "NN% tests passed, F tests failed out of T"; bench/fuzz.sh's: "fuzz: P passed, F failed"
   summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
-  if [[ -n $summary ]]; then
+  fuzz=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+  if [[ -n $fuzz ]]; then
+    read -r p f < <(sed -E 's/fuzz: ([0-9]+) passed, ([0-9]+) failed/\1 \2/' <<<"$fuzz")
+    passed_tests=$((passed_tests + p)) failed_tests=$((failed_tests + f))
+  elif [[ -n $summary ]]; then
     read -r f t < <(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1 \2/' <<<"$summary")
     passed_tests=$((passed_tests + t - f)) failed_tests=$((failed_tests + f))
   fi

@@ -133,10 +133,14 @@ void Watchdog::run() {
     const int bucket = bucket_.load();
     char bucket_text[48] = "";
     if (bucket >= 0) std::snprintf(bucket_text, sizeof(bucket_text), " (bucket %d of the step)", bucket);
+    const long long step = step_.load();
+    char when[48] = "before the first step";
+    if (step >= 0) std::snprintf(when, sizeof(when), "at step %lld", step);
     std::fprintf(stderr,
-                 "shardgan-train: error: rank %d: %s%s at step %lld did not complete within %.0f s (comm.timeout_s): "
-                 "another rank died, hangs or issued a different collective; ending the job\n",
-                 rank_, what, bucket_text, static_cast<long long>(step_.load()), timeout_s_);
+                 "shardgan-train: error: rank %d: %s%s %s did not complete within %.0f s (comm.timeout_s): "
+                 "another rank died or hangs, ranks issued different collectives, or a file could not be read in "
+                 "time; ending the job\n",
+                 rank_, what, bucket_text, when, timeout_s_);
     std::fflush(stderr);
     std::_Exit(kExitCollectiveTimeout);
   }

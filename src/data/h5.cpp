@@ -24,6 +24,8 @@ std::string hdf5_message() {
 /// Elements an attribute or a dataset may hold at most (a class list, a column of one shard): a bound on what a
 /// file can make us allocate before its bytes have been checked.
 constexpr hssize_t kMaxElements = hssize_t{1} << 40;
+/// Strings an attribute may hold (class names): each is a read from HDF5's global heap.
+constexpr hssize_t kMaxAttributeStrings = 1 << 16;
 
 Handle read_attribute(hid_t location, const char* name, const std::string& context) {
   if (H5Aexists(location, name) <= 0) fail(context, ": attribute '", name, "' is missing");
@@ -189,6 +191,8 @@ std::vector<std::string> read_strings_attribute(hid_t location, const char* name
   Handle type(H5Aget_type(attr));
   Handle space(H5Aget_space(attr));
   const hssize_t n = checked_points(space, 1, std::string("attribute '") + name + "'", context);
+  if (n > kMaxAttributeStrings)
+    fail(context, ": attribute '", name, "' holds ", n, " strings (at most ", kMaxAttributeStrings, ")");
   return read_string_values(
       type, static_cast<std::size_t>(n),
       [&](hid_t memtype, void* buf) { check(H5Aread(attr, memtype, buf), context, "reading attribute"); },

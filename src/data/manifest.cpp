@@ -1,5 +1,7 @@
 #include "data/manifest.hpp"
 
+#include <algorithm>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -59,29 +61,45 @@ Manifest Manifest::load(const fs::path& dir) {
   ordered_json j;
   try {
     j = ordered_json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range
     fail(where, ": not valid JSON (", e.what(), ")");
   }
   if (!j.is_object()) fail(where, ": expected a JSON object");
   if (get<std::string>(j, "format", where) != kFormatName) fail(where, ": key 'format' is not \"", kFormatName, "\"");
   Manifest m;
-  m.format_version = get<int>(j, "format_version", where);
+  m.format_version = static_cast<int>(std::clamp<int64_t>(get<int64_t>(j, "format_version", where), -1, 1 << 20));
   if (m.format_version != kFormatVersion)
     fail(where, ": format_version ", m.format_version, " is not supported (this build reads ", kFormatVersion, ")");
   m.source = get<std::string>(j, "source", where);
   m.tool_version = get<std::string>(j, "tool_version", where);
   m.command_line = get<std::vector<std::string>>(j, "command_line", where);
-  const auto shape = get<std::vector<int>>(j, "image_shape", where);
+  const auto shape = get<std::vector<int64_t>>(j, "image_shape", where);
   if (shape.size() != 3) fail(where, ": key 'image_shape' must be [height, width, channels]");
-  m.shape = ImageShape{shape[0], shape[1], shape[2]};
+  const auto side = static_cast<int64_t>(kMaxImageSide);
+  if (shape[0] < 1 || shape[1] < 1 || shape[0] > side || shape[1] > side || (shape[2] != 1 && shape[2] != 3))
+    fail(where, ": key 'image_shape' [", shape[0], ", ", shape[1], ", ", shape[2], "] is not an image shape");
+  m.shape = ImageShape{static_cast<int>(shape[0]), static_cast<int>(shape[1]), static_cast<int>(shape[2])};
   m.class_names = get<std::vector<std::string>>(j, "class_names", where);
   m.class_counts = get<std::vector<int64_t>>(j, "class_counts", where);
   m.total_count = get<int64_t>(j, "total_count", where);
-  for (const auto& s : get<ordered_json>(j, "shards", where)) {
+  const auto shards = get<ordered_json>(j, "shards", where);
+  if (!shards.is_array()) fail(where, ": key 'shards' must be a list");
+  int64_t counted = 0;
+  for (const auto& s : shards) {
     const std::string w = where + ": shards[" + std::to_string(m.shards.size()) + "]";
     m.shards.push_back(ShardInfo{get<std::string>(s, "file", w), get<int64_t>(s, "count", w),
                                  get<uint64_t>(s, "bytes", w), get<std::string>(s, "checksum", w)});
+    // Only the names the packer writes: a manifest cannot make a reader open a file outside its folder.
+    if (m.shards.back().file != shard_file_name(static_cast<int>(m.shards.size() - 1)))
+      fail(w, ": file '", m.shards.back().file, "' is not ", shard_file_name(static_cast<int>(m.shards.size() - 1)));
+    if (m.shards.back().count < 0 || m.shards.back().count > (int64_t{1} << 40))
+      fail(w, ": count ", m.shards.back().count, " is out of range");
+    counted += m.shards.back().count;
   }
+  if (m.total_count != counted)
+    fail(where, ": total_count ", m.total_count, " is not the sum of the shards' counts (", counted, ")");
+  if (m.class_counts.size() != m.class_names.size())
+    fail(where, ": ", m.class_counts.size(), " class_counts for ", m.class_names.size(), " class_names");
   if (j.contains("skipped")) {
     for (const auto& s : j["skipped"])
       m.skipped.push_back(SkippedInput{get<std::string>(s, "id", where), get<std::string>(s, "file", where),

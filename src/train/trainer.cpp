@@ -262,13 +262,14 @@ class Trainer {
   const config::Config& cfg_;
   const int rank_, world_;
   const bool root_;
+  comm::Watchdog watchdog_;  ///< first: it also times the start-up (the data check, reading a checkpoint)
+  std::optional<comm::Watchdog::Scope> startup_;
   Plan plan_;
   Gan& gan_;
   const int64_t classes_;
   const std::unique_ptr<GanLoss> loss_;
   int64_t start_step_ = 0;
   std::optional<fs::path> checkpoint_;
-  comm::Watchdog watchdog_;
   std::unique_ptr<comm::Communicator> comm_;
   std::optional<parallel::GradSync> sync_g_, sync_d_;
   std::vector<Tensor> g_float_buffers_;          ///< G's BatchNorm statistics: averaged over the ranks before use
@@ -290,12 +291,17 @@ Trainer::Trainer(const TrainOptions& options, comm::MpiSession& session)
       rank_(session.rank()),
       world_(session.size()),
       root_(rank_ == 0),
+      watchdog_(rank_, cfg_.comm.timeout_s),
+      // A file that makes a reader spin (HDF5's global-heap reader loops on some corrupt heaps) ends the rank with
+      // exit 70 after comm.timeout_s, naming this phase, instead of hanging the job.
+      startup_(std::in_place, watchdog_,
+               "opening the data set and the checkpoint (a shard or checkpoint that is read forever?)"),
       plan_(cfg_, session),
       gan_(plan_.gan),
       classes_(gan_.num_classes()),
-      loss_(make_loss(cfg_.model.loss)),
-      watchdog_(rank_, cfg_.comm.timeout_s) {
+      loss_(make_loss(cfg_.model.loss)) {
   resume();
+  startup_.reset();
   connect();
   if (root_) open_outputs();  // after every rank has read its checkpoint: may move a newer history aside
   open_evaluator();

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "data/dataset_check.hpp"
@@ -120,7 +121,36 @@ TEST(DatasetCheck, ManifestCountsMustMatchTheShards) {
   std::ofstream(tmp / kManifestName) << j.dump();
   const auto problems = check_dataset(tmp.path(), CheckOptions{false, true});
   ASSERT_FALSE(problems.empty());
-  EXPECT_NE(problems[0].find("shards hold 22 images, total_count says 23"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[0].find("total_count 23 is not the sum of the shards' counts (22)"), std::string::npos)
+      << problems[0];
+}
+
+// A hostile manifest: shard names outside the packer's own, counts that do not add up, shapes no image has,
+// numbers JSON cannot hold — one Error naming the key, before any shard is opened.
+TEST(Manifest, OnlyThePackersShardNamesAndConsistentCountsAreAccepted) {
+  TempDir tmp;
+  write_set(tmp.path(), 3, 10);
+  const auto original = nlohmann::json::parse(std::ifstream(tmp / kManifestName));
+  auto refused = [&](const std::function<void(nlohmann::json&)>& edit, const std::string& needle) {
+    auto j = original;
+    edit(j);
+    std::ofstream(tmp / kManifestName) << j.dump();
+    try {
+      Manifest::load(tmp.path());
+      ADD_FAILURE() << "accepted: " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused([](auto& j) { j["shards"][0]["file"] = "../../etc/passwd"; }, "is not shard-00000.h5");
+  refused([](auto& j) { j["shards"][0]["file"] = "/tmp/x.h5"; }, "is not shard-00000.h5");
+  refused([](auto& j) { j["shards"][0]["count"] = -1; }, "count -1 is out of range");
+  refused([](auto& j) { j["image_shape"] = {0, 5, 3}; }, "is not an image shape");
+  refused([](auto& j) { j["image_shape"] = {4, 5, 2}; }, "is not an image shape");
+  refused([](auto& j) { j["class_counts"] = {1, 2}; }, "2 class_counts for 3 class_names");
+  refused([](auto& j) { j["shards"] = 7; }, "key 'shards' must be a list");
+  std::ofstream(tmp / kManifestName) << "{\"format\": 1e999}";
+  EXPECT_THROW(Manifest::load(tmp.path()), Error);  // a number JSON cannot hold: an Error, not another exception
 }
 
 TEST(Manifest, MissingKeysAndWrongTypesNameTheKey) {

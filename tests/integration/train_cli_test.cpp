@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/torch_compat.hpp"
+#include "util/checksum.hpp"
 #include "util/png.hpp"
 
 namespace shardgan {
@@ -435,6 +437,38 @@ TEST_F(TrainCli, ChannelsLastTrainsTheSameModel) {
 
 // SIGTERM while a rank waits in start-up (rank 1 starts 30 s late, so rank 0 sits in MPI_Init or the start-up
 // agreement) ends that rank at once with exit code 75, and the launcher ends the job: no waiting for the other rank.
+// A shard whose bytes match its manifest but make HDF5 1.10's global-heap reader loop (found by fuzz/shard_fuzz.cpp:
+// the vlen class_names attribute of a corrupted heap) must not hang the job: the start-up is timed by the watchdog,
+// which ends the rank with exit 70 after comm.timeout_s naming the phase. (A newer HDF5 may refuse the file at once
+// instead: a clear error naming the shard passes too. What fails is a hang.)
+TEST_F(TrainCli, AShardThatMakesHdf5SpinEndsTheRunInsteadOfHangingIt) {
+  const fs::path dir = tmp_ / "spin";
+  fs::create_directories(dir);
+  fs::copy_file(fs::path(SHARDGAN_TEST_DATA) / "global-heap-loop.h5", dir / "shard-00000.h5");
+  data::Manifest m;
+  m.source = "test";
+  m.shape = data::ShardReader(dir / "shard-00000.h5").shape();
+  m.total_count = data::ShardReader(dir / "shard-00000.h5").count();
+  m.class_names = {"a", "b"};
+  m.class_counts = {m.total_count, 0};
+  data::ShardInfo shard;
+  shard.file = "shard-00000.h5";
+  shard.count = m.total_count;
+  shard.bytes = fs::file_size(dir / "shard-00000.h5");
+  shard.checksum = file_checksum(dir / "shard-00000.h5");
+  m.shards.push_back(shard);
+  m.save(dir);
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = train("--run-dir " + q(tmp_ / "run") + " --set data.path=" + q(dir) + " --set comm.timeout_s=3");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(seconds, 30);
+  const bool timed_out = r.err.find("opening the data set and the checkpoint") != std::string::npos &&
+                         r.err.find("did not complete within 3 s") != std::string::npos;
+  const bool refused = r.err.find("shard-00000.h5") != std::string::npos;
+  EXPECT_TRUE(timed_out || refused) << r.err;
+}
+
 TEST_F(TrainCli, ASignalBeforeTrainingStartsEndsTheRankAtOnce) {
   const fs::path run = tmp_ / "early-signal-run";
   const std::string bin = std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " --run-dir " + q(run);

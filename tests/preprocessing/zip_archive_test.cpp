@@ -114,6 +114,22 @@ TEST(ZipArchive, SizesAndOffsetsThatLieAreRefusedBeforeAnythingIsAllocated) {
   expect_refused(stored_mismatch, "stored entry's sizes differ");
 }
 
+// A zip that fails in the constructor must not keep its file open (found by fuzz/zip_fuzz.cpp: "too many open files").
+TEST(ZipArchive, ARefusedArchiveClosesItsFile) {
+  auto open_files = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator());
+  };
+  RawZip wrap;
+  wrap.eocd64 = true;
+  wrap.cd_offset64 = ~uint64_t{0} - 10;
+  wrap.cd_size64 = 100;
+  TempDir tmp;
+  testing::write_bytes(tmp / "z.zip", wrap.bytes());
+  const auto before = open_files();
+  for (int i = 0; i < 50; ++i) EXPECT_THROW(ZipArchive(tmp / "z.zip"), Error);
+  EXPECT_EQ(open_files(), before);
+}
+
 TEST(ZipArchive, ReadsStoredAndDeflatedEntries) {
   TempDir tmp;
   const std::vector<testing::Member> members = {
