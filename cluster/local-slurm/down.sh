@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops a cluster started by cluster/local-slurm/up.sh and removes its folder: slurmd, slurmctld and munged (from the
-# pid files under DIR/run), every slurmstepd of this cluster and every process of its jobs (the slurmstepds'
+# pid files under DIR/run, each checked to be a daemon up.sh started for DIR), every slurmstepd of this cluster and every process of its jobs (the slurmstepds'
 # descendants). Safe to call twice, on a half-started cluster, and from traps (exits 0 unless DIR is not a
 # local-slurm folder).
 #
@@ -16,6 +16,10 @@ dir=$1 keep=0
 [[ -e $dir ]] || exit 0
 dir=$(cd "$dir" && pwd) || die "cannot enter $dir"
 [[ -e $dir/.local-slurm ]] || die "$dir was not made by up.sh (no .local-slurm marker); not touching it"
+# A marker is easy to plant: the folder must also be ours and writable by nobody else.
+mode=$(stat -c %a "$dir") owner=$(stat -c %u "$dir")
+[[ $owner == "$(id -u)" ]] && ! ((8#$mode & 8#022)) ||
+  die "$dir belongs to uid $owner with mode $mode (not ours alone); not touching it"
 
 stat_field() {  # PID N: the Nth field after the process name in /proc/PID/stat (1: state, 2: parent pid)
   local s f
@@ -48,10 +52,13 @@ ours() {  # the daemons up.sh started (LOCAL_SLURM_DAEMONS_OF=$dir in their envi
   done
 }
 
-stop() {  # PIDFILE...: SIGTERM, up to 5 s, then SIGKILL
+started_here() {  # PID: a daemon up.sh started for this folder (its environment says so; a pid file alone is no proof)
+  { tr '\0' '\n' <"/proc/$1/environ"; } 2>/dev/null | grep -qxF "LOCAL_SLURM_DAEMONS_OF=$dir"
+}
+stop() {  # PIDFILE...: SIGTERM, up to 5 s, then SIGKILL — only processes up.sh started for this folder
   local f pid pids=() left i
   for f in "$@"; do
-    pid=$(cat "$f" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ ]] && ! dead "$pid" && pids+=("$pid")
+    pid=$(cat "$f" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ ]] && ! dead "$pid" && started_here "$pid" && pids+=("$pid")
   done
   ((${#pids[@]})) || return 0
   kill -TERM "${pids[@]}" 2>/dev/null

@@ -19,6 +19,9 @@
 #                            again (Slurm's default is 120; default here 10)
 #   LOCAL_SLURM_MIN_JOB_AGE  seconds a finished job stays visible (default 4, so `sbatch --wait` polls every 2 s)
 #   LOCAL_SLURM_TIMEOUT      seconds to wait for the node to become idle (default 60)
+#   LOCAL_SLURM_ALLOW_NETWORK  1: start even where interfaces other than the loopback are up (the daemons then
+#                            listen on them too); by default up.sh refuses, so run it in a network namespace of its
+#                            own (the tests do: tests/support/private_net.sh)
 #   LOCAL_SLURM_GPUS         fake GPUs for tests of GPU binding (default 0: no GRES at all). N > 0 makes N character
 #                            devices DIR/dev/nvidia0..N-1 (mknod, major 195 like NVIDIA's; nothing drives them) and
 #                            declares them as Slurm GRES: GresTypes=gpu, the node's Gres=gpu:N and DIR/etc/gres.conf
@@ -101,6 +104,14 @@ if [[ -n $missing || -z $plugindir ]]; then
   exit 3
 fi
 
+# The daemons listen on every address of their network namespace (Slurm has no listen-address setting): only in
+# one whose only interface is the loopback are they unreachable from other machines.
+if [[ ${LOCAL_SLURM_ALLOW_NETWORK:-0} != 1 ]] && command -v ip >/dev/null; then
+  other=$(ip -o link show up 2>/dev/null | awk -F': ' '$2 != "lo" { printf "%s ", $2 }')
+  [[ -z $other ]] || die "the daemons would listen on ${other}too; start up.sh in a network namespace with the" \
+    "loopback only (see tests/support/private_net.sh), or set LOCAL_SLURM_ALLOW_NETWORK=1"
+fi
+
 # --- the folder -------------------------------------------------------------------------------------------------
 if (($# == 1)); then
   mkdir -p "$dir"
@@ -108,6 +119,8 @@ if (($# == 1)); then
 else
   dir=$(mktemp -d /tmp/local-slurm-XXXXXX)
 fi
+# Root runs these daemons from files in here: the folder must be ours and writable by nobody else.
+[[ $(stat -c %u "$dir") == "$(id -u)" ]] || die "$dir belongs to uid $(stat -c %u "$dir"), not to $(id -un)"
 chmod 755 "$dir"
 echo "local-slurm cluster made by cluster/local-slurm/up.sh; down.sh removes this folder" >"$dir/.local-slurm"
 mkdir -p "$dir"/{etc,run,log,state,spool/localhost,tmp,munge}

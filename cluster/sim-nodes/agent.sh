@@ -14,6 +14,9 @@ set -euo pipefail
 die() { echo "sim-nodes/agent.sh: $*" >&2; exit 255; }  # 255, like ssh when it cannot connect
 state=${SIM_NODES_STATE:-}
 [[ -n $state && -f $state/nodes ]] || die "SIM_NODES_STATE must name an up.sh state folder (got '${state}')"
+# shellcheck source=cluster/sim-nodes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+problem=$(require_private "$state" "$state/nodes" "$state/agent" 2>&1) || die "$problem"
 
 # ssh-like options before HOST (Open MPI adds none for a custom agent, but plm_rsh_args may).
 while (($#)) && [[ $1 == -* ]]; do
@@ -25,10 +28,9 @@ done
 (($#)) || die "usage: agent.sh [options] HOST [COMMAND...]"
 host=$1
 shift
-read -r name _ pid < <(awk -v h="$host" '$1 == h || $2 == h { print; exit }' "$state/nodes") || true
+read -r name _ pid start < <(awk -v h="$host" '$1 == h || $2 == h { print; exit }' "$state/nodes") || true
 [[ -n ${pid:-} ]] || die "unknown host '$host' (nodes: $(awk '{ printf "%s ", $1 }' "$state/nodes"))"
-[[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"sim-nodes:$state:$name "* ]] ||
-  die "node $name is down (holder $pid gone; run up.sh again)"
+holder_is "$pid" "$state" "$name" "${start:-}" || die "node $name is down (holder $pid gone; run up.sh again)"
 inside=$(nsenter -t "$pid" -u hostname)
 printf '%s %s %s %s\n' "$(date +%T.%N)" "$host" "$inside" "${*:-(shell)}" >>"$state/agent.log"
 

@@ -2,7 +2,7 @@
 # Removes the simulated nodes of STATE_DIR: ends every process inside their network namespaces (orted, ranks,
 # shells — SIGTERM, then SIGKILL after 3 s), then the holders, whereupon the kernel removes the namespaces with
 # their veth pairs, bridge, addresses and bind mounts. Idempotent; never touches processes outside those namespaces,
-# and only holders whose command line names this STATE_DIR. Keeps STATE_DIR's logs (agent.log); removes the rest
+# and only holders that are still the processes up.sh started (start time and command line, lib.sh). Keeps STATE_DIR's logs (agent.log); removes the rest
 # of what up.sh wrote.
 # Usage: cluster/sim-nodes/down.sh STATE_DIR
 set -uo pipefail
@@ -10,16 +10,17 @@ set -uo pipefail
 state=$1
 [[ -d $state ]] || exit 0
 state=$(cd "$state" && pwd)
+# shellcheck source=cluster/sim-nodes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_private "$state" || { echo "sim-nodes/down.sh: refusing $state" >&2; exit 2; }
 
 holders=()   # "NAME PID" of holders still alive and ours
 for f in "$state/switch" "$state/nodes"; do
   [[ -f $f ]] || continue
-  while read -r name a b; do
-    pid=${b:-$a}   # switch lines: "switch PID"; node lines: "NAME IP PID"
-    [[ $pid =~ ^[0-9]+$ ]] || continue
-    if [[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"sim-nodes:$state:$name "* ]]; then
-      holders+=("$name $pid")
-    fi
+  while read -r name a b c; do
+    # switch lines: "switch PID START"; node lines: "NAME IP PID START"
+    if [[ $name == switch ]]; then pid=$a start=$b; else pid=$b start=$c; fi
+    holder_is "$pid" "$state" "$name" "$start" && holders+=("$name $pid")
   done <"$f"
 done
 

@@ -12,9 +12,11 @@ state=$1 node=$2
 shift 2
 [[ -f $state/nodes ]] || die "no simulated nodes in $state (run up.sh N $state)"
 state=$(cd "$state" && pwd)
-read -r name _ pid < <(awk -v h="$node" '$1 == h || $2 == h { print; exit }' "$state/nodes") || true
+# shellcheck source=cluster/sim-nodes/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_private "$state" "$state/nodes" || die "refusing $state"
+read -r name _ pid start < <(awk -v h="$node" '$1 == h || $2 == h { print; exit }' "$state/nodes") || true
 [[ -n ${pid:-} ]] || die "unknown node '$node' (nodes: $(awk '{ printf "%s ", $1 }' "$state/nodes"))"
-[[ $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) == *"sim-nodes:$state:$name "* ]] ||
-  die "node $name is down (holder $pid gone; run up.sh again)"
+holder_is "$pid" "$state" "$name" "${start:-}" || die "node $name is down (holder $pid gone; run up.sh again)"
 (($#)) || set -- "${SHELL:-/bin/bash}"
 exec nsenter -t "$pid" -n -u -m -r --wd="$PWD" -- "$@"

@@ -47,6 +47,9 @@ for tool in unshare nsenter ip mount; do
 done
 mkdir -p "$state"
 state=$(cd "$state" && pwd)
+# shellcheck source=cluster/sim-nodes/lib.sh
+source "$here/lib.sh"
+require_private "$state" || die "refusing $state"
 [[ $state =~ ^[A-Za-z0-9_./+-]+$ ]] || die "STATE_DIR must have a plain path (no blanks or quotes): $state"
 [[ -e $state/nodes || -e $state/switch ]] && die "$state already holds simulated nodes (run down.sh first)"
 
@@ -85,7 +88,7 @@ in_ns() {  # HOLDER_PID NSENTER-ARGS... (one clear line when it fails; the EXIT 
 }
 
 sw=$(start_holder switch --net --uts)
-echo "switch $sw" >"$state/switch"
+echo "switch $sw $(proc_start "$sw")" >"$state/switch"
 in_ns "$sw" -u hostname sim-switch
 in_ns "$sw" -n ip link add br0 type bridge
 in_ns "$sw" -n ip link set br0 up
@@ -100,7 +103,7 @@ in_ns "$sw" -n ip link set br0 up
 for ((i = 1; i <= n; i++)); do
   name=$prefix$i ip=$subnet.$i
   pid=$(start_holder "$name" --net --uts --mount)
-  echo "$name $ip $pid" >>"$state/nodes"
+  echo "$name $ip $pid $(proc_start "$pid")" >>"$state/nodes"
   in_ns "$pid" -u hostname "$name"
   in_ns "$pid" -m mount --bind "$state/hosts" /etc/hosts
   in_ns "$sw" -n ip link add "v$i" type veth peer name eth0 netns "$pid"
@@ -111,7 +114,7 @@ for ((i = 1; i <= n; i++)); do
   echo "$name slots=$slots" >>"$state/hostfile"
 done
 # Links come up asynchronously; wait until every node's eth0 reports UP.
-while read -r name ip pid; do
+while read -r name ip pid _; do
   for ((i = 0; i < 100; i++)); do
     [[ $(in_ns "$pid" -n ip -br link show eth0) == *" UP "* ]] && break
     sleep 0.05
@@ -123,7 +126,7 @@ cat >"$state/agent" <<AGENT
 #!/bin/sh
 SIM_NODES_STATE=$state exec $here/agent.sh "\$@"
 AGENT
-chmod +x "$state/agent"
+chmod 755 "$state/agent"
 # mpi_yield_when_idle: the nodes share this machine's cores, but Open MPI sees only each node's slots and would let
 # waiting ranks spin (measured: 10x slower steps with 4 ranks on 2 real cores).
 echo "--mca plm_rsh_agent $state/agent --mca btl $btl --mca btl_tcp_if_include $subnet.0/24" \
@@ -132,7 +135,7 @@ echo "--mca plm_rsh_agent $state/agent --mca btl $btl --mca btl_tcp_if_include $
 ok=1
 
 echo "sim-nodes: $n node(s) up in $state (switch holder $sw):"
-while read -r name ip pid; do echo "  $name  $ip  holder $pid"; done <"$state/nodes"
+while read -r name ip pid _; do echo "  $name  $ip  holder $pid"; done <"$state/nodes"
 cat <<MSG
 hostfile:     $state/hostfile
 mpirun args:  $(cat "$state/mpirun-args")

@@ -224,6 +224,7 @@ ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.file
     fail(context_, ": /images is not uint8");
   h5::require_backed(images_, static_cast<hssize_t>(d[0] * d[1] * d[2] * d[3]), 1, "/images", context_);
   count_ = static_cast<int64_t>(d[0]);
+  bytes_at_open_ = fs::file_size(file);
   shape_ = ImageShape{static_cast<int>(d[1]), static_cast<int>(d[2]), static_cast<int>(d[3])};
 }
 
@@ -247,6 +248,11 @@ void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
   if (begin < 0 || n < 0 || begin + n > count_)
     fail(context_, ": rows [", begin, ", ", begin + n, ") are outside 0..", count_);
   if (n == 0) return;
+  // HDF5 reads raw data past the end of a file as zeros once its index is cached: a shard truncated or replaced
+  // while it is open must be an error, not silently blank images.
+  std::error_code ec;
+  if (fs::file_size(path_, ec) != bytes_at_open_)
+    fail(context_, ": the file changed while it was open (", ec ? ec.message() : "its size is different now", ")");
   h5::Handle file_space(H5Dget_space(images_));
   const hsize_t start[4] = {hsize_t(begin), 0, 0, 0};
   const hsize_t count[4] = {hsize_t(n), hsize_t(shape_.height), hsize_t(shape_.width), hsize_t(shape_.channels)};

@@ -125,6 +125,7 @@ class ShardReader {
   h5::Handle file_;
   h5::Handle images_;
   int64_t count_ = 0;
+  uintmax_t bytes_at_open_ = 0;
   ImageShape shape_;
 };
 

@@ -337,8 +337,6 @@ void Trainer::resume() {
          " rank(s)); this run has ", global, " (", world_, " x ", plan_.batch,
          "). Resume with the same global batch (train.global_batch = ", state.global_batch,
          ") so that training continues where it stopped in the data order");
-  if (state.step > plan_.total_steps)
-    fail(checkpoint_->string(), ": step ", state.step, " is past this run's last step ", plan_.total_steps);
   if (root_ && state.world_size != world_)
     std::fprintf(stderr, "shardgan-train: resuming a %d-rank run on %d rank(s), global batch %lld as before\n",
                  state.world_size, world_, static_cast<long long>(global));

@@ -24,6 +24,8 @@
 #   1 fail (with the tails of the logs); 2 bad arguments.
 # Environment: SHARDGAN_MPIRUN (mpirun for the local part), SHARDGAN_TEST_KEEP=1 keeps the temp folder.
 set -euo pipefail
+# shellcheck source=tests/support/private_net.sh
+source "$(dirname "$0")/../support/private_net.sh"
 
 if (($# < 1 || $# > 2)) || [[ ${2:-all} != @(local|slurm|all) ]]; then
   echo "usage: gpu_binding_test.sh SOURCE_DIR [local|slurm|all]" >&2

@@ -9,3 +9,8 @@ add_test(NAME slurm_launch
           ${CMAKE_CURRENT_LIST_DIR}/../..)
 set_tests_properties(slurm_launch PROPERTIES
   LABELS "slurm;integration" TIMEOUT 420 PROCESSORS 2 SKIP_RETURN_CODE 77)
+
+# The cluster helpers act only on what they made (folders ours alone, processes proven theirs) and the local Slurm
+# daemons start only where nothing but the loopback is up.
+add_test(NAME cluster_helpers COMMAND ${CMAKE_CURRENT_LIST_DIR}/helpers_test.sh ${CMAKE_CURRENT_LIST_DIR}/../..)
+set_tests_properties(cluster_helpers PROPERTIES LABELS "slurm;multinode;integration" TIMEOUT 60 SKIP_RETURN_CODE 77)

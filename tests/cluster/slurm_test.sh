@@ -18,6 +18,8 @@
 # cluster but keeps the temp folder (job logs, run folders, daemon logs).
 # Usage: slurm_test.sh SHARDGAN_TRAIN SHARDGAN_PACK SHARDGAN_SAMPLE SOURCE_DIR
 set -euo pipefail
+# shellcheck source=tests/support/private_net.sh
+source "$(dirname "$0")/../support/private_net.sh"
 # shellcheck source=tests/support/tiny_model.sh
 source "$(dirname "$0")/../support/tiny_model.sh"
 

@@ -16,7 +16,7 @@ tmp=$(mktemp -d /tmp/shardgan-faults-XXXXXX)
 cleanup() {
   pkill -CONT -f "$tmp" 2>/dev/null
   pkill -KILL -f "$tmp" 2>/dev/null
-  rm -rf "$tmp"
+  [[ ${SHARDGAN_KEEP:-0} == 1 ]] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; for f in "$tmp"/*.err; do echo "--- $f"; tail -5 "$f"; done; exit 1; }
