@@ -80,6 +80,7 @@ for h in "${harnesses[@]}"; do
   bin=$fuzz_build/fuzz/fuzz_$h
   [[ -x $bin ]] || { echo "bench/fuzz.sh: no harness '$h'" >&2; exit 2; }
   corpus=$work/corpus/$h findings=$work/findings/$h
+  rm -rf "$findings"  # this run's findings only (the corpus, which only grows with good inputs, is kept)
   mkdir -p "$corpus" "$findings"
   rc=0
   budget=(-max_total_time="$seconds")

@@ -29,7 +29,7 @@ packages=(
   libhdf5-103-1 libhdf5-dev libsz2 libaec0 libcurl4 libnghttp2-14 librtmp1 libssh2-1 libpsl5 libldap-2.5-0
   libsasl2-2 libsasl2-modules-db libbrotli1
   libgtest-dev libcli11-dev libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev libxxhash-dev libxxhash0
-  libpng-dev libpng16-16 libssl-dev zlib1g-dev)
+  libpng-dev libpng16-16 libssl-dev zlib1g-dev pkgconf pkgconf-bin libpkgconf3)
 (cd "$out.new/debs" && apt-get download "${packages[@]}" >/dev/null) || die "apt-get download failed"
 find "$out.new/debs" -name '*.deb' -size +12M -printf '%f is large (%s bytes)\n' >&2
 

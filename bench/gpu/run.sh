@@ -44,9 +44,12 @@ for lib in "$deps"/usr/lib/x86_64-linux-gnu/*.so.* "$deps"/usr/lib/x86_64-linux-
 done
 export LD_LIBRARY_PATH=$deps/ld${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 if ! command -v mpirun >/dev/null; then
-  export OPAL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
+  # Debian installs mpirun/mpicxx as alternatives links that dpkg -x does not make: make them here.
+  for tool in mpirun mpiexec mpicxx mpicc; do ln -sf "$tool.openmpi" "$deps/usr/bin/$tool"; done
+  export OPAL_PREFIX=$deps/usr PMIX_INSTALL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
   export OMPI_MCA_plm_rsh_agent=false  # one node: no ssh
 fi
+command -v pkg-config >/dev/null || ln -sf pkgconf "$deps/usr/bin/pkg-config"
 say "dependencies: $(ls "$root"/.gpu/debs | wc -l) .debs unpacked in $deps; $(ls "$deps/ld" | wc -l) libraries the" \
   "machine lacks; mpirun: $(command -v mpirun)"
 
@@ -65,6 +68,7 @@ build=$root/build-gpu
 [[ $cpu == 1 ]] && build=$root/build-gpu-cpu
 prefix="$deps/usr${torch_prefix:+;$torch_prefix}"
 args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_PACKER=OFF -DSHARDGAN_BUILD_TESTS=ON
+  "-DMPI_CXX_COMPILER=$(command -v mpicxx)" "-DPKG_CONFIG_EXECUTABLE=$(PATH=$PATH:$deps/usr/bin command -v pkg-config)"
   "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr" "-DCMAKE_CUDA_ARCHITECTURES=90")
 [[ -n $nccl_root ]] && args+=("-DNCCL_ROOT=$nccl_root")
 export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig

@@ -3,6 +3,8 @@
 #include <nccl.h>
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "comm/communicator.hpp"
 #include "comm/mpi_session.hpp"
@@ -228,7 +230,10 @@ class NcclCommunicator final : public Communicator {
   /// The host waits for the communicator's stream (blocking collectives are timed by the watchdog, whose timeout
   /// action aborts the communicator, which makes a hung NCCL kernel return).
   void synchronize(const char* what) {
-    cuda_check(cudaStreamSynchronize(stream_), what, rank_);
+    const cudaError_t synced = cudaStreamSynchronize(stream_);
+    // Aborted by the watchdog, which ends the process in a moment: the communicator is gone, touch nothing.
+    while (aborted_.load()) std::this_thread::sleep_for(std::chrono::seconds(1));
+    cuda_check(synced, what, rank_);
     ncclResult_t async_error = ncclSuccess;
     nccl_check(ncclCommGetAsyncError(comm_, &async_error), "ncclCommGetAsyncError", rank_);
     nccl_check(async_error, what, rank_);

@@ -38,11 +38,12 @@ class WatchedFence final : public Request {
   WatchedFence(std::unique_ptr<Request> inner, Watchdog& watchdog) : inner_(std::move(inner)), watchdog_(watchdog) {}
   bool test() override { return inner_->test(); }
   void wait() override {
-    if (inner_->test()) return;
-    Watchdog::Scope scope(watchdog_, "device work of the previous step (computation and gradient all-reduces)");
-    for (int sleep_us = 10; !inner_->test(); sleep_us = std::min(2 * sleep_us, 1000))
-      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
-    inner_->wait();
+    if (!inner_->test()) {
+      Watchdog::Scope scope(watchdog_, "device work (computation and gradient all-reduces)");
+      for (int sleep_us = 10; !inner_->test(); sleep_us = std::min(2 * sleep_us, 1000))
+        std::this_thread::sleep_for(std::chrono::microseconds(sleep_us));
+    }
+    inner_->wait();  // also when it was done at once: reports a device that failed
   }
 
  private:
@@ -129,7 +130,8 @@ void Watchdog::run() {
     if (what == nullptr) continue;
     const double waited = static_cast<double>(now_ns() - started_ns_.load()) * 1e-9;
     if (waited < timeout_s_) continue;
-    if (timeout_action_) timeout_action_();
+    const std::function<void()> action = timeout_action_;
+    lock.unlock();
     const int bucket = bucket_.load();
     char bucket_text[48] = "";
     if (bucket >= 0) std::snprintf(bucket_text, sizeof(bucket_text), " (bucket %d of the step)", bucket);
@@ -142,6 +144,12 @@ void Watchdog::run() {
                  "time; ending the job\n",
                  rank_, what, bucket_text, when, timeout_s_);
     std::fflush(stderr);
+    // The backend's abort (ncclCommAbort) may itself block while peers are alive: it gets a few seconds on a thread
+    // of its own, then the process ends whatever it did (process exit also tears down the device's work).
+    if (action) {
+      std::thread([action] { action(); }).detach();
+      std::this_thread::sleep_for(std::chrono::seconds(3));
+    }
     std::_Exit(kExitCollectiveTimeout);
   }
 }

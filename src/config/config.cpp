@@ -254,12 +254,52 @@ std::string format_value(const Field& f) {
       f);
 }
 
+/// TOML allows characters beyond ASCII only inside strings and comments. toml++ 3.3 reaches undefined behaviour
+/// (__builtin_unreachable in its whitespace table, found by fuzz/config_fuzz.cpp) when one appears anywhere else, so
+/// such text is refused here, with the line, before toml++ sees it.
+void require_ascii_outside_strings(const std::string& text, const std::string& source) {
+  enum { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } state = kCode;
+  int line = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    const bool three = [&](char q) { return text.compare(i, 3, std::string(3, q)) == 0; }(ch);
+    if (ch == '\n') ++line;
+    switch (state) {
+      case kCode:
+        if (static_cast<unsigned char>(ch) >= 0x80)
+          fail(source, ":", line, ": a character beyond ASCII outside a string or comment");
+        if (ch == '#') state = kComment;
+        if (ch == '"') state = three ? (i += 2, kMultiBasic) : kBasic;
+        if (ch == '\'') state = three ? (i += 2, kMultiLiteral) : kLiteral;
+        break;
+      case kComment:
+        if (ch == '\n') state = kCode;
+        break;
+      case kBasic:
+        if (ch == '\\') ++i;
+        if (ch == '"' || ch == '\n') state = kCode;
+        break;
+      case kLiteral:
+        if (ch == '\'' || ch == '\n') state = kCode;
+        break;
+      case kMultiBasic:
+        if (ch == '\\') ++i;
+        if (three && ch == '"') state = (i += 2, kCode);
+        break;
+      case kMultiLiteral:
+        if (three && ch == '\'') state = (i += 2, kCode);
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 Config parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
   Config c;
   const auto keys = schema(c);
   toml::table table;
+  require_ascii_outside_strings(text, source);
   try {
     table = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
@@ -285,7 +325,10 @@ Config parse(const std::string& text, const std::string& source, const std::vect
     if (it == keys.end()) fail("--set: unknown key '", name, "'", suggestion(name, keys));
     toml::table parsed;
     try {
+      require_ascii_outside_strings("v = " + raw, "--set " + name);
       parsed = toml::parse("v = " + raw);
+    } catch (const Error&) {
+      parsed = toml::table{{"v", raw}};  // a bare word with characters beyond ASCII: a string
     } catch (const toml::parse_error&) {
       parsed = toml::table{{"v", raw}};  // a bare word: a string
     }

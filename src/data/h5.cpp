@@ -26,6 +26,8 @@ std::string hdf5_message() {
 constexpr hssize_t kMaxElements = hssize_t{1} << 40;
 /// Strings an attribute may hold (class names): each is a read from HDF5's global heap.
 constexpr hssize_t kMaxAttributeStrings = 1 << 16;
+/// A fixed-length string's bytes at most (ids and names are short; HDF5 allows up to 2^32).
+constexpr std::size_t kMaxFixedString = 1 << 16;
 
 Handle read_attribute(hid_t location, const char* name, const std::string& context) {
   if (H5Aexists(location, name) <= 0) fail(context, ": attribute '", name, "' is missing");
@@ -68,9 +70,12 @@ std::vector<std::string> read_string_values(hid_t stored_type, std::size_t count
     }
   } else {
     const std::size_t size = H5Tget_size(stored_type);
+    std::size_t bytes = 0;
+    if (size == 0 || size > kMaxFixedString || __builtin_mul_overflow(count, size, &bytes))
+      fail(context, ": fixed-length strings of ", size, " bytes (at most ", kMaxFixedString, ")");
     Handle memtype(H5Tcopy(H5T_C_S1));
     H5Tset_size(memtype, size);
-    std::vector<char> raw(count * size);
+    std::vector<char> raw(bytes);
     reader(memtype.get(), raw.data());
     for (std::size_t i = 0; i < count; ++i) {
       const char* s = raw.data() + i * size;
@@ -250,7 +255,9 @@ Handle open_dataset(hid_t file, const std::string& path, const std::string& cont
 
 void require_backed(hid_t dset, hssize_t elements, std::size_t element_size, const std::string& path,
                     const std::string& context) {
-  const auto declared = static_cast<unsigned long long>(elements) * element_size;
+  unsigned long long declared = 0;
+  if (elements < 0 || __builtin_mul_overflow(static_cast<unsigned long long>(elements), element_size, &declared))
+    fail(context, ": ", path, " declares ", elements, " elements of ", element_size, " bytes: more than can exist");
   const auto stored = static_cast<unsigned long long>(H5Dget_storage_size(dset));
   if (stored < declared)
     fail(context, ": ", path, " declares ", elements, " elements (", declared, " bytes) but the file stores ", stored,

@@ -1,11 +1,12 @@
 #include "data/manifest.hpp"
 
 #include <algorithm>
-
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "util/error.hpp"
+#include "util/json_depth.hpp"
 
 namespace shardgan::data {
 namespace fs = std::filesystem;
@@ -56,11 +57,13 @@ Manifest Manifest::load(const fs::path& dir) {
   const fs::path path = dir / kManifestName;
   const std::string where = path.string();
   if (!fs::is_directory(dir)) fail(dir.string(), ": not a packed data set folder (missing)");
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) fail(where, ": missing or unreadable");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!json_depth_within(text)) fail(where, ": nests deeper than any manifest");
   ordered_json j;
   try {
-    j = ordered_json::parse(in);
+    j = ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range
     fail(where, ": not valid JSON (", e.what(), ")");
   }

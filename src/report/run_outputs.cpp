@@ -10,6 +10,7 @@
 #include "report/report.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/json_depth.hpp"
 
 namespace shardgan::report {
 namespace fs = std::filesystem;
@@ -24,8 +25,12 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
     if (std::sscanf(name.c_str(), "epoch-%lld.png", &n) == 1) step = n * steps_per_epoch;
     if (std::sscanf(name.c_str(), "step-%lld.png", &n) == 1) step = n;
     if (step > resume_step) {
-      fs::create_directories(dir_ / "samples" / "rejected");
-      fs::rename(e.path(), dir_ / "samples" / "rejected" / name);
+      const fs::path rejected = dir_ / "samples" / "rejected";
+      fs::create_directories(rejected);
+      fs::path target = rejected / name;  // an earlier rejected history may hold the same name: keep both
+      for (int i = 1; fs::exists(target); ++i)
+        target = rejected / (e.path().stem().string() + "." + std::to_string(i) + ".png");
+      fs::rename(e.path(), target);
     }
   }
   const fs::path metrics = dir_ / "metrics.jsonl";
@@ -33,7 +38,8 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
     std::ifstream in(metrics);
     std::string kept, rejected;
     for (std::string line; std::getline(in, line);) {
-      const auto j = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
+      const auto j = json_depth_within(line) ? nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false)
+                                             : nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded);
       if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
           j["step"].get<int64_t>() > resume_step) {
         rejected += line + "\n";  // a later history, or a line a crash cut short

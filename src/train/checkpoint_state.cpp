@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "util/checksum.hpp"
+#include "util/json_depth.hpp"
 
 namespace shardgan::train {
 namespace fs = std::filesystem;
@@ -63,6 +64,7 @@ std::string checkpoint_state_json(const CheckpointState& state, const std::map<s
 
 CheckpointState parse_checkpoint_state(const std::string& text, const std::string& source,
                                        std::map<std::string, std::string>* checksums) {
+  if (!json_depth_within(text)) throw CorruptCheckpoint(cat(source, ": nests deeper than any state.json"));
   const ordered_json j = ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) throw CorruptCheckpoint(cat(source, ": not a JSON object"));
   CheckpointState s;
@@ -109,10 +111,22 @@ CheckpointState parse_checkpoint_state(const std::string& text, const std::strin
   return s;
 }
 
+namespace {
+
+/// symlink_status that tells "not there" (a damaged checkpoint) from "cannot look" (an I/O or permission error,
+/// which proves nothing about the checkpoint and stops the caller with a plain Error).
+fs::file_status status_of(const fs::path& p) {
+  std::error_code ec;
+  const fs::file_status status = fs::symlink_status(p, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) fail(p.string(), ": cannot be examined (", ec.message(), ")");
+  return status;
+}
+
+}  // namespace
+
 CheckpointState read_checkpoint_state(const fs::path& dir) {
   const fs::path file = dir / "state.json";
-  std::error_code ec;
-  const fs::file_status status = fs::symlink_status(file, ec);
+  const fs::file_status status = status_of(file);
   if (!fs::exists(status)) throw CorruptCheckpoint(cat(file.string(), ": missing (incomplete checkpoint)"));
   if (!fs::is_regular_file(status)) throw CorruptCheckpoint(cat(file.string(), ": not a regular file"));
   if (fs::file_size(file) > kMaxStateBytes) throw CorruptCheckpoint(cat(file.string(), ": larger than any state.json"));
@@ -130,7 +144,7 @@ CheckpointState read_checkpoint_state(const fs::path& dir) {
   }
   for (const auto& [name, sum] : checksums) {
     const fs::path f = dir / name;
-    const fs::file_status st = fs::symlink_status(f, ec);
+    const fs::file_status st = status_of(f);
     if (!fs::exists(st)) throw CorruptCheckpoint(cat(f.string(), ": missing (incomplete checkpoint)"));
     if (!fs::is_regular_file(st)) throw CorruptCheckpoint(cat(f.string(), ": not a regular file"));
     if (file_checksum(f) != sum) throw CorruptCheckpoint(cat(f.string(), ": checksum mismatch (corrupted checkpoint)"));

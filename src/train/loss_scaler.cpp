@@ -19,17 +19,17 @@ torch::Tensor LossScaler::scale(const torch::Tensor& loss) const {
   return enabled_ ? loss * scale_ : loss;
 }
 
-bool LossScaler::unscale_and_check(const std::vector<torch::Tensor>& parameters) const {
-  if (!enabled_) return true;
+torch::Tensor LossScaler::unscale_and_check(const std::vector<torch::Tensor>& parameters) const {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> bad;
   for (const auto& p : parameters) {
     const torch::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    g.mul_(1.0 / scale_);
-    bad.push_back(torch::isfinite(g).logical_not().any());
+    if (enabled_) g.mul_(1.0 / scale_);
+    if (enabled_) bad.push_back(torch::isfinite(g).logical_not().any());
   }
-  return bad.empty() || !torch::stack(bad).any().item<bool>();  // one device-to-host read for all
+  if (bad.empty()) return torch::zeros({}, torch::kBool);
+  return torch::stack(bad).any();
 }
 
 void LossScaler::update(bool skipped) {

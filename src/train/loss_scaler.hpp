@@ -20,9 +20,10 @@ class LossScaler {
   bool enabled() const { return enabled_; }
   /// `loss` times the scale (`loss` itself when disabled).
   torch::Tensor scale(const torch::Tensor& loss) const;
-  /// Divides the defined gradients of `parameters` by the scale, in place; whether every element is finite. This is
-  /// this rank's verdict: the trainer all-reduces it so that every rank skips the same updates.
-  bool unscale_and_check(const std::vector<torch::Tensor>& parameters) const;
+  /// Divides the defined gradients of `parameters` by the scale, in place, and returns (on their device, without
+  /// waiting for it) a boolean scalar: whether any element is inf or NaN. This is this rank's verdict: the trainer
+  /// reads it under the watchdog and all-reduces it, so that every rank skips the same updates.
+  torch::Tensor unscale_and_check(const std::vector<torch::Tensor>& parameters) const;
   /// End of a training step: `skipped` says whether any update of the step was skipped.
   void update(bool skipped);
 

@@ -37,6 +37,7 @@
 #include "train/torch_compat.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/error_message.hpp"
 #include "util/random.hpp"
 
 namespace shardgan::train {
@@ -247,6 +248,7 @@ class Trainer {
   bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
               const Tensor& loss);
   bool gradients_finite(torch::nn::Module& module);
+  void wait_for_device();
   void ema_update(int64_t done) { gan_.update_ema(done); }
   // After the step.
   Due due_after(int64_t done, bool stop) const;
@@ -388,7 +390,7 @@ void Trainer::open_outputs() {
   fs::create_directories(options_.run_dir);
   // A history after the resumed step (corrupt checkpoints --resume auto skipped, or a newer branch an explicit
   // --resume replaces) is moved aside, never deleted: checkpoints here, metrics rows and grids by RunOutputs.
-  if (checkpoint_)
+  if (!options_.resume.empty())  // also when --resume auto found nothing valid and starts at step 0
     for (const auto& moved : reject_checkpoints_after(options_.run_dir, start_step_))
       std::fprintf(stderr, "shardgan-train: moved %s aside (newer than the resumed step)\n", moved.c_str());
   write_text_atomically(options_.run_dir / "config.toml", plan_.config_toml);
@@ -527,8 +529,16 @@ bool Trainer::update(torch::nn::Module& module, parallel::GradSync& sync, torch:
 /// The loss scaler's check of the averaged gradients, agreed by all ranks (any rank's inf skips the update on all).
 bool Trainer::gradients_finite(torch::nn::Module& module) {
   if (!gan_.loss_scaler.enabled()) return true;
-  const int64_t bad = gan_.loss_scaler.unscale_and_check(module.parameters()) ? 0 : 1;
+  const Tensor found = gan_.loss_scaler.unscale_and_check(module.parameters());
+  wait_for_device();
+  const int64_t bad = found.item<bool>() ? 1 : 0;
   return (world_ > 1 ? comm_->allreduce(bad, comm::ReduceOp::kSum) : bad) == 0;
+}
+
+/// Every host read of this step's device values (fp16's verdict, log means, checkpoints) waits here first, under
+/// the watchdog: a hung peer's collective is then a timeout, not a copy that never returns. Free on the CPU.
+void Trainer::wait_for_device() {
+  comm_->fence()->wait();
 }
 
 Due Trainer::due_after(int64_t done, bool stop) const {
@@ -547,6 +557,7 @@ Due Trainer::due_after(int64_t done, bool stop) const {
 
 void Trainer::after_step(int64_t done, bool stop) {
   const Due due = due_after(done, stop);
+  if (due.log || due.sample || due.check || due.eval || due.checkpoint) wait_for_device();
   maybe_log(done, due);
   // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
   if (due.sample || due.check || due.eval) parallel::average_tensors(*comm_, g_float_buffers_);
@@ -675,7 +686,18 @@ int train(const TrainOptions& options, comm::MpiSession& session) {
     return 0;
   }
   Trainer trainer(options, session);
-  return trainer.run();
+  try {
+    return trainer.run();
+  } catch (const std::exception& e) {
+    // With other ranks alive, tearing the trainer down (NCCL's destroy, a device free) can wait for them forever:
+    // say what went wrong and end the job first.
+    if (session.size() > 1) {
+      std::fprintf(stderr, "shardgan-train: error: rank %d: %s\n", session.rank(), error_message(e).c_str());
+      std::fflush(stderr);
+      comm::MpiSession::abort(1);
+    }
+    throw;
+  }
 }
 
 }  // namespace shardgan::train

@@ -24,12 +24,18 @@
 #   1 fail (with the tails of the logs); 2 bad arguments.
 # Environment: SHARDGAN_MPIRUN (mpirun for the local part), SHARDGAN_TEST_KEEP=1 keeps the temp folder.
 set -euo pipefail
-# shellcheck source=tests/support/private_net.sh
-source "$(dirname "$0")/../support/private_net.sh"
 
 if (($# < 1 || $# > 2)) || [[ ${2:-all} != @(local|slurm|all) ]]; then
   echo "usage: gpu_binding_test.sh SOURCE_DIR [local|slurm|all]" >&2
   exit 2
+fi
+if [[ ${2:-all} == all ]]; then  # each part where it runs: the Slurm part in a network namespace of its own
+  "$0" "$1" local || exit
+  exec "$0" "$1" slurm
+fi
+if [[ $2 == slurm ]]; then
+  # shellcheck source=tests/support/private_net.sh
+  source "$(dirname "$0")/../support/private_net.sh"
 fi
 src=$(realpath -m "$1") part=${2:-all}
 local_sh=$src/launch/train-local.sh sbatch_file=$src/cluster/slurm/train.sbatch

@@ -34,16 +34,19 @@ TEST(WatchdogDeathTest, AHungCollectiveEndsTheProcessNamingRankStepOperationAndB
       "rank 3: gradient all-reduce \\(bucket 1 of the step\\) at step 41 did not complete within 1 s");
 }
 
-TEST(WatchdogDeathTest, ATimeoutRunsTheCommunicatorsAbortActionFirst) {
+TEST(WatchdogDeathTest, ATimeoutPrintsThenRunsTheCommunicatorsAbortActionAndEnds) {
   EXPECT_EXIT(
       {
         Watchdog w(0, 1.0);
-        w.set_timeout_action([] { std::fprintf(stderr, "abort action ran\n"); });
-        Watchdog::Scope scope(w, "device work of the previous step");
+        w.set_timeout_action([] {
+          std::fprintf(stderr, "abort action ran\n");
+          std::this_thread::sleep_for(std::chrono::hours(1));  // an abort that blocks must not keep the process
+        });
+        Watchdog::Scope scope(w, "device work");
         std::this_thread::sleep_for(std::chrono::seconds(10));
       },
       ::testing::ExitedWithCode(kExitCollectiveTimeout),
-      "abort action ran\n.*rank 0: device work of the previous step");
+      "rank 0: device work before the first step did not complete within 1 s.*\n.*abort action ran");
 }
 
 TEST(Watchdog, AScopeEndsItsWaitAlsoWhenItThrows) {

@@ -66,6 +66,20 @@ TEST(Config, NanAndInfinityAreRefusedForEveryFloatKeyWithTheKeyNamed) {
   EXPECT_NE(error_of(kMinimal + "[optim]\nlr_g = nan\n").find("key 'optim.lr_g' is nan"), std::string::npos);
 }
 
+// toml++ 3.3 reaches undefined behaviour on a character beyond ASCII where TOML expects whitespace (found by
+// fuzz/config_fuzz.cpp): such characters are refused outside strings and comments, with the line, before toml++.
+TEST(Config, CharactersBeyondAsciiOnlyInStringsAndComments) {
+  EXPECT_EQ(error_of(kMinimal + "[train]\n\xc3\xa9 epochs = 3\n"),
+            "run.toml:4: a character beyond ASCII outside a string or comment");
+  EXPECT_EQ(error_of(kMinimal + "[train] \xc2\xa0\n"),
+            "run.toml:3: a character beyond ASCII outside a string or comment");
+  EXPECT_EQ(error_of("# caf\xc3\xa9 \"quoted\" 'too'\n[data]\npath = \"donn\xc3\xa9es/x\"\n"
+                     "[eval]\nclassifier = 'cl\xc3\xa9.pt' # \xc3\xa9\n"),
+            "");
+  EXPECT_EQ(error_of("[data]\npath = \"\"\"a\n\xc3\xa9\\\"\"\"\"\"\n"), "");
+  EXPECT_EQ(parse(kMinimal, "t", {"eval.classifier=caf\xc3\xa9.pt"}).eval.classifier, "caf\xc3\xa9.pt");
+}
+
 TEST(Config, OverridesFromTheCommandLine) {
   const Config c =
       parse(kMinimal, "run.toml",

@@ -151,6 +151,8 @@ TEST(Manifest, OnlyThePackersShardNamesAndConsistentCountsAreAccepted) {
   refused([](auto& j) { j["shards"] = 7; }, "key 'shards' must be a list");
   std::ofstream(tmp / kManifestName) << "{\"format\": 1e999}";
   EXPECT_THROW(Manifest::load(tmp.path()), Error);  // a number JSON cannot hold: an Error, not another exception
+  std::ofstream(tmp / kManifestName) << std::string(200000, '[');
+  EXPECT_THROW(Manifest::load(tmp.path()), Error);  // nesting that would overflow the stack: refused before parsing
 }
 
 TEST(Manifest, MissingKeysAndWrongTypesNameTheKey) {

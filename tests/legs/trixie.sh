@@ -81,7 +81,7 @@ in_chroot() {  # ROOT COMMAND...
     mount --bind "$tmp" "$root/tmp"
     exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive "$@"
-  ' in_chroot "$root" "$src" "$scratch" "$@"
+  ' in_chroot "$root" "$src" "$scratch" "$@" 9>&-  # the lock stays with this script, not with what tests leave
 }
 
 # Makes $cache/trixie-LEG when it is missing or its recipe changed: built under a temporary name, renamed when
@@ -125,7 +125,7 @@ make_chroot() {  # LEG
 
 mkdir -p "$cache"
 exec 9>"$cache/trixie.lock"
-flock 9  # one leg at a time per cache
+flock -w 3600 9 || cannot "another leg has held $cache/trixie.lock for an hour"  # one leg at a time per cache
 scratch=$(mktemp -d /tmp/shardgan-trixie-XXXXXX)  # the chroot's /tmp
 chmod 1777 "$scratch"  # as /tmp is (munged refuses a socket below a folder others cannot enter)
 trap 'rm -rf "$scratch"' EXIT
