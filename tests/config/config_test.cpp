@@ -73,7 +73,7 @@ TEST(Config, CharactersBeyondAsciiOnlyInStringsAndComments) {
             "run.toml:4: a character beyond ASCII outside a string or comment");
   EXPECT_EQ(error_of(kMinimal + "[train] \xc2\xa0\n"),
             "run.toml:3: a character beyond ASCII outside a string or comment");
-  EXPECT_EQ(error_of("# caf\xc3\xa9 \"quoted\" 'too'\n[data]\npath = \"donn\xc3\xa9es/x\"\n"
+  EXPECT_EQ(error_of("# caf\xc3\xa9 \"quoted\" 'too'\n[data]\npath = \"donn\xc3\xa9" "es/x\"\n"
                      "[eval]\nclassifier = 'cl\xc3\xa9.pt' # \xc3\xa9\n"),
             "");
   EXPECT_EQ(error_of("[data]\npath = \"\"\"a\n\xc3\xa9\\\"\"\"\"\"\n"), "");

@@ -59,17 +59,14 @@ class TrainCli : public ::testing::Test {
   }
   /// The error line of a failed run: exactly one "error:" line, naming what is wrong.
   static void expect_error(const RunResult& r, const std::string& needle) {
-    EXPECT_NE(r.exit_code, 0);
-    int errors = 0;
-    for (const auto& line : r.err_lines()) {
-      if (line.find("error:") == std::string::npos) continue;
-      ++errors;
-      EXPECT_NE(line.find(needle), std::string::npos) << line;
-    }
-    EXPECT_EQ(errors, 1) << r.err;
+    EXPECT_EQ(error_lines(r, needle), 1) << r.err;
   }
   /// The same under mpirun: every rank that detects the error prints the same line (with its rank), then the job ends.
   static void expect_error_on_ranks(const RunResult& r, const std::string& needle) {
+    EXPECT_GE(error_lines(r, needle), 1) << r.err;
+  }
+  /// A failed run's "error:" lines, each of which must name `needle`.
+  static int error_lines(const RunResult& r, const std::string& needle) {
     EXPECT_NE(r.exit_code, 0);
     int errors = 0;
     for (const auto& line : r.err_lines()) {
@@ -77,7 +74,7 @@ class TrainCli : public ::testing::Test {
       ++errors;
       EXPECT_NE(line.find(needle), std::string::npos) << line;
     }
-    EXPECT_GE(errors, 1) << r.err;
+    return errors;
   }
 
   static inline TempDir* data_ = nullptr;
