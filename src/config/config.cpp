@@ -72,6 +72,10 @@ std::vector<Key> schema(Config& c) {
       {"model.batchnorm", choice(c.model.batchnorm, kBatchNorm)},
       {"model.loss", choice(c.model.loss, kLoss)},
       {"model.g_ema", &c.model.g_ema},
+      {"augment.policy", &c.augment.policy},
+      {"augment.ada_target", &c.augment.ada_target},
+      {"augment.ada_interval", &c.augment.ada_interval},
+      {"augment.ada_kimg", &c.augment.ada_kimg},
       {"optim.lr_g", &c.optim.lr_g},
       {"optim.lr_d", &c.optim.lr_d},
       {"optim.beta1", &c.optim.beta1},
@@ -186,7 +190,29 @@ void assign(const Key& key, const toml::node& node, const std::string& source) {
   if (!ok) fail(source, ": key '", key.name, "' must be ", type_name(key.field));
 }
 
-void check_range(const Config& c, const std::string& source) {
+/// augment.policy's words into the flags the trainer reads.
+void parse_augment_policy(Config::Augment& a, const std::string& source) {
+  a.color = a.translation = a.cutout = false;
+  std::string word;
+  std::istringstream words(a.policy);
+  while (std::getline(words, word, ',')) {
+    word.erase(0, word.find_first_not_of(' '));
+    word.erase(word.find_last_not_of(' ') + 1);
+    bool* flag = word == "color" ? &a.color : word == "translation" ? &a.translation : word == "cutout" ? &a.cutout
+                                                                                                     : nullptr;
+    if (flag == nullptr || *flag)
+      fail(source, ": key 'augment.policy' has ", flag ? "a repeated" : "an unknown", " operation \"", word,
+           "\"; expected a comma-separated list of color, translation, cutout");
+    *flag = true;
+  }
+  if (a.ada_target < 0 || a.ada_target >= 1) fail(source, ": key 'augment.ada_target' must be in [0, 1) (0: off)");
+  if (a.ada_target > 0 && !a.enabled())
+    fail(source, ": key 'augment.ada_target' needs operations to apply (augment.policy is empty)");
+  if (a.ada_interval <= 0) fail(source, ": key 'augment.ada_interval' must be positive, got ", a.ada_interval);
+  if (a.ada_kimg <= 0) fail(source, ": key 'augment.ada_kimg' must be positive");
+}
+
+void check_range(Config& c, const std::string& source) {
   auto positive = [&](int64_t v, const char* name) {
     if (v <= 0) fail(source, ": key '", name, "' must be positive, got ", v);
   };
@@ -219,6 +245,7 @@ void check_range(const Config& c, const std::string& source) {
   if (c.optim.beta1 < 0 || c.optim.beta1 >= 1 || c.optim.beta2 < 0 || c.optim.beta2 >= 1)
     fail(source, ": optim.beta1 and optim.beta2 must be in [0, 1)");
   if (c.data.path.empty()) fail(source, ": key 'data.path' is required (a folder written by shardgan-pack)");
+  parse_augment_policy(c.augment, source);
 }
 
 std::string hex64(uint64_t v) {

@@ -40,6 +40,15 @@ struct Config {
     Loss loss = Loss::kBce;
     double g_ema = 0.999;  ///< decay of the generator's weight average (0: no EMA generator)
   } model;
+  struct Augment {
+    std::string policy;       ///< DiffAugment operations, comma-separated: color, translation, cutout ("": none)
+    double ada_target = 0;    ///< > 0: adaptive probability p steered so that E[sign(D(real))] ≈ this (ADA)
+    int64_t ada_interval = 4; ///< steps between adjustments of p
+    double ada_kimg = 500;    ///< thousands of images over which p can move from 0 to 1
+    // Parsed from `policy` when the config is loaded:
+    bool color = false, translation = false, cutout = false;
+    bool enabled() const { return color || translation || cutout; }
+  } augment;
   struct Optim {
     double lr_g = 2e-4;
     double lr_d = 2e-4;

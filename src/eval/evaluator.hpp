@@ -24,14 +24,20 @@ struct EvalResult {
   std::optional<double> class_consistency;  ///< conditional models: classifier accuracy on the requested classes
   std::vector<double> per_class;            ///< the same per class (conditional models)
   double d_real = 0, d_fake = 0;            ///< discriminator's mean probability on the real and the generated images
+  /// k-NN manifold metrics in the classifier's feature space (eval/manifold.hpp, k = 3).
+  double precision = 0, recall = 0, density = 0, coverage = 0;
+  std::vector<double> fd_per_class;  ///< conditional models: FD-clf of each class's images (NaN below 2 per class)
   double seconds = 0;
 };
 
-/// FD-clf, class consistency and discriminator scores, sharded over the ranks of `comm` (nullptr: one process).
+/// FD-clf, precision/recall/density/coverage, class consistency and per-class FD-clf, and discriminator scores,
+/// sharded over the ranks of `comm` (nullptr: one process).
 /// The real side is fixed at construction: `n` images of `dataset` drawn without replacement by `seed` (all of it
 /// when smaller); their classifier features are reduced to mean/covariance once. Each evaluation generates `n`
 /// images with the same noise, each for the class of the real image at the same position (so the generated class
-/// mix is the data's), and every rank handles a contiguous slice of the `n`.
+/// mix is the data's), and every rank handles a contiguous slice of the `n`. The k-NN metrics need every feature on
+/// every rank: the slices are gathered (n × 128 float64, 5 MB for n = 5000) and each rank computes a slice of the
+/// distance blocks.
 class Evaluator {
  public:
   Evaluator(Classifier classifier, const data::ShardDataset& dataset, int64_t n, uint64_t seed, int64_t z_dim,
@@ -48,6 +54,7 @@ class Evaluator {
   int64_t n_, begin_, end_, classes_;
   torch::Tensor real_images_, labels_, z_;  // this rank's slice
   torch::Tensor real_mean_, real_cov_;
+  torch::Tensor real_features_, real_radii_, all_labels_;  // all n (every rank)
 };
 
 }  // namespace shardgan::eval

@@ -148,7 +148,7 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
                           const std::vector<EvalRow>& evals, const std::vector<ReportImage>& images) {
   Curve loss_d{"loss_d", "#d62728", {}, {}}, loss_g{"loss_g", "#1f77b4", {}, {}};
   Curve d_real{"D(x)", "#2ca02c", {}, {}}, d_fake{"D(G(z))", "#ff7f0e", {}, {}};
-  Curve speed{"img/s", "#9467bd", {}, {}};
+  Curve speed{"img/s", "#9467bd", {}, {}}, augment_p{"p", "#e377c2", {}, {}};
   for (const auto& r : rows) {
     const auto s = static_cast<double>(r.step);
     loss_d.x.push_back(s), loss_d.y.push_back(r.loss_d);
@@ -156,6 +156,7 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
     d_real.x.push_back(s), d_real.y.push_back(r.d_real);
     d_fake.x.push_back(s), d_fake.y.push_back(r.d_fake);
     if (r.img_per_s > 0) speed.x.push_back(s), speed.y.push_back(r.img_per_s);
+    if (r.augment_p) augment_p.x.push_back(s), augment_p.y.push_back(*r.augment_p);
   }
   Curve fd{"FD-clf", "#8c564b", {}, {}}, consistency{"class consistency", "#17becf", {}, {}};
   for (const auto& e : evals) {
@@ -192,6 +193,7 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
     const EvalRow& e = evals.back();
     std::string metric = "FD-clf " + num(e.fd_clf) + " (first " + num(evals.front().fd_clf) + ")";
     if (e.class_consistency) metric += ", class consistency " + num(*e.class_consistency * 100, "%.1f") + " %";
+    metric += ", precision " + num(e.precision, "%.3f") + ", recall " + num(e.recall, "%.3f");
     row("metrics at step " + num(static_cast<double>(e.step), "%.0f"),
         metric + ", " + num(static_cast<double>(e.n), "%.0f") + " images, " + escape(e.generator) + " generator");
   }
@@ -201,6 +203,7 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
   h += chart("Losses", "step", {loss_d, loss_g});
   h += chart("Discriminator's mean probability", "step", {d_real, d_fake});
   h += chart("Throughput (img/s, all ranks)", "step", {speed});
+  if (!augment_p.x.empty()) h += chart("Adaptive augmentation probability p (ADA)", "step", {augment_p});
   if (!evals.empty()) {
     h += chart("FD-clf (lower is better)", "epoch", {fd});
     if (!consistency.x.empty()) h += chart("Class consistency (higher is better)", "epoch", {consistency});
@@ -209,14 +212,18 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
   if (!evals.empty()) {
     h += "<p class=\"muted\">FD-clf: Fréchet distance between real and generated images in the feature space of the "
          "run's own classifier (shardgan-eval train-classifier); not comparable with Inception FID. Class "
-         "consistency: how often that classifier assigns a generated image to the class it was generated for.</p>";
-    h += "<table><tr><th>step</th><th>epoch</th><th>FD-clf</th><th>class consistency</th><th>D(real)</th>"
-         "<th>D(fake)</th></tr>";
+         "consistency: how often that classifier assigns a generated image to the class it was generated for. "
+         "Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020): k-NN manifolds "
+         "(k = 3) in the same feature space; fidelity (precision, density) and diversity (recall, coverage).</p>";
+    h += "<table><tr><th>step</th><th>epoch</th><th>FD-clf</th><th>class consistency</th><th>precision</th>"
+         "<th>recall</th><th>density</th><th>coverage</th><th>D(real)</th><th>D(fake)</th></tr>";
     for (const auto& e : evals)
       h += "<tr><td>" + num(static_cast<double>(e.step), "%.0f") + "</td><td>" + num(e.epoch_fraction, "%.2f") +
            "</td><td>" + num(e.fd_clf) + "</td><td>" +
            (e.class_consistency ? num(*e.class_consistency * 100, "%.1f") + " %" : std::string("–")) + "</td><td>" +
-           num(e.d_real, "%.3f") + "</td><td>" + num(e.d_fake, "%.3f") + "</td></tr>";
+           num(e.precision, "%.3f") + "</td><td>" + num(e.recall, "%.3f") + "</td><td>" + num(e.density, "%.3f") +
+           "</td><td>" + num(e.coverage, "%.3f") + "</td><td>" + num(e.d_real, "%.3f") + "</td><td>" +
+           num(e.d_fake, "%.3f") + "</td></tr>";
     h += "</table>\n";
   }
 

@@ -35,6 +35,11 @@ EvalRow eval_row(const eval::EvalResult& r, int64_t step, double epoch_fraction,
   row.per_class = r.per_class;
   row.d_real = r.d_real;
   row.d_fake = r.d_fake;
+  row.precision = r.precision;
+  row.recall = r.recall;
+  row.density = r.density;
+  row.coverage = r.coverage;
+  row.fd_per_class = r.fd_per_class;
   row.n = r.n;
   row.seconds = r.seconds;
   row.generator = generator;
@@ -53,6 +58,7 @@ ordered_json to_json(const MetricsRow& r) {
   j["elapsed_s"] = r.elapsed_s;
   if (r.loss_scale) j["loss_scale"] = *r.loss_scale;
   if (r.skipped_updates) j["skipped_updates"] = *r.skipped_updates;
+  if (r.augment_p) j["augment_p"] = *r.augment_p;
   return j;
 }
 
@@ -63,12 +69,19 @@ ordered_json to_json(const EvalRow& e, const std::vector<std::string>& class_nam
   j["epoch"] = e.epoch_fraction;
   j["fd_clf"] = e.fd_clf;
   j["class_consistency"] = e.class_consistency ? ordered_json(*e.class_consistency) : nullptr;
-  if (!e.per_class.empty()) {
+  const auto by_class = [&](const char* key, const std::vector<double>& values) {
+    if (values.empty()) return;
     ordered_json per_class = ordered_json::object();
-    for (std::size_t k = 0; k < e.per_class.size(); ++k)
-      per_class[k < class_names.size() ? class_names[k] : std::to_string(k)] = e.per_class[k];
-    j["class_consistency_per_class"] = per_class;
-  }
+    for (std::size_t k = 0; k < values.size(); ++k)  // NaN is written as null
+      per_class[k < class_names.size() ? class_names[k] : std::to_string(k)] = values[k];
+    j[key] = per_class;
+  };
+  by_class("class_consistency_per_class", e.per_class);
+  j["precision"] = e.precision;
+  j["recall"] = e.recall;
+  j["density"] = e.density;
+  j["coverage"] = e.coverage;
+  by_class("fd_clf_per_class", e.fd_per_class);
   j["d_real"] = e.d_real;
   j["d_fake"] = e.d_fake;
   j["n"] = e.n;
@@ -93,6 +106,7 @@ std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
   if (j.contains("loss_scale") && j["loss_scale"].is_number()) r.loss_scale = j["loss_scale"].get<double>();
   if (j.contains("skipped_updates") && j["skipped_updates"].is_number_integer())
     r.skipped_updates = j["skipped_updates"].get<int64_t>();
+  if (j.contains("augment_p") && j["augment_p"].is_number()) r.augment_p = j["augment_p"].get<double>();
   return r;
 }
 
@@ -108,6 +122,13 @@ std::optional<EvalRow> parse_eval_row(const nlohmann::ordered_json& j) {
   if (j.contains("class_consistency_per_class") && j["class_consistency_per_class"].is_object())
     for (const auto& [name, value] : j["class_consistency_per_class"].items())
       if (value.is_number()) e.per_class.push_back(value.get<double>());
+  e.precision = number(j, "precision");
+  e.recall = number(j, "recall");
+  e.density = number(j, "density");
+  e.coverage = number(j, "coverage");
+  if (j.contains("fd_clf_per_class") && j["fd_clf_per_class"].is_object())
+    for (const auto& [name, value] : j["fd_clf_per_class"].items())
+      e.fd_per_class.push_back(value.is_number() ? value.get<double>() : std::numeric_limits<double>::quiet_NaN());
   e.d_real = number(j, "d_real");
   e.d_fake = number(j, "d_fake");
   e.n = integer(j, "n");

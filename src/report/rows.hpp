@@ -20,6 +20,7 @@ struct MetricsRow {
   double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, img_per_s = 0, elapsed_s = 0;
   std::optional<double> loss_scale;        ///< fp16: the dynamic loss scale at this step
   std::optional<int64_t> skipped_updates;  ///< fp16: D and G updates skipped (inf/NaN) since the previous row
+  std::optional<double> augment_p;         ///< ADA: the probability of each augmentation at this step
 };
 
 /// One evaluation (a line of metrics.jsonl with "kind": "eval"; also what shardgan-eval score prints).
@@ -30,6 +31,8 @@ struct EvalRow {
   std::optional<double> class_consistency;
   std::vector<double> per_class;
   double d_real = 0, d_fake = 0;
+  double precision = 0, recall = 0, density = 0, coverage = 0;
+  std::vector<double> fd_per_class;  ///< conditional models, in class order (NaN: fewer than 2 images of a class)
   int64_t n = 0;
   double seconds = 0;
   std::string generator;  ///< "ema" or "g"
@@ -39,7 +42,7 @@ struct EvalRow {
 EvalRow eval_row(const eval::EvalResult& result, int64_t step, double epoch_fraction, const std::string& generator);
 
 nlohmann::ordered_json to_json(const MetricsRow& row);
-/// `class_names` name the per-class consistencies ("class_consistency_per_class": {name: value}).
+/// `class_names` name the per-class values ("class_consistency_per_class", "fd_clf_per_class": {name: value}).
 nlohmann::ordered_json to_json(const EvalRow& row, const std::vector<std::string>& class_names);
 
 /// The row a metrics.jsonl line holds: a training row (it has "loss_d"), an evaluation row ("kind": "eval"), or

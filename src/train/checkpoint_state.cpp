@@ -57,6 +57,7 @@ std::string checkpoint_state_json(const CheckpointState& state, const std::map<s
   j["class_names"] = state.spec.class_names;
   if (state.loss_scale)
     j["loss_scale"] = {{"scale", state.loss_scale->scale}, {"good_steps", state.loss_scale->good_steps}};
+  if (state.augment) j["augment"] = {{"p", state.augment->p}, {"sign_sum", state.augment->sign_sum}};
   j["files"] = ordered_json::object();
   for (const auto& [name, sum] : checksums) j["files"][name] = sum;
   return j.dump(2) + "\n";
@@ -97,6 +98,17 @@ CheckpointState parse_checkpoint_state(const std::string& text, const std::strin
         !std::isfinite(ls["scale"].get<double>()) || ls["scale"].get<double>() < 1)
       throw CorruptCheckpoint(cat(source, ": key 'loss_scale.scale' is not a number >= 1"));
     s.loss_scale = LossScaleState{ls["scale"].get<double>(), integer(ls, "good_steps", 0, kMaxStep, source)};
+  }
+  if (j.contains("augment")) {
+    const auto& a = j["augment"];
+    const auto finite = [&](const char* key) {
+      return a.is_object() && a.contains(key) && a[key].is_number() && std::isfinite(a[key].get<double>());
+    };
+    if (!finite("p") || a["p"].get<double>() < 0 || a["p"].get<double>() > 1)
+      throw CorruptCheckpoint(cat(source, ": key 'augment.p' is not a number in [0, 1]"));
+    if (!finite("sign_sum") || std::abs(a["sign_sum"].get<double>()) > 9007199254740992.0)
+      throw CorruptCheckpoint(cat(source, ": key 'augment.sign_sum' is not a finite number"));
+    s.augment = AugmentState{a["p"].get<double>(), a["sign_sum"].get<double>()};
   }
   const auto& files = j.contains("files") ? j["files"] : ordered_json();
   if (!files.is_object()) throw CorruptCheckpoint(cat(source, ": key 'files' is not an object"));

@@ -19,6 +19,12 @@ struct LossScaleState {
   int64_t good_steps = 0;
 };
 
+/// ADA's adaptive augmentation probability (train/augment.hpp), carried across a resume.
+struct AugmentState {
+  double p = 0;
+  double sign_sum = 0;  ///< signs of D(real) summed over all ranks since p's last adjustment
+};
+
 /// What a checkpoint records besides the tensors.
 struct CheckpointState {
   int64_t step = 0;          ///< steps completed
@@ -29,6 +35,7 @@ struct CheckpointState {
   std::string model_hash;  ///< config::Config::model_hash(): the models' shapes (checked on load)
   data::DataSpec spec;
   std::optional<LossScaleState> loss_scale;  ///< runtime.precision = "fp16" only
+  std::optional<AugmentState> augment;       ///< augment.ada_target > 0 only
 };
 
 /// A checkpoint that is proven broken — unparsable or out-of-range state.json, a missing, extra, non-regular or

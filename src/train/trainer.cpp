@@ -2,7 +2,7 @@
 // communicated or written; the dry run prints it) and a Trainer (the communicators, outputs and metrics around it,
 // and the step). One step is:
 //
-//   agree_to_stop → inputs → d_step → g_step → ema_update → meter → after_step (log, samples, parameter checks,
+//   agree_to_stop → inputs → d_step → g_step → ema_update → ADA's p → meter → after_step (log, samples, parameter checks,
 //   evaluation, checkpoint: each when due)
 //
 // A new loss goes into train/loss.hpp, a new cadence into Due, a new output into after_step.
@@ -30,6 +30,7 @@
 #include "parallel/tensor_comm.hpp"
 #include "report/grid.hpp"
 #include "report/run_outputs.hpp"
+#include "train/augment.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/loss.hpp"
@@ -194,6 +195,7 @@ StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t 
 /// This rank's part of one step, on its device. Labels are undefined for an unconditional model.
 struct StepInputs {
   Tensor real, real_labels, z, fake_labels;
+  AugmentDraw augment_real, augment_fake_d, augment_fake_g;  ///< augment.policy set: this rank's rows of the draws
 };
 
 /// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
@@ -243,6 +245,7 @@ class Trainer {
   // The step.
   bool agree_to_stop();
   StepInputs inputs(data::Batch& batch, int64_t step);
+  Tensor seen_by_d(const Tensor& images, const AugmentDraw& draw) const;
   Tensor d_step(const StepInputs& in, StepLosses& losses);
   void g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses);
   bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
@@ -270,6 +273,7 @@ class Trainer {
   Gan& gan_;
   const int64_t classes_;
   const std::unique_ptr<GanLoss> loss_;
+  AdaptiveAugment ada_;  ///< augment.ada_target > 0: the probability of each augmentation (else always applied)
   int64_t start_step_ = 0;
   std::optional<fs::path> checkpoint_;
   std::unique_ptr<comm::Communicator> comm_;
@@ -301,7 +305,8 @@ Trainer::Trainer(const TrainOptions& options, comm::MpiSession& session)
       plan_(cfg_, session),
       gan_(plan_.gan),
       classes_(gan_.num_classes()),
-      loss_(make_loss(cfg_.model.loss)) {
+      loss_(make_loss(cfg_.model.loss)),
+      ada_(cfg_.augment, plan_.sampler.global_batch(), plan_.placement.device) {
   resume();
   startup_.reset();
   connect();
@@ -345,6 +350,7 @@ void Trainer::resume() {
   load_checkpoint(*checkpoint_, gan_, cfg_.model_hash(), /*optimizers=*/true);
   if (state.loss_scale && gan_.loss_scaler.enabled())
     gan_.loss_scaler.restore(state.loss_scale->scale, state.loss_scale->good_steps);
+  if (state.augment) ada_.restore(state.augment->p, state.augment->sign_sum, root_);
   start_step_ = state.step;
   if (root_)
     std::fprintf(stderr, "shardgan-train: resuming from %s (step %lld)\n", checkpoint_->c_str(),
@@ -434,6 +440,7 @@ int Trainer::run() {
     g_step(in, fake, losses);
     gan_.loss_scaler.update(losses.skipped > 0);
     ema_update(step + 1);
+    ada_.after_step(step + 1, *comm_);
     meter_.add(losses);
     skipped_updates_ += losses.skipped;
     // The host waits for the previous step's device work under the watchdog: a CUDA rank queues at most one step
@@ -475,10 +482,25 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
     in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);  // 512 bytes
     in.fake_labels = noise.fake_labels.narrow(0, rank_ * b, b).to(device);
   }
+  if (cfg_.augment.enabled()) {
+    const auto draw = [&](AugmentRole role) {
+      return draw_augment(static_cast<uint64_t>(cfg_.train.seed), step, role, plan_.sampler.global_batch(),
+                          shape.height, shape.width)
+          .rows(rank_ * b, b, device);
+    };
+    in.augment_real = draw(AugmentRole::kRealD);
+    in.augment_fake_d = draw(AugmentRole::kFakeD);
+    in.augment_fake_g = draw(AugmentRole::kFakeG);
+  }
   return in;
 }
 
-/// D on real vs (detached) generated images; returns the generated batch for g_step.
+/// `images` as D sees them in this step: augmented by augment.policy with `draw` (with ADA's p), or unchanged.
+Tensor Trainer::seen_by_d(const Tensor& images, const AugmentDraw& draw) const {
+  return cfg_.augment.enabled() ? augment(images, cfg_.augment, draw, ada_.p()) : images;
+}
+
+/// D on real vs (detached) generated images, each augmented; returns the generated batch for g_step.
 Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
   auto& G = gan_.generator;
   auto& D = gan_.discriminator;
@@ -489,8 +511,12 @@ Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
     fake = G->forward(in.z, in.fake_labels);
     // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
     const Tensor labels = classes_ > 0 ? torch::cat({in.real_labels, in.fake_labels}) : Tensor();
-    const Tensor both = D->forward(torch::cat({in.real, fake.detach()}), labels).to(torch::kFloat32);
+    const Tensor both = D->forward(torch::cat({seen_by_d(in.real, in.augment_real),
+                                               seen_by_d(fake.detach(), in.augment_fake_d)}),
+                                   labels)
+                            .to(torch::kFloat32);
     const Tensor real_logits = both.narrow(0, 0, b), fake_logits = both.narrow(0, b, b);
+    ada_.observe(real_logits);
     losses.d = loss_->discriminator(real_logits, fake_logits);
     losses.d_real = torch::sigmoid(real_logits.detach()).mean();
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
@@ -505,7 +531,8 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
   for (auto& p : D->parameters()) p.set_requires_grad(false);
   {
     AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
-    losses.g = loss_->generator(D->forward(fake, in.fake_labels).to(torch::kFloat32));
+    losses.g =
+        loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
   const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);
@@ -590,6 +617,7 @@ void Trainer::maybe_log(int64_t done, const Due& due) {
         row.loss_scale = gan_.loss_scaler.value();
         row.skipped_updates = skipped_updates_;
       }
+      if (ada_.enabled()) row.augment_p = ada_.value();
       outputs_->log(row);
       last_row_ = row;
     }
@@ -641,8 +669,15 @@ void Trainer::maybe_sample(int64_t done, const Due& due) {
 }
 
 void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
-  if (!root_ || !due.checkpoint) return;
+  if (!due.checkpoint) return;
+  std::optional<AugmentState> augment;
+  if (ada_.enabled()) {  // collective: the ranks' signs since p's last adjustment are summed
+    const auto [p, sign_sum] = ada_.state(*comm_);
+    augment = AugmentState{p, sign_sum};
+  }
+  if (!root_) return;
   CheckpointState state;
+  state.augment = augment;
   state.step = done;
   state.epoch = done / plan_.steps_per_epoch;
   state.world_size = world_;

@@ -28,6 +28,7 @@ constexpr uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c = 0) {
 enum class Stream : uint64_t {
   kEpochPermutation = 0x5a4d504c45ull,  ///< "ZMPLE": the data order of one epoch (DistributedSampler)
   kStepNoise = 0x4e4f495345ull,         ///< "NOISE": z, fake labels and flips of one step's global batch
+  kAugment = 0x4155474d454e54ull,       ///< "AUGMENT": DiffAugment's per-sample draws of one step and role
   kSampleGrid = 0x53414d504c45ull,      ///< "SAMPLE": the fixed noise of the sample grids
   kEvaluation = 0x4556414cull,          ///< "EVAL": the real subset and the noise of the metrics
   kEmaBatchNorm = 0x454d41424eull,      ///< "EMABN": batches that re-estimate the EMA generator's statistics

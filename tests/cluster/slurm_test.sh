@@ -197,7 +197,12 @@ ok "(b) scancel --batch --signal=USR1 (batch shell only, passed on through srun)
 start_training_job c "$tmp/c-run" 0 150 --set train.max_steps=100000000 --set train.log_every=100 \
   --set output.checkpoint_every_steps=100000000
 c_pid=$job_pid
-scontrol update JobId="$job" TimeLimit=2 || fail "(c) scontrol update JobId=$job TimeLimit=2 failed"
+# A loaded machine can make slurmctld answer late (MessageTimeout): try a few times, keeping scontrol's message.
+for attempt in 1 2 3; do
+  scontrol update JobId="$job" TimeLimit=2 2>"$tmp/scontrol.err" && break
+  ((attempt < 3)) || fail "(c) scontrol update JobId=$job TimeLimit=2 failed: $(tr '\n' ' ' <"$tmp/scontrol.err")"
+  sleep 2
+done
 t_cut=$SECONDS
 c_rc=0
 wait "$c_pid" || c_rc=$?

@@ -80,6 +80,21 @@ TEST(Config, CharactersBeyondAsciiOnlyInStringsAndComments) {
   EXPECT_EQ(parse(kMinimal, "t", {"eval.classifier=caf\xc3\xa9.pt"}).eval.classifier, "caf\xc3\xa9.pt");
 }
 
+TEST(Config, AugmentPolicyIsParsedOnceAndBadWordsAreNamed) {
+  const Config c = parse(kMinimal + "[augment]\npolicy = \"cutout, color\"\nada_target = 0.6\n", "run.toml");
+  EXPECT_TRUE(c.augment.color && c.augment.cutout && !c.augment.translation);
+  EXPECT_FALSE(parse(kMinimal, "run.toml").augment.enabled());
+  EXPECT_EQ(error_of(kMinimal + "[augment]\npolicy = \"color,zoom\"\n"),
+            "run.toml: key 'augment.policy' has an unknown operation \"zoom\"; expected a comma-separated list of "
+            "color, translation, cutout");
+  EXPECT_NE(error_of(kMinimal + "[augment]\npolicy = \"color,color\"\n").find("a repeated operation \"color\""),
+            std::string::npos);
+  EXPECT_EQ(error_of(kMinimal + "[augment]\nada_target = 0.6\n"),
+            "run.toml: key 'augment.ada_target' needs operations to apply (augment.policy is empty)");
+  EXPECT_NE(error_of(kMinimal + "[augment]\npolicy = \"color\"\nada_target = 1.5\n").find("[0, 1)"),
+            std::string::npos);
+}
+
 TEST(Config, OverridesFromTheCommandLine) {
   const Config c =
       parse(kMinimal, "run.toml",

@@ -7,6 +7,7 @@
 
 #include "eval/classifier.hpp"
 #include "eval/frechet.hpp"
+#include "eval/manifold.hpp"
 #include "fixtures.hpp"
 #include "util/error.hpp"
 #include "util/png.hpp"
@@ -64,6 +65,41 @@ TEST(Frechet, InvariantUnderARotationOfBothAndSoundForSingularCovariances) {
   EXPECT_NEAR(fd / singular.trace().item<double>(), 0.0, 1e-6);
   const Tensor root = eval::sqrtm_psd(a);
   EXPECT_TRUE(torch::allclose(root.mm(root), a, 1e-10, 1e-10));
+}
+
+// Known answers of precision/recall/density/coverage (k = 3).
+TEST(Manifold, IdenticalSetsAreFullAndFarApartSetsAreEmpty) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  const Tensor real = torch::randn({600, 16}, gen, torch::kFloat64);
+  const eval::ManifoldMetrics same = eval::manifold_metrics(real, real.clone());
+  EXPECT_EQ(same.precision, 1.0);
+  EXPECT_EQ(same.recall, 1.0);
+  EXPECT_EQ(same.coverage, 1.0);
+  // Each real ball holds its centre and its k neighbours: (k + 1) / k.
+  EXPECT_NEAR(same.density, 4.0 / 3.0, 1e-12);
+  const eval::ManifoldMetrics apart = eval::manifold_metrics(real, real + 1000.0);
+  EXPECT_EQ(apart.precision, 0.0);
+  EXPECT_EQ(apart.recall, 0.0);
+  EXPECT_EQ(apart.density, 0.0);
+  EXPECT_EQ(apart.coverage, 0.0);
+}
+
+// A generator that reproduces only half of the real set (mode dropping): fidelity stays high, diversity halves.
+TEST(Manifold, ModeDroppingLowersRecallAndCoverageNotPrecision) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(4);
+  const Tensor a = torch::randn({300, 8}, gen, torch::kFloat64), b = torch::randn({300, 8}, gen, torch::kFloat64) + 50;
+  const Tensor real = torch::cat({a, b});
+  const Tensor fake = torch::cat({a, a.flip(0)});  // only mode a, every sample twice
+  const eval::ManifoldMetrics m = eval::manifold_metrics(real, fake);
+  EXPECT_EQ(m.precision, 1.0);
+  EXPECT_EQ(m.coverage, 0.5);
+  EXPECT_NEAR(m.recall, 0.5, 1e-12);
+  // Sharded sums add up to the whole: two "ranks" with half the rows each.
+  const Tensor rr = eval::knn_radii(real, 3, {0, 600}), fr = eval::knn_radii(fake, 3, {0, 600});
+  EXPECT_TRUE(torch::equal(torch::cat({eval::knn_radii(real, 3, {0, 250}), eval::knn_radii(real, 3, {250, 600})}), rr));
+  const Tensor halves = eval::manifold_sums(real, rr, fake, fr, {0, 300}, {0, 111}) +
+                        eval::manifold_sums(real, rr, fake, fr, {300, 600}, {111, 600});
+  EXPECT_TRUE(torch::allclose(halves, eval::manifold_sums(real, rr, fake, fr, {0, 600}, {0, 600})));
 }
 
 TEST(FeatureStats, MatchTheDirectMeanAndUnbiasedCovarianceWhateverTheChunks) {

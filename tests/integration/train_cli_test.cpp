@@ -322,6 +322,64 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
   }
 }
 
+// DiffAugment with ADA: every draw comes from (seed, step, global sample index) and p from the signs summed over the
+// ranks, so N ranks x b still equal 1 rank x N*b; p and the signs since its last adjustment are in the checkpoint, so
+// a resume in the middle of ADA's interval is bit-identical.
+TEST_F(TrainCli, AugmentationKeepsRanksTimesBatchAndBitIdenticalResume) {
+  const std::string common =
+      " --set model.dropout=0 --set model.batchnorm=sync --set augment.policy=color,translation,cutout"
+      " --set augment.ada_target=0.05 --set augment.ada_interval=2 --set augment.ada_kimg=0.1"
+      " --set output.checkpoint_every_steps=5 --set train.log_every=1";
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12 --set train.max_steps=12")
+                .exit_code,
+            0);
+  const auto two =
+      train_mpi(2, "--run-dir " + q(tmp_ / "two") + common + " --set train.batch_size=6 --set train.max_steps=12");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "resumed") + common + " --set train.batch_size=12 --set train.max_steps=5")
+                .exit_code,
+            0);
+  // Step 5 is in the middle of ADA's interval: the checkpoint carries the signs of step 5 (all 12 reals).
+  const auto mid = train::read_checkpoint_state(tmp_ / "resumed" / "checkpoints" / "step-000005");
+  ASSERT_TRUE(mid.augment.has_value());
+  EXPECT_NE(mid.augment->sign_sum, 0);
+  EXPECT_LE(std::abs(mid.augment->sign_sum), 12);
+  const auto resumed = train("--run-dir " + q(tmp_ / "resumed") + common +
+                             " --set train.batch_size=12 --set train.max_steps=12 --resume auto");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "plain") + " --set model.dropout=0 --set model.batchnorm=sync"
+                  " --set train.batch_size=12 --set train.max_steps=12")
+                .exit_code,
+            0);
+
+  const auto at_12 = [&](const char* run) { return checkpoint_tensors(tmp_ / run / "checkpoints" / "step-000012"); };
+  const auto one = at_12("one"), many = at_12("two"), again = at_12("resumed"), plain = at_12("plain");
+  ASSERT_EQ(one.size(), many.size());
+  ASSERT_EQ(one.size(), again.size());
+  bool augmentation_changed_something = false;
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    const double scale = std::max(one[i].second.abs().max().item<double>(), 1e-12);
+    EXPECT_LE((one[i].second - many[i].second).abs().max().item<double>() / scale, 1e-5) << one[i].first;
+    EXPECT_TRUE(torch::equal(one[i].second, again[i].second)) << one[i].first << " differs after the resume";
+    augmentation_changed_something |= !torch::equal(one[i].second, plain[i].second);
+  }
+  EXPECT_TRUE(augmentation_changed_something);
+
+  // p moved, is logged, and is the same in the three runs' checkpoints.
+  const auto state = [&](const char* run) {
+    return train::read_checkpoint_state(tmp_ / run / "checkpoints" / "step-000012");
+  };
+  ASSERT_TRUE(state("one").augment.has_value());
+  EXPECT_GT(state("one").augment->p, 0);
+  EXPECT_NEAR(state("two").augment->p, state("one").augment->p, 1e-12);
+  EXPECT_EQ(state("resumed").augment->p, state("one").augment->p);
+  EXPECT_FALSE(state("plain").augment.has_value());
+  const auto rows = metric_rows(tmp_ / "one");
+  ASSERT_EQ(rows.size(), 12u);
+  EXPECT_EQ(rows.front().augment_p.value_or(-1), 0);  // p starts at 0 and first moves after ada_interval steps
+  EXPECT_EQ(rows.back().augment_p.value_or(-1), state("one").augment->p);
+}
+
 // Elastic resume: a run checkpointed on 2 ranks x 8 continues on 1 rank x 16 (the same global batch) exactly where
 // it stopped in the data order, so it ends where 1 rank x 16 would have ended (dropout 0, BatchNorm sync: the
 // conditions under which N ranks x b equal 1 rank x N*b). Another global batch is refused, naming the one to use.

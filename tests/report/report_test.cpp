@@ -40,10 +40,23 @@ TEST(Report, HasEveryCurveTheSamplesAndTheEscapedConfig) {
     r.elapsed_s = 0.1 * s;
     rows.push_back(r);
   }
-  std::vector<report::EvalRow> evals{{0, 0.0, 300, 0.1, {}, 0.5, 0.5, 100, 0.1, "ema"},
-                                     {50, 1.0, 40, 0.8, {}, 0.6, 0.4, 100, 0.1, "ema"}};
+  rows.back().augment_p = 0.25;
+  const auto eval_at = [](int64_t step, double fd, double consistency) {
+    report::EvalRow e;
+    e.step = step;
+    e.epoch_fraction = static_cast<double>(step) / 50;
+    e.fd_clf = fd;
+    e.class_consistency = consistency;
+    e.precision = 0.625;
+    e.recall = 0.375;
+    e.n = 100;
+    e.generator = "ema";
+    return e;
+  };
+  std::vector<report::EvalRow> evals{eval_at(0, 300, 0.1), eval_at(50, 40, 0.8)};
   const std::string html = report::render_report(info, rows, evals, {{"epoch-0001", "\x89PNG"}});
-  for (const char* curve : {"loss_d", "loss_g", "D(x)", "D(G(z))", "img/s", "FD-clf", "class consistency"})
+  EXPECT_NE(html.find("<td>0.625</td><td>0.375</td>"), std::string::npos);  // precision, recall per evaluation
+  for (const char* curve : {"loss_d", "loss_g", "D(x)", "D(G(z))", "img/s", "p", "FD-clf", "class consistency"})
     EXPECT_NE(html.find(std::string("class=\"curve\" data-name=\"") + curve), std::string::npos) << curve;
   EXPECT_NE(html.find("data:image/png;base64,iVBORw=="), std::string::npos);
   EXPECT_NE(html.find("path = &quot;a&lt;b&quot;"), std::string::npos);
