@@ -1,5 +1,6 @@
 #include "pack_output.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -8,8 +9,11 @@
 #include "data/manifest.hpp"
 #include "shardgan/config.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::pack {
+namespace fs = std::filesystem;
+
 namespace {
 
 std::atomic<int> g_signal{0};
@@ -57,11 +61,89 @@ void throw_if_interrupted() {
   if (const int s = g_signal.load()) fail("interrupted by signal ", s, "; no output written");
 }
 
+std::vector<bool> stratified_subset(const std::vector<int64_t>& labels, const std::vector<std::string>& ids,
+                                    int64_t max_images, std::size_t classes) {
+  const std::size_t n = labels.size();
+  if (max_images <= 0 || static_cast<std::size_t>(max_images) >= n) return std::vector<bool>(n, true);
+  std::vector<std::vector<std::size_t>> members(classes);
+  for (std::size_t i = 0; i < n; ++i) members.at(static_cast<std::size_t>(labels[i])).push_back(i);
+  // Quotas: floor of each class's exact share, then one more for the largest fractional parts.
+  std::vector<int64_t> quota(classes);
+  std::vector<std::pair<double, std::size_t>> remainders;
+  int64_t given = 0;
+  for (std::size_t c = 0; c < classes; ++c) {
+    const double exact = static_cast<double>(max_images) * static_cast<double>(members[c].size()) / static_cast<double>(n);
+    quota[c] = static_cast<int64_t>(exact);
+    given += quota[c];
+    remainders.emplace_back(exact - static_cast<double>(quota[c]), c);
+  }
+  std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (std::size_t k = 0; given < max_images && k < remainders.size(); ++k, ++given) ++quota[remainders[k].second];
+  // Within a class: the lowest hashes of the ids (FNV-1a, then splitmix64 to spread similar ids).
+  const auto hash = [](const std::string& id) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char ch : id) h = (h ^ ch) * 1099511628211ull;
+    return rng::splitmix64(h);
+  };
+  std::vector<bool> keep(n, false);
+  for (std::size_t c = 0; c < classes; ++c) {
+    std::vector<std::pair<uint64_t, std::size_t>> ranked;
+    for (std::size_t i : members[c]) ranked.emplace_back(hash(ids[i]), i);
+    std::sort(ranked.begin(), ranked.end());
+    for (int64_t k = 0; k < quota[c]; ++k) keep[ranked[static_cast<std::size_t>(k)].second] = true;
+  }
+  return keep;
+}
+
 PackOutput::PackOutput(const OutputOptions& options, data::ShardSchema schema)
     : options_(options),
       schema_(schema),
-      staging_((check_replaceable(options.out, options.force, replace_rule(options)), options.out)),
-      writer_(staging_.path(), std::move(schema), options.shard_size) {}
+      staging_((check_replaceable(options.out, options.force, replace_rule(options)), options.out)) {
+  if (options.max_images < 0) fail("--max-images: ", options.max_images, " is negative (0: every image)");
+  const fs::path dir = options.max_images > 0 ? staging_.path() / "all" : staging_.path();
+  fs::create_directories(dir);
+  writer_ = std::make_unique<data::ShardWriter>(dir, std::move(schema), options.shard_size);
+}
+
+void PackOutput::select_subset() {
+  const fs::path all_dir = staging_.path() / "all";
+  const std::vector<data::ShardInfo> staged = writer_->finish();
+  std::vector<int64_t> labels;
+  std::vector<std::string> ids;
+  for (const auto& shard : staged) {
+    const data::ShardReader reader(all_dir / shard.file);
+    for (int64_t label : reader.labels()) labels.push_back(label);
+    for (auto& id : reader.ids()) ids.push_back(std::move(id));
+  }
+  const std::vector<bool> keep = stratified_subset(labels, ids, options_.max_images, schema_.class_names.size());
+  note("max_images", std::to_string(options_.max_images));
+  note("selected_from", std::to_string(labels.size()));
+  note("selection", "stratified by class; within a class the lowest hashes of the ids");
+  writer_ = std::make_unique<data::ShardWriter>(staging_.path(), schema_, options_.shard_size);
+  std::size_t row = 0;
+  std::vector<uint8_t> pixels;
+  for (const auto& shard : staged) {
+    const data::ShardReader reader(all_dir / shard.file);
+    const std::size_t bytes = reader.shape().bytes();
+    pixels.resize(bytes * static_cast<std::size_t>(reader.count()));
+    reader.read_images(0, reader.count(), pixels.data());
+    std::vector<std::vector<data::ColumnValue>> columns(static_cast<std::size_t>(reader.count()));
+    for (const auto& column : schema_.columns) {
+      const auto add = [&](const auto& values) {
+        for (std::size_t i = 0; i < values.size(); ++i) columns[i].emplace_back(values[i]);
+      };
+      if (column.type == data::ColumnType::kInt64) add(reader.int64_column(column.path));
+      if (column.type == data::ColumnType::kFloat32) add(reader.float_column(column.path));
+      if (column.type == data::ColumnType::kString) add(reader.string_column(column.path));
+    }
+    for (int64_t i = 0; i < reader.count(); ++i, ++row)
+      if (keep[row])
+        writer_->append(pixels.data() + static_cast<std::size_t>(i) * bytes, labels[row], ids[row],
+                        columns[static_cast<std::size_t>(i)]);
+    throw_if_interrupted();
+  }
+  fs::remove_all(all_dir);
+}
 
 void PackOutput::skip(data::SkippedInput skipped) {
   std::cerr << "shardgan-pack: skipped " << skipped.id << " (" << skipped.file << "): " << skipped.reason << '\n';
@@ -70,8 +152,9 @@ void PackOutput::skip(data::SkippedInput skipped) {
 
 data::Manifest PackOutput::finish(const std::string& what_was_selected) {
   throw_if_interrupted();
-  if (writer_.count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
-  data::Manifest m = data::finish_dataset(writer_, schema_, SHARDGAN_VERSION);
+  if (writer_->count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
+  if (options_.max_images > 0) select_subset();
+  data::Manifest m = data::finish_dataset(*writer_, schema_, SHARDGAN_VERSION);
   m.command_line = options_.command_line;
   m.skipped = skipped_;
   m.source_info = source_info_;

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,19 +19,28 @@ struct OutputOptions {
   bool force = false;
   std::vector<std::filesystem::path> inputs;  ///< never replaced by --force, nor a folder holding one
   int64_t shard_size = 10000;
+  int64_t max_images = 0;  ///< > 0: keep a stratified subset of this many images (see stratified_subset)
   std::vector<std::string> command_line;
 };
 
+/// Which of the records a subset of `max_images` keeps, stratified by class: each class gets its share of
+/// `max_images` (largest remainders; ties to the lower class), and within a class the records whose ids hash lowest.
+/// Deterministic, and independent of the records' order. Everything when there are at most `max_images`.
+std::vector<bool> stratified_subset(const std::vector<int64_t>& labels, const std::vector<std::string>& ids,
+                                    int64_t max_images, std::size_t classes);
+
 /// The output side of every packer: refuses an existing folder (unless --force), writes shards into a staging folder
 /// beside it, records skipped inputs, and on `finish` writes manifest.json and moves the folder into place. If
-/// `finish` is never reached (an error, an interrupt) the staging folder is removed: no half-written output.
+/// `finish` is never reached (an error, an interrupt) the staging folder is removed: no half-written output. With
+/// max_images, every image is first staged in a subfolder and `finish` copies the stratified subset into the shards
+/// (the manifest records max_images and how many images it was chosen from).
 class PackOutput {
  public:
   PackOutput(const OutputOptions& options, data::ShardSchema schema);
 
   void append(const uint8_t* pixels, int64_t label, std::string_view id,
               const std::vector<data::ColumnValue>& columns = {}) {
-    writer_.append(pixels, label, id, columns);
+    writer_->append(pixels, label, id, columns);
   }
   /// Records an input left out (also printed on stderr).
   void skip(data::SkippedInput skipped);
@@ -41,10 +51,13 @@ class PackOutput {
   data::Manifest finish(const std::string& what_was_selected);
 
  private:
+  /// max_images: the staged images' stratified subset into a new writer in the staging folder itself.
+  void select_subset();
+
   OutputOptions options_;
   data::ShardSchema schema_;
   StagingDir staging_;
-  data::ShardWriter writer_;
+  std::unique_ptr<data::ShardWriter> writer_;
   std::vector<data::SkippedInput> skipped_;
   std::vector<std::pair<std::string, std::string>> source_info_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

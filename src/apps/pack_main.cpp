@@ -18,6 +18,9 @@ void add_output_options(CLI::App* cmd, OutputOptions& o, bool shard_size) {
   cmd->add_option("--out", o.out, "output folder (created; must not exist unless --force)")->required();
   cmd->add_flag("--force", o.force, "replace an existing output folder");
   if (shard_size) cmd->add_option("--shard-size", o.shard_size, "images per shard file")->capture_default_str();
+  cmd->add_option("--max-images", o.max_images,
+                  "keep a deterministic subset of this many images, stratified by class (0: all)")
+      ->capture_default_str();
 }
 
 }  // namespace

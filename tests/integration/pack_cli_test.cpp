@@ -121,6 +121,35 @@ TEST_F(Cifar10Cli, SplitsClassIndicesAndShardSize) {
   EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
 }
 
+// --max-images: a stratified subset (each class its share, largest remainders to the lower class), the same whatever
+// the members' order, recorded in the manifest; more than there are keeps everything; a negative count is refused.
+TEST_F(Cifar10Cli, MaxImagesKeepsAStratifiedDeterministicSubset) {
+  expect_ok(pack("cifar10 --input " + q(archive_) + " --max-images 5 --shard-size 2 --out " + q(out_)));
+  const auto m = data::Manifest::load(out_);
+  EXPECT_EQ(m.total_count, 5);
+  EXPECT_EQ(m.class_counts, (std::vector<int64_t>{3, 2}));  // 2.5 each: the remainder goes to the lower class
+  EXPECT_EQ(m.shards.size(), 3u);
+  const auto info = [&](const data::Manifest& manifest, const std::string& key) {
+    for (const auto& [k, v] : manifest.source_info)
+      if (k == key) return v;
+    return std::string();
+  };
+  EXPECT_EQ(info(m, "max_images"), "5");
+  EXPECT_EQ(info(m, "selected_from"), "20");
+  EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+  std::vector<std::string> ids;
+  for (const auto& shard : m.shards)
+    for (const auto& id : data::ShardReader(out_ / shard.file).ids()) ids.push_back(id);
+  // The same subset from the folder (another member order on disk) and in one shard.
+  expect_ok(pack("cifar10 --input " + q(folder_) + " --max-images 5 --out " + q(tmp_ / "again")));
+  const auto again = data::Manifest::load(tmp_ / "again");
+  EXPECT_EQ(data::ShardReader(tmp_ / "again" / again.shards[0].file).ids(), ids);
+  expect_ok(pack("cifar10 --input " + q(archive_) + " --max-images 100 --out " + q(tmp_ / "all")));
+  EXPECT_EQ(data::Manifest::load(tmp_ / "all").total_count, 20);
+  expect_refused(pack("cifar10 --input " + q(archive_) + " --max-images -3 --out " + q(tmp_ / "neg")), tmp_ / "neg",
+                 {"--max-images", "negative"});
+}
+
 TEST_F(Cifar10Cli, MissingInput) {
   expect_refused(pack("cifar10 --input " + q(tmp_ / "nope.tar.gz") + " --out " + q(out_)), out_,
                  {"nope.tar.gz: does not exist"});
@@ -310,6 +339,33 @@ TEST_F(Ham10000Cli, PacksImagesLabelsAndMetadata) {
   EXPECT_TRUE(std::isnan(age[4]));  // empty cell
   EXPECT_FALSE(shard.has("/meta/dataset"));
   EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+}
+
+TEST_F(Ham10000Cli, MaxImagesKeepsEveryMetadataColumnOfTheRowsItKeeps) {
+  expect_ok(pack(base_args()));
+  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(images_) +
+                 " --max-images 7 --out " + q(tmp_ / "half")));
+  const auto m = data::Manifest::load(tmp_ / "half");
+  EXPECT_EQ(m.total_count, 7);
+  const auto full_counts = data::Manifest::load(out_).class_counts;
+  for (std::size_t c = 0; c < full_counts.size(); ++c)  // each class within one image of its share
+    EXPECT_LE(std::abs(static_cast<double>(m.class_counts[c]) - full_counts[c] * 7.0 / 14.0), 1.0) << c;
+  data::ShardReader all(out_ / "shard-00000.h5"), half(tmp_ / "half" / "shard-00000.h5");
+  const auto all_ids = all.ids(), half_ids = half.ids();
+  const auto all_lesions = all.string_column("/meta/lesion_id"), half_lesions = half.string_column("/meta/lesion_id");
+  const auto all_age = all.float_column("/meta/age"), half_age = half.float_column("/meta/age");
+  std::vector<uint8_t> a(32 * 32 * 3), b(32 * 32 * 3);
+  for (std::size_t i = 0; i < half_ids.size(); ++i) {
+    const auto at = std::find(all_ids.begin(), all_ids.end(), half_ids[i]) - all_ids.begin();
+    ASSERT_LT(static_cast<std::size_t>(at), all_ids.size()) << half_ids[i];
+    EXPECT_EQ(half_lesions[i], all_lesions[static_cast<std::size_t>(at)]);
+    EXPECT_TRUE(half_age[i] == all_age[static_cast<std::size_t>(at)] ||
+                (std::isnan(half_age[i]) && std::isnan(all_age[static_cast<std::size_t>(at)])));
+    all.read_images(at, 1, a.data());
+    half.read_images(static_cast<int64_t>(i), 1, b.data());
+    EXPECT_EQ(a, b) << half_ids[i];
+  }
+  EXPECT_EQ(pack("verify " + q(tmp_ / "half")).exit_code, 0);
 }
 
 TEST_F(Ham10000Cli, ThreadCountDoesNotChangeTheBytes) {
