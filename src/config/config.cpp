@@ -22,6 +22,8 @@ constexpr Spelling<Cache> kCache[] = {{Cache::kAuto, "auto"}, {Cache::kMemory, "
 constexpr Spelling<BatchNorm> kBatchNorm[] = {
     {BatchNorm::kLocal, "local"}, {BatchNorm::kSync, "sync"}, {BatchNorm::kNone, "none"}};
 constexpr Spelling<Loss> kLoss[] = {{Loss::kBce, "bce"}, {Loss::kHinge, "hinge"}};
+constexpr Spelling<SpectralNorm> kSpectralNorm[] = {
+    {SpectralNorm::kNone, "none"}, {SpectralNorm::kD, "d"}, {SpectralNorm::kGD, "gd"}};
 constexpr Spelling<Device> kDevice[] = {{Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
 constexpr Spelling<Precision> kPrecision[] = {
     {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
@@ -72,6 +74,7 @@ std::vector<Key> schema(Config& c) {
       {"model.batchnorm", choice(c.model.batchnorm, kBatchNorm)},
       {"model.loss", choice(c.model.loss, kLoss)},
       {"model.g_ema", &c.model.g_ema},
+      {"model.spectral_norm", choice(c.model.spectral_norm, kSpectralNorm)},
       {"augment.policy", &c.augment.policy},
       {"augment.ada_target", &c.augment.ada_target},
       {"augment.ada_interval", &c.augment.ada_interval},
@@ -87,6 +90,8 @@ std::vector<Key> schema(Config& c) {
       {"train.seed", &c.train.seed},
       {"train.deterministic", &c.train.deterministic},
       {"train.log_every", &c.train.log_every},
+      {"train.r1_gamma", &c.train.r1_gamma},
+      {"train.r1_every", &c.train.r1_every},
       {"output.sample_every_epochs", &c.output.sample_every_epochs},
       {"output.sample_every_steps", &c.output.sample_every_steps},
       {"output.sample_count", &c.output.sample_count},
@@ -228,6 +233,8 @@ void check_range(Config& c, const std::string& source) {
   positive(c.output.checkpoint_every_steps, "output.checkpoint_every_steps");
   positive(c.output.keep_checkpoints, "output.keep_checkpoints");
   positive(c.comm.check_every, "comm.check_every");
+  positive(c.train.r1_every, "train.r1_every");
+  if (c.train.r1_gamma < 0) fail(source, ": key 'train.r1_gamma' must be >= 0 (0: off)");
   if (c.comm.timeout_s <= 0) fail(source, ": key 'comm.timeout_s' must be positive");
   if (c.comm.bucket_mb <= 0) fail(source, ": key 'comm.bucket_mb' must be positive");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
@@ -383,6 +390,9 @@ const char* name(BatchNorm value) {
 }
 const char* name(Loss value) {
   return word_of(kLoss, value);
+}
+const char* name(SpectralNorm value) {
+  return word_of(kSpectralNorm, value);
 }
 const char* name(Device value) {
   return word_of(kDevice, value);

@@ -11,12 +11,14 @@ namespace shardgan::config {
 enum class Cache { kAuto, kMemory, kStream };   ///< data.cache
 enum class BatchNorm { kLocal, kSync, kNone };  ///< model.batchnorm
 enum class Loss { kBce, kHinge };               ///< model.loss
+enum class SpectralNorm { kNone, kD, kGD };     ///< model.spectral_norm: on no network, D, or G and D
 enum class Device { kAuto, kCpu, kCuda };       ///< runtime.device
 enum class Precision { kFp32, kBf16, kFp16 };   ///< runtime.precision
 enum class Backend { kAuto, kNccl, kMpi };      ///< comm.backend
 const char* name(Cache value);
 const char* name(BatchNorm value);
 const char* name(Loss value);
+const char* name(SpectralNorm value);
 const char* name(Device value);
 const char* name(Precision value);
 const char* name(Backend value);
@@ -38,6 +40,7 @@ struct Config {
     int64_t embed_dim = 50;
     BatchNorm batchnorm = BatchNorm::kLocal;
     Loss loss = Loss::kBce;
+    SpectralNorm spectral_norm = SpectralNorm::kNone;
     double g_ema = 0.999;  ///< decay of the generator's weight average (0: no EMA generator)
   } model;
   struct Augment {
@@ -63,6 +66,8 @@ struct Config {
     int64_t seed = 0;
     bool deterministic = false;
     int64_t log_every = 50;
+    double r1_gamma = 0;    ///< > 0: R1 penalty γ/2·E‖∇D(x)‖² on (augmented) reals
+    int64_t r1_every = 16;  ///< lazy R1: every this many steps, scaled by it
   } train;
   struct Output {
     int64_t sample_every_epochs = 10;

@@ -7,6 +7,7 @@
 
 #include "model/fast_dropout.hpp"
 #include "model/generator.hpp"
+#include "model/spectral_norm.hpp"
 
 namespace shardgan::model {
 
@@ -16,7 +17,12 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
   nn::Sequential blocks;
   int64_t in = options.channels(), out = options.width();
   for (int64_t size = options.image_size(); size > 4; size /= 2) {
-    blocks->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 4).stride(2).padding(1)));
+    const nn::Conv2d conv(nn::Conv2dOptions(in, out, 4).stride(2).padding(1));
+    if (options.spectral_norm()) {
+      blocks->push_back(SpectralNorm(conv, 0));
+    } else {
+      blocks->push_back(conv);
+    }
     blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
     if (size > 8 && options.dropout() > 0) blocks->push_back(FastDropout(options.dropout()));
     in = out;
@@ -24,13 +30,18 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
   }
   blocks->push_back(nn::Flatten());
   blocks_ = register_module("blocks", blocks);
-  head_ = register_module("head", nn::Linear(in * 16, 1));
+  const nn::Linear head(in * 16, 1);
+  if (options.spectral_norm()) {
+    head_ = nn::AnyModule(register_module("head", SpectralNorm(head, 0)));
+  } else {
+    head_ = nn::AnyModule(register_module("head", head));
+  }
   if (options.num_classes() > 0) embed_ = register_module("embed", nn::Embedding(options.num_classes(), in * 16));
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, const torch::Tensor& labels) {
   const torch::Tensor features = blocks_->forward(images);
-  torch::Tensor logits = head_->forward(features).squeeze(1);
+  torch::Tensor logits = head_.forward(features).squeeze(1);
   if (embed_) logits = logits + (embed_->forward(labels) * features).sum(1);
   return logits;
 }

@@ -1,5 +1,6 @@
 #pragma once
 #include <torch/nn/module.h>
+#include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
@@ -16,6 +17,8 @@ struct DiscriminatorOptions {
   TORCH_ARG(double, dropout) = 0.3;
   /// Classes for conditional discrimination (0 = unconditional): projection discriminator (Miyato & Koyama 2018).
   TORCH_ARG(int64_t, num_classes) = 0;
+  /// Spectral normalisation of every convolution and of the linear head (model/spectral_norm.hpp).
+  TORCH_ARG(bool, spectral_norm) = false;
 };
 
 /// [Conv(4, s2) → LeakyReLU(0.2) → Dropout]×k (no dropout after the last) → flatten → Linear(1): one logit per image
@@ -30,7 +33,7 @@ class DiscriminatorImpl : public torch::nn::Module {
  private:
   DiscriminatorOptions options_;
   torch::nn::Sequential blocks_{nullptr};
-  torch::nn::Linear head_{nullptr};
+  torch::nn::AnyModule head_;  ///< Linear(features → 1), spectrally normalised or not
   torch::nn::Embedding embed_{nullptr};
 };
 TORCH_MODULE(Discriminator);

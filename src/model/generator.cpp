@@ -3,6 +3,7 @@
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/modules/activation.h>
 
+#include "model/spectral_norm.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::model {
@@ -23,20 +24,34 @@ GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
   }
   // No bias when BatchNorm follows: BatchNorm's shift makes it redundant, its gradient is exactly zero, and Adam
   // would turn the rounding noise of that zero into random steps (the seed's Dense has one; it changes nothing).
-  project_ = register_module("project", nn::Linear(nn::LinearOptions(input, channels * 16).bias(!options.batchnorm())));
+  // Spectral normalisation wraps a layer: register it under the layer's name either way.
+  const auto add = [&](const std::string& name, auto layer, int64_t out_dim) {
+    if (options.spectral_norm()) return nn::AnyModule(register_module(name, SpectralNorm(layer, out_dim)));
+    return nn::AnyModule(register_module(name, layer));
+  };
+  project_ = add("project", nn::Linear(nn::LinearOptions(input, channels * 16).bias(!options.batchnorm())), 0);
   if (options.batchnorm()) project_norm_ = register_module("project_norm", SyncBatchNorm(channels * 16));
 
   nn::Sequential blocks;
   for (int64_t size = 4; size * 2 < options.image_size(); size *= 2) {
     const int64_t out = std::max<int64_t>(channels / 2, 1);
-    blocks->push_back(nn::ConvTranspose2d(
-        nn::ConvTranspose2dOptions(channels, out, 4).stride(2).padding(1).bias(!options.batchnorm())));
+    const nn::ConvTranspose2d up(
+        nn::ConvTranspose2dOptions(channels, out, 4).stride(2).padding(1).bias(!options.batchnorm()));
+    if (options.spectral_norm()) {
+      blocks->push_back(SpectralNorm(up, 1));
+    } else {
+      blocks->push_back(up);
+    }
     if (options.batchnorm()) blocks->push_back(SyncBatchNorm(out));
     blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
     channels = out;
   }
-  blocks->push_back(
-      nn::ConvTranspose2d(nn::ConvTranspose2dOptions(channels, options.channels(), 4).stride(2).padding(1)));
+  const nn::ConvTranspose2d to_image(nn::ConvTranspose2dOptions(channels, options.channels(), 4).stride(2).padding(1));
+  if (options.spectral_norm()) {
+    blocks->push_back(SpectralNorm(to_image, 1));
+  } else {
+    blocks->push_back(to_image);
+  }
   blocks->push_back(nn::Tanh());
   blocks_ = register_module("blocks", blocks);
 }
@@ -49,7 +64,7 @@ void GeneratorImpl::set_batchnorm_communicator(comm::Communicator* comm) {
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& labels) {
   torch::Tensor x = z;
   if (embed_) x = torch::cat({z, embed_->forward(labels)}, 1);
-  x = project_->forward(x);
+  x = project_.forward(x);
   if (project_norm_) x = project_norm_->forward(x);
   x = torch::nn::functional::leaky_relu(x, torch::nn::functional::LeakyReLUFuncOptions().negative_slope(0.2));
   x = x.view({x.size(0), 8 * options_.width(), 4, 4});

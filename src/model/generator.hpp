@@ -1,6 +1,7 @@
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/any.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/embedding.h>
@@ -24,6 +25,8 @@ struct GeneratorOptions {
   /// Classes for conditional generation (0 = unconditional): a label embedding is concatenated to z.
   TORCH_ARG(int64_t, num_classes) = 0;
   TORCH_ARG(int64_t, embed_dim) = 50;
+  /// Spectral normalisation of the projection and every transposed convolution (model/spectral_norm.hpp).
+  TORCH_ARG(bool, spectral_norm) = false;
 };
 
 /// BatchNorm layers are SyncBatchNorm modules: per-rank statistics (`local`, identical to torch::nn::BatchNorm) until
@@ -42,7 +45,7 @@ class GeneratorImpl : public torch::nn::Module {
  private:
   GeneratorOptions options_;
   torch::nn::Embedding embed_{nullptr};
-  torch::nn::Linear project_{nullptr};
+  torch::nn::AnyModule project_;  ///< Linear(z [+ embedding] → 4·4·8w), spectrally normalised or not
   SyncBatchNorm project_norm_{nullptr};
   torch::nn::Sequential blocks_{nullptr};
 };

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "model/image_tensor.hpp"
+#include "model/spectral_norm.hpp"
 #include "util/error.hpp"
 #include "util/random.hpp"
 
@@ -24,12 +25,14 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
                              .width(config.model.g_width)
                              .batchnorm(config.model.batchnorm != config::BatchNorm::kNone)
                              .num_classes(classes)
-                             .embed_dim(config.model.embed_dim);
+                             .embed_dim(config.model.embed_dim)
+                             .spectral_norm(config.model.spectral_norm == config::SpectralNorm::kGD);
   generator = model::Generator(g_options);
   discriminator = model::Discriminator(model::DiscriminatorOptions(spec.shape.height, spec.shape.channels)
                                            .width(config.model.d_width)
                                            .dropout(config.model.dropout)
-                                           .num_classes(classes));
+                                           .num_classes(classes)
+                                           .spectral_norm(config.model.spectral_norm != config::SpectralNorm::kNone));
   model::dcgan_init(*generator);
   model::dcgan_init(*discriminator);
   generator->to(device);
@@ -59,6 +62,12 @@ void Gan::update_ema(int64_t updates) {
   const auto ema = generator_ema->parameters();
   const auto g = generator->parameters();
   for (std::size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(g[i], 1.0 - beta);
+  // Spectral normalisation: the average uses G's power-iteration vectors (its own would depend on how often samples
+  // were drawn, and a resume would not be bit-identical).
+  const auto ema_modules = generator_ema->modules(/*include_self=*/false), g_modules = generator->modules(false);
+  for (std::size_t i = 0; i < ema_modules.size(); ++i)
+    if (auto* sn = ema_modules[i]->as<model::SpectralNormImpl>())
+      sn->copy_vectors_from(*g_modules[i]->as<model::SpectralNormImpl>());
 }
 
 void Gan::reset_ema() {
@@ -84,6 +93,9 @@ model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
     const torch::Device device = generator_ema->parameters().front().device();
     auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(0, rng::Stream::kEmaBatchNorm));
     generator_ema->train();
+    // Only BatchNorm learns here: spectral normalisation keeps G's vectors (see update_ema).
+    for (auto& m : generator_ema->modules(/*include_self=*/false))
+      if (auto* sn = m->as<model::SpectralNormImpl>()) sn->eval();
     for (auto* bn : norms) bn->num_batches_tracked.zero_();  // the same buffers however often it was re-estimated
     for (int64_t k = 0; k < 8; ++k) {
       for (auto* bn : norms) bn->set_momentum(1.0 / static_cast<double>(k + 1));  // plain average of the 8 batches
@@ -102,6 +114,7 @@ parallel::NamedTensors Gan::named_tensors() const {
   for (const auto& p : generator->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
   for (const auto& b : generator->named_buffers()) named.emplace_back("generator/" + b.key(), b.value());
   for (const auto& p : discriminator->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
+  for (const auto& b : discriminator->named_buffers()) named.emplace_back("discriminator/" + b.key(), b.value());
   if (generator_ema)
     for (const auto& p : generator_ema->named_parameters()) named.emplace_back("generator_ema/" + p.key(), p.value());
   return named;

@@ -194,6 +194,7 @@ StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t 
 
 /// This rank's part of one step, on its device. Labels are undefined for an unconditional model.
 struct StepInputs {
+  int64_t step = 0;
   Tensor real, real_labels, z, fake_labels;
   AugmentDraw augment_real, augment_fake_d, augment_fake_g;  ///< augment.policy set: this rank's rows of the draws
 };
@@ -247,6 +248,7 @@ class Trainer {
   StepInputs inputs(data::Batch& batch, int64_t step);
   Tensor seen_by_d(const Tensor& images, const AugmentDraw& draw) const;
   Tensor d_step(const StepInputs& in, StepLosses& losses);
+  Tensor r1_penalty(const Tensor& real, const Tensor& real_logits) const;
   void g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses);
   bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
               const Tensor& loss);
@@ -468,6 +470,7 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
   // Dropout and any other draw of LibTorch's global generator on this rank at this step.
   torch::manual_seed(rng::rank_step_seed(static_cast<uint64_t>(cfg_.train.seed), step, rank_));
   StepInputs in;
+  in.step = step;
   Tensor images = torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8);
   // To a GPU through pinned memory, so that the copy runs asynchronously (LibTorch's caching host allocator keeps the
   // block until the copy is done).
@@ -500,29 +503,42 @@ Tensor Trainer::seen_by_d(const Tensor& images, const AugmentDraw& draw) const {
   return cfg_.augment.enabled() ? augment(images, cfg_.augment, draw, ada_.p()) : images;
 }
 
-/// D on real vs (detached) generated images, each augmented; returns the generated batch for g_step.
+/// D on real vs (detached) generated images, each augmented, plus R1 when due; returns the generated batch for
+/// g_step.
 Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
   auto& G = gan_.generator;
   auto& D = gan_.discriminator;
   const int64_t b = in.real.size(0);
-  Tensor fake;
+  const bool r1 = cfg_.train.r1_gamma > 0 && in.step % cfg_.train.r1_every == 0;
+  Tensor fake, objective;
   {
     AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     fake = G->forward(in.z, in.fake_labels);
+    Tensor real = seen_by_d(in.real, in.augment_real);
+    if (r1) real = real.detach().requires_grad_(true);
     // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
     const Tensor labels = classes_ > 0 ? torch::cat({in.real_labels, in.fake_labels}) : Tensor();
-    const Tensor both = D->forward(torch::cat({seen_by_d(in.real, in.augment_real),
-                                               seen_by_d(fake.detach(), in.augment_fake_d)}),
-                                   labels)
-                            .to(torch::kFloat32);
+    const Tensor both =
+        D->forward(torch::cat({real, seen_by_d(fake.detach(), in.augment_fake_d)}), labels).to(torch::kFloat32);
     const Tensor real_logits = both.narrow(0, 0, b), fake_logits = both.narrow(0, b, b);
     ada_.observe(real_logits);
     losses.d = loss_->discriminator(real_logits, fake_logits);
     losses.d_real = torch::sigmoid(real_logits.detach()).mean();
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
+    objective = r1 ? losses.d + r1_penalty(real, real_logits) : losses.d;
   }
-  losses.skipped += update(*D, *sync_d_, *gan_.optim_d, losses.d) ? 0 : 1;
+  losses.skipped += update(*D, *sync_d_, *gan_.optim_d, objective) ? 0 : 1;
   return fake;
+}
+
+/// Lazy R1 (Mescheder et al. 2018; StyleGAN2): γ/2 · E‖∇ₓD(x)‖² on the images D saw as real, times train.r1_every
+/// because it runs on one step in r1_every. The mean over this rank's images: averaging gradients over the ranks makes
+/// it the global batch's mean.
+Tensor Trainer::r1_penalty(const Tensor& real, const Tensor& real_logits) const {
+  const Tensor grad = torch::autograd::grad({real_logits.sum()}, {real}, /*grad_outputs=*/{}, /*retain_graph=*/true,
+                                            /*create_graph=*/true)[0];
+  const double weight = cfg_.train.r1_gamma / 2 * static_cast<double>(cfg_.train.r1_every);
+  return grad.to(torch::kFloat32).square().flatten(1).sum(1).mean() * weight;
 }
 
 /// G through D, whose parameters need no gradients here.

@@ -322,13 +322,15 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
   }
 }
 
-// DiffAugment with ADA: every draw comes from (seed, step, global sample index) and p from the signs summed over the
-// ranks, so N ranks x b still equal 1 rank x N*b; p and the signs since its last adjustment are in the checkpoint, so
-// a resume in the middle of ADA's interval is bit-identical.
-TEST_F(TrainCli, AugmentationKeepsRanksTimesBatchAndBitIdenticalResume) {
+// The small-data tools together: DiffAugment with ADA (every draw from (seed, step, global sample index), p from the
+// signs summed over the ranks), spectral normalisation of G and D (u, v buffers identical on every rank) and lazy R1
+// (a per-rank mean, averaged with the gradients): N ranks x b still equal 1 rank x N*b; p and the signs since its
+// last adjustment, and u, v, are in the checkpoint, so a resume in the middle of ADA's interval is bit-identical.
+TEST_F(TrainCli, AugmentationSpectralNormAndR1KeepRanksTimesBatchAndBitIdenticalResume) {
   const std::string common =
       " --set model.dropout=0 --set model.batchnorm=sync --set augment.policy=color,translation,cutout"
       " --set augment.ada_target=0.05 --set augment.ada_interval=2 --set augment.ada_kimg=0.1"
+      " --set model.spectral_norm=gd --set train.r1_gamma=0.5 --set train.r1_every=3"
       " --set output.checkpoint_every_steps=5 --set train.log_every=1";
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12 --set train.max_steps=12")
                 .exit_code,
@@ -347,6 +349,10 @@ TEST_F(TrainCli, AugmentationKeepsRanksTimesBatchAndBitIdenticalResume) {
   const auto resumed = train("--run-dir " + q(tmp_ / "resumed") + common +
                              " --set train.batch_size=12 --set train.max_steps=12 --resume auto");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "no-r1") + common +
+                  " --set train.r1_gamma=0 --set train.batch_size=12 --set train.max_steps=12")
+                .exit_code,
+            0);
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "plain") + " --set model.dropout=0 --set model.batchnorm=sync"
                   " --set train.batch_size=12 --set train.max_steps=12")
                 .exit_code,
@@ -354,16 +360,29 @@ TEST_F(TrainCli, AugmentationKeepsRanksTimesBatchAndBitIdenticalResume) {
 
   const auto at_12 = [&](const char* run) { return checkpoint_tensors(tmp_ / run / "checkpoints" / "step-000012"); };
   const auto one = at_12("one"), many = at_12("two"), again = at_12("resumed"), plain = at_12("plain");
+  const auto no_r1 = at_12("no-r1");
+  ASSERT_EQ(one.size(), no_r1.size());
+  const auto d_head = [](const auto& tensors) {  // D's head weight (only D has a head)
+    return std::find_if(tensors.begin(), tensors.end(), [](const auto& t) { return t.first == "head.layer.weight"; });
+  };
+  ASSERT_NE(d_head(one), one.end());
+  EXPECT_FALSE(torch::equal(d_head(one)->second, d_head(no_r1)->second));  // R1 changed D
   ASSERT_EQ(one.size(), many.size());
   ASSERT_EQ(one.size(), again.size());
-  bool augmentation_changed_something = false;
+  bool these_settings_changed_something = false;
   for (std::size_t i = 0; i < one.size(); ++i) {
     const double scale = std::max(one[i].second.abs().max().item<double>(), 1e-12);
     EXPECT_LE((one[i].second - many[i].second).abs().max().item<double>() / scale, 1e-5) << one[i].first;
     EXPECT_TRUE(torch::equal(one[i].second, again[i].second)) << one[i].first << " differs after the resume";
-    augmentation_changed_something |= !torch::equal(one[i].second, plain[i].second);
+    if (i < plain.size() && one[i].first == plain[i].first)
+      these_settings_changed_something |= !torch::equal(one[i].second, plain[i].second);
   }
-  EXPECT_TRUE(augmentation_changed_something);
+  EXPECT_TRUE(these_settings_changed_something);
+  // Spectral normalisation's vectors are in the checkpoint.
+  const auto has = [&](const std::string& name) {
+    return std::any_of(one.begin(), one.end(), [&](const auto& t) { return t.first == name; });
+  };
+  EXPECT_TRUE(has("blocks.0.u") && has("head.v") && has("project.u"));
 
   // p moved, is logged, and is the same in the three runs' checkpoints.
   const auto state = [&](const char* run) {

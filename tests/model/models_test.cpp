@@ -4,6 +4,7 @@
 #include "model/discriminator.hpp"
 #include "model/fast_dropout.hpp"
 #include "model/generator.hpp"
+#include "model/spectral_norm.hpp"
 #include "train/gan.hpp"
 #include "util/error.hpp"
 
@@ -99,6 +100,53 @@ TEST(Models, SizesThatCannotBeBuiltAreClearErrors) {
                 std::string::npos);
     }
   }
+}
+
+}  // namespace
+}  // namespace shardgan::model
+
+namespace shardgan::model {
+namespace {
+
+// Power iteration converges to the largest singular value; the layer then computes with W / σ (spectral norm 1).
+TEST(SpectralNorm, ConvergesToTheLargestSingularValueAndNormalisesTheWeight) {
+  torch::manual_seed(5);
+  torch::nn::Linear linear(12, 7);
+  SpectralNorm sn(linear, 0);
+  const torch::Tensor x = torch::randn({3, 12});
+  sn->train();
+  for (int i = 0; i < 50; ++i) sn->forward(x);
+  const double largest = torch::linalg_svdvals(linear->weight.detach()).max().item<double>();
+  EXPECT_NEAR(sn->sigma(), largest, 1e-4 * largest);
+  sn->eval();  // no iteration in eval mode: the same σ, the same output
+  const torch::Tensor y = sn->forward(x);
+  EXPECT_TRUE(torch::allclose(y, torch::nn::functional::linear(x, linear->weight / largest, linear->bias), 1e-4, 1e-5));
+  EXPECT_TRUE(torch::equal(sn->forward(x), y));
+  // The wrapped layer keeps its own weight (the trained parameter), and gradients reach it.
+  EXPECT_TRUE(linear->weight.requires_grad());
+  y.sum().backward();
+  EXPECT_GT(linear->weight.grad().abs().sum().item<double>(), 0);
+  // A transposed convolution's weight is [in, out, k, k]: its output dimension is 1.
+  torch::nn::ConvTranspose2d up(torch::nn::ConvTranspose2dOptions(6, 4, 4).stride(2).padding(1));
+  SpectralNorm sn_up(up, 1);
+  for (int i = 0; i < 100; ++i) sn_up->forward(torch::randn({2, 6, 4, 4}));
+  const double up_largest = torch::linalg_svdvals(up->weight.detach().transpose(0, 1).flatten(1)).max().item<double>();
+  EXPECT_NEAR(sn_up->sigma(), up_largest, 1e-3 * up_largest);
+}
+
+TEST(SpectralNorm, ModelsWithItKeepTheirShapesAndCarryUAndVAsBuffers) {
+  Discriminator d(DiscriminatorOptions(32, 3).spectral_norm(true).num_classes(4));
+  Generator g(GeneratorOptions(32, 3).spectral_norm(true).num_classes(4));
+  const torch::Tensor labels = torch::tensor({0, 1, 2, 3});
+  const torch::Tensor images = g->forward(torch::randn({4, 100}), labels);
+  EXPECT_EQ(images.sizes(), (std::vector<int64_t>{4, 3, 32, 32}));
+  EXPECT_EQ(d->forward(images, labels).sizes(), (std::vector<int64_t>{4}));
+  int uv = 0;
+  for (const auto& b : d->named_buffers()) uv += b.key().size() > 2 && b.key().substr(b.key().size() - 2) == ".u";
+  EXPECT_EQ(uv, 4);  // three convolutions and the head
+  const auto before = d->named_buffers()["blocks.0.u"].clone();
+  d->forward(images, labels);  // training mode: one more iteration
+  EXPECT_FALSE(torch::equal(before, d->named_buffers()["blocks.0.u"]));
 }
 
 }  // namespace
