@@ -19,6 +19,8 @@ struct Spelling {
   const char* word;
 };
 constexpr Spelling<Cache> kCache[] = {{Cache::kAuto, "auto"}, {Cache::kMemory, "memory"}, {Cache::kStream, "stream"}};
+constexpr Spelling<Sampling> kSampling[] = {{Sampling::kUniform, "uniform"},
+                                            {Sampling::kClassBalanced, "class_balanced"}};
 constexpr Spelling<BatchNorm> kBatchNorm[] = {
     {BatchNorm::kLocal, "local"}, {BatchNorm::kSync, "sync"}, {BatchNorm::kNone, "none"}};
 constexpr Spelling<Loss> kLoss[] = {{Loss::kBce, "bce"}, {Loss::kHinge, "hinge"}};
@@ -63,6 +65,7 @@ std::vector<Key> schema(Config& c) {
   return {
       {"data.path", &c.data.path},
       {"data.cache", choice(c.data.cache, kCache)},
+      {"data.sampling", choice(c.data.sampling, kSampling)},
       {"data.hflip", &c.data.hflip},
       {"data.verify", &c.data.verify},
       {"model.z_dim", &c.model.z_dim},
@@ -384,6 +387,9 @@ Config load(const std::filesystem::path& file, const std::vector<std::string>& o
 
 const char* name(Cache value) {
   return word_of(kCache, value);
+}
+const char* name(Sampling value) {
+  return word_of(kSampling, value);
 }
 const char* name(BatchNorm value) {
   return word_of(kBatchNorm, value);

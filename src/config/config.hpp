@@ -9,6 +9,7 @@ namespace shardgan::config {
 // The settings that are words in TOML, as enums: parsed once when the config is loaded (an unknown word is an Error
 // naming the key and the choices), compared as values everywhere else. `name` gives the TOML spelling.
 enum class Cache { kAuto, kMemory, kStream };   ///< data.cache
+enum class Sampling { kUniform, kClassBalanced };  ///< data.sampling
 enum class BatchNorm { kLocal, kSync, kNone };  ///< model.batchnorm
 enum class Loss { kBce, kHinge };               ///< model.loss
 enum class SpectralNorm { kNone, kD, kGD };     ///< model.spectral_norm: on no network, D, or G and D
@@ -16,6 +17,7 @@ enum class Device { kAuto, kCpu, kCuda };       ///< runtime.device
 enum class Precision { kFp32, kBf16, kFp16 };   ///< runtime.precision
 enum class Backend { kAuto, kNccl, kMpi };      ///< comm.backend
 const char* name(Cache value);
+const char* name(Sampling value);
 const char* name(BatchNorm value);
 const char* name(Loss value);
 const char* name(SpectralNorm value);
@@ -28,6 +30,7 @@ struct Config {
   struct Data {
     std::string path;
     Cache cache = Cache::kAuto;
+    Sampling sampling = Sampling::kUniform;
     bool hflip = false;
     bool verify = true;
   } data;

@@ -132,7 +132,10 @@ struct Plan {
         total_steps(cfg.train.max_steps > 0 ? std::min(cfg.train.epochs * steps_per_epoch, cfg.train.max_steps)
                                             : cfg.train.epochs * steps_per_epoch),
         gan(seeded_gan(cfg, spec, placement.device)),
-        config_toml(cfg.to_toml()) {}
+        config_toml(cfg.to_toml()) {
+    if (cfg.data.sampling == config::Sampling::kClassBalanced)
+      sampler.balance_classes(dataset.labels(), static_cast<int64_t>(spec.class_names.size()));
+  }
 
   /// The dry run's report (rank 0).
   void print(const comm::MpiSession& session, const fs::path& run_dir) const;
@@ -160,7 +163,8 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n", cfg.data.path.c_str(),
               ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels, spec.class_names.size(),
               dataset.in_memory() ? "memory" : "stream", cfg.data.verify ? "verified" : "skipped");
-  std::printf("  batch        %lld per rank, %lld global\n", ll(batch), ll(sampler.global_batch()));
+  std::printf("  batch        %lld per rank, %lld global, %s sampling\n", ll(batch), ll(sampler.global_batch()),
+              config::name(cfg.data.sampling));
   std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
               ll(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "");
   const std::string ema = gan.generator_ema ? cat("decay ", cfg.model.g_ema) : "off";

@@ -61,5 +61,37 @@ TEST(DistributedSampler, BatchLargerThanTheDataIsAClearError) {
   }
 }
 
+// Class-balanced: 70 / 20 / 10 images of three classes (and an empty fourth), each present class a third of every
+// epoch, every image of a class used before any repeats, the same sequence for every world size, different per epoch.
+TEST(DistributedSampler, ClassBalancedGivesEveryPresentClassEqualTurns) {
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 100; ++i) labels.push_back(i < 70 ? 0 : i < 90 ? 1 : 2);
+  std::rotate(labels.begin(), labels.begin() + 37, labels.end());  // classes interleaved in the file
+  DistributedSampler one(100, 12, 1, 0, 9), three(100, 4, 3, 1, 9);
+  one.balance_classes(labels, 4);
+  three.balance_classes(labels, 4);
+  const auto p = one.permutation(2);
+  ASSERT_EQ(p.size(), 100u);
+  std::vector<int> per_class(4, 0);
+  for (int64_t i : p) ++per_class[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])];
+  EXPECT_EQ(per_class, (std::vector<int>{34, 33, 33, 0}));
+  // Class 0 (70 images, 34 turns): no image twice; class 2 (10 images, 33 turns): each 3 or 4 times.
+  std::vector<int> seen(100, 0);
+  for (int64_t i : p) ++seen[static_cast<std::size_t>(i)];
+  for (int i = 0; i < 100; ++i) {
+    const int64_t c = labels[static_cast<std::size_t>(i)];
+    const int times = seen[static_cast<std::size_t>(i)];
+    EXPECT_TRUE(c != 0 || times <= 1) << i;
+    EXPECT_TRUE(c != 2 || times == 3 || times == 4) << i;
+  }
+  for (int64_t step = 0; step < 3 * one.steps_per_epoch(); ++step)
+    EXPECT_EQ(one.global_batch_indices(step), three.global_batch_indices(step)) << step;
+  EXPECT_NE(p, one.permutation(3));
+  EXPECT_THROW(one.balance_classes({0, 1}, 2), Error);  // not one label per image
+  std::vector<int64_t> bad(100, 0);
+  bad[5] = 7;
+  EXPECT_THROW(one.balance_classes(bad, 4), Error);
+}
+
 }  // namespace
 }  // namespace shardgan::data

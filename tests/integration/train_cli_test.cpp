@@ -324,14 +324,15 @@ TEST_F(TrainCli, RanksTimesBatchEqualsOneRankWithTheGlobalBatch) {
 
 // The small-data tools together: DiffAugment with ADA (every draw from (seed, step, global sample index), p from the
 // signs summed over the ranks), spectral normalisation of G and D (u, v buffers identical on every rank) and lazy R1
-// (a per-rank mean, averaged with the gradients): N ranks x b still equal 1 rank x N*b; p and the signs since its
-// last adjustment, and u, v, are in the checkpoint, so a resume in the middle of ADA's interval is bit-identical.
-TEST_F(TrainCli, AugmentationSpectralNormAndR1KeepRanksTimesBatchAndBitIdenticalResume) {
+// (a per-rank mean, averaged with the gradients), class-balanced sampling (one sequence per epoch for every world
+// size): N ranks x b still equal 1 rank x N*b; p and the signs since its last adjustment, and u, v, are in the
+// checkpoint, so a resume in the middle of ADA's interval is bit-identical.
+TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
   const std::string common =
       " --set model.dropout=0 --set model.batchnorm=sync --set augment.policy=color,translation,cutout"
       " --set augment.ada_target=0.05 --set augment.ada_interval=2 --set augment.ada_kimg=0.1"
       " --set model.spectral_norm=gd --set train.r1_gamma=0.5 --set train.r1_every=3"
-      " --set output.checkpoint_every_steps=5 --set train.log_every=1";
+      " --set data.sampling=class_balanced --set output.checkpoint_every_steps=5 --set train.log_every=1";
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12 --set train.max_steps=12")
                 .exit_code,
             0);
