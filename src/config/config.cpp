@@ -24,6 +24,7 @@ constexpr Spelling<Sampling> kSampling[] = {{Sampling::kUniform, "uniform"},
 constexpr Spelling<BatchNorm> kBatchNorm[] = {
     {BatchNorm::kLocal, "local"}, {BatchNorm::kSync, "sync"}, {BatchNorm::kNone, "none"}};
 constexpr Spelling<Loss> kLoss[] = {{Loss::kBce, "bce"}, {Loss::kHinge, "hinge"}};
+constexpr Spelling<Arch> kArch[] = {{Arch::kDcgan, "dcgan"}, {Arch::kResNet, "resnet"}};
 constexpr Spelling<SpectralNorm> kSpectralNorm[] = {
     {SpectralNorm::kNone, "none"}, {SpectralNorm::kD, "d"}, {SpectralNorm::kGD, "gd"}};
 constexpr Spelling<Device> kDevice[] = {{Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
@@ -68,6 +69,7 @@ std::vector<Key> schema(Config& c) {
       {"data.sampling", choice(c.data.sampling, kSampling)},
       {"data.hflip", &c.data.hflip},
       {"data.verify", &c.data.verify},
+      {"model.arch", choice(c.model.arch, kArch)},
       {"model.z_dim", &c.model.z_dim},
       {"model.g_width", &c.model.g_width},
       {"model.d_width", &c.model.d_width},
@@ -396,6 +398,9 @@ const char* name(BatchNorm value) {
 }
 const char* name(Loss value) {
   return word_of(kLoss, value);
+}
+const char* name(Arch value) {
+  return word_of(kArch, value);
 }
 const char* name(SpectralNorm value) {
   return word_of(kSpectralNorm, value);

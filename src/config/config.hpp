@@ -13,6 +13,7 @@ enum class Sampling { kUniform, kClassBalanced };  ///< data.sampling
 enum class BatchNorm { kLocal, kSync, kNone };  ///< model.batchnorm
 enum class Loss { kBce, kHinge };               ///< model.loss
 enum class SpectralNorm { kNone, kD, kGD };     ///< model.spectral_norm: on no network, D, or G and D
+enum class Arch { kDcgan, kResNet };            ///< model.arch
 enum class Device { kAuto, kCpu, kCuda };       ///< runtime.device
 enum class Precision { kFp32, kBf16, kFp16 };   ///< runtime.precision
 enum class Backend { kAuto, kNccl, kMpi };      ///< comm.backend
@@ -21,6 +22,7 @@ const char* name(Sampling value);
 const char* name(BatchNorm value);
 const char* name(Loss value);
 const char* name(SpectralNorm value);
+const char* name(Arch value);
 const char* name(Device value);
 const char* name(Precision value);
 const char* name(Backend value);
@@ -35,6 +37,7 @@ struct Config {
     bool verify = true;
   } data;
   struct Model {
+    Arch arch = Arch::kDcgan;
     int64_t z_dim = 100;
     int64_t g_width = 32;
     int64_t d_width = 64;

@@ -14,6 +14,16 @@ namespace shardgan::model {
 DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(options) {
   namespace nn = torch::nn;
   check_image_size(options.image_size());
+  if (options.resnet()) {
+    ResNetOptions r;
+    r.image_size = options.image_size();
+    r.channels = options.channels();
+    r.width = options.width();
+    r.num_classes = options.num_classes();
+    r.spectral_norm = options.spectral_norm();
+    resnet_ = register_module("resnet", ResNetDiscriminator(r));
+    return;
+  }
   nn::Sequential blocks;
   int64_t in = options.channels(), out = options.width();
   for (int64_t size = options.image_size(); size > 4; size /= 2) {
@@ -40,6 +50,7 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, const torch::Tensor& labels) {
+  if (resnet_) return resnet_->forward(images, labels);
   const torch::Tensor features = blocks_->forward(images);
   torch::Tensor logits = head_.forward(features).squeeze(1);
   if (embed_) logits = logits + (embed_->forward(labels) * features).sum(1);

@@ -6,6 +6,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "model/resnet.hpp"
+
 namespace shardgan::model {
 
 struct DiscriminatorOptions {
@@ -19,6 +21,8 @@ struct DiscriminatorOptions {
   TORCH_ARG(int64_t, num_classes) = 0;
   /// Spectral normalisation of every convolution and of the linear head (model/spectral_norm.hpp).
   TORCH_ARG(bool, spectral_norm) = false;
+  /// The residual network of model/resnet.hpp instead of the DCGAN (no dropout).
+  TORCH_ARG(bool, resnet) = false;
 };
 
 /// [Conv(4, s2) → LeakyReLU(0.2) → Dropout]×k (no dropout after the last) → flatten → Linear(1): one logit per image
@@ -35,6 +39,7 @@ class DiscriminatorImpl : public torch::nn::Module {
   torch::nn::Sequential blocks_{nullptr};
   torch::nn::AnyModule head_;  ///< Linear(features → 1), spectrally normalised or not
   torch::nn::Embedding embed_{nullptr};
+  ResNetDiscriminator resnet_{nullptr};
 };
 TORCH_MODULE(Discriminator);
 

@@ -16,6 +16,18 @@ void check_image_size(int64_t image_size) {
 GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
   namespace nn = torch::nn;
   check_image_size(options.image_size());
+  if (options.resnet()) {
+    ResNetOptions r;
+    r.image_size = options.image_size();
+    r.channels = options.channels();
+    r.z_dim = options.z_dim();
+    r.width = options.width();
+    r.num_classes = options.num_classes();
+    r.batchnorm = options.batchnorm();
+    r.spectral_norm = options.spectral_norm();
+    resnet_ = register_module("resnet", ResNetGenerator(r));
+    return;
+  }
   int64_t channels = 8 * options.width();
   int64_t input = options.z_dim();
   if (options.num_classes() > 0) {
@@ -62,6 +74,7 @@ void GeneratorImpl::set_batchnorm_communicator(comm::Communicator* comm) {
 }
 
 torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor& labels) {
+  if (resnet_) return resnet_->forward(z, labels);
   torch::Tensor x = z;
   if (embed_) x = torch::cat({z, embed_->forward(labels)}, 1);
   x = project_.forward(x);

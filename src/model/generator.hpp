@@ -9,6 +9,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "comm/communicator.hpp"
+#include "model/resnet.hpp"
 #include "model/sync_batch_norm.hpp"
 
 namespace shardgan::model {
@@ -27,6 +28,9 @@ struct GeneratorOptions {
   TORCH_ARG(int64_t, embed_dim) = 50;
   /// Spectral normalisation of the projection and every transposed convolution (model/spectral_norm.hpp).
   TORCH_ARG(bool, spectral_norm) = false;
+  /// The residual network of model/resnet.hpp instead of the DCGAN (class-conditional BatchNorm instead of the label
+  /// embedding; embed_dim unused).
+  TORCH_ARG(bool, resnet) = false;
 };
 
 /// BatchNorm layers are SyncBatchNorm modules: per-rank statistics (`local`, identical to torch::nn::BatchNorm) until
@@ -48,6 +52,7 @@ class GeneratorImpl : public torch::nn::Module {
   torch::nn::AnyModule project_;  ///< Linear(z [+ embedding] → 4·4·8w), spectrally normalised or not
   SyncBatchNorm project_norm_{nullptr};
   torch::nn::Sequential blocks_{nullptr};
+  ResNetGenerator resnet_{nullptr};
 };
 TORCH_MODULE(Generator);
 

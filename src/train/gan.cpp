@@ -26,15 +26,18 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
                              .batchnorm(config.model.batchnorm != config::BatchNorm::kNone)
                              .num_classes(classes)
                              .embed_dim(config.model.embed_dim)
-                             .spectral_norm(config.model.spectral_norm == config::SpectralNorm::kGD);
+                             .spectral_norm(config.model.spectral_norm == config::SpectralNorm::kGD)
+                             .resnet(config.model.arch == config::Arch::kResNet);
   generator = model::Generator(g_options);
   discriminator = model::Discriminator(model::DiscriminatorOptions(spec.shape.height, spec.shape.channels)
                                            .width(config.model.d_width)
                                            .dropout(config.model.dropout)
                                            .num_classes(classes)
-                                           .spectral_norm(config.model.spectral_norm != config::SpectralNorm::kNone));
-  model::dcgan_init(*generator);
-  model::dcgan_init(*discriminator);
+                                           .spectral_norm(config.model.spectral_norm != config::SpectralNorm::kNone)
+                                           .resnet(config.model.arch == config::Arch::kResNet));
+  const auto init = config.model.arch == config::Arch::kResNet ? model::resnet_init : model::dcgan_init;
+  init(*generator);
+  init(*discriminator);
   generator->to(device);
   discriminator->to(device);
   if (config.runtime.channels_last) {

@@ -168,10 +168,17 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
               ll(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "");
   const std::string ema = gan.generator_ema ? cat("decay ", cfg.model.g_ema) : "off";
-  std::printf("  models       G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s)\n",
-              ll(parameter_count(*gan.generator)), ll(parameter_count(*gan.discriminator)),
+  std::printf("  models       %s: G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s, "
+              "spectral norm %s)\n",
+              config::name(cfg.model.arch), ll(parameter_count(*gan.generator)), ll(parameter_count(*gan.discriminator)),
               cfg.model.conditional ? "yes" : "no", config::name(cfg.model.batchnorm), config::name(cfg.model.loss),
-              ema.c_str());
+              ema.c_str(), config::name(cfg.model.spectral_norm));
+  if (cfg.augment.enabled() || cfg.train.r1_gamma > 0)
+    std::printf("  small data   augment \"%s\"%s, R1 %s\n", cfg.augment.policy.c_str(),
+                cfg.augment.ada_target > 0 ? cat(" with ADA (target ", cfg.augment.ada_target, ")").c_str() : "",
+                cfg.train.r1_gamma > 0
+                    ? cat("gamma ", cfg.train.r1_gamma, " every ", cfg.train.r1_every, " steps").c_str()
+                    : "off");
   const std::string metrics = cfg.eval.classifier.empty()
                                   ? "off (eval.classifier not set)"
                                   : cat("FD-clf, class consistency, D scores on ", cfg.eval.n, " images every ",

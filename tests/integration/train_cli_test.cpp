@@ -400,6 +400,28 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
   EXPECT_EQ(rows.back().augment_p.value_or(-1), state("one").augment->p);
 }
 
+// model.arch = "resnet" (class-conditional BatchNorm synchronised over the ranks, projection D with spectral
+// normalisation): N ranks x b equal 1 rank x N*b as for the DCGAN.
+TEST_F(TrainCli, ResNetModelsTrainTheSameOnOneAndTwoRanks) {
+  const std::string common =
+      " --set model.arch=resnet --set model.g_width=4 --set model.d_width=4 --set model.batchnorm=sync"
+      " --set model.spectral_norm=d --set model.loss=hinge --set train.max_steps=6 --set output.checkpoint_every_steps=6";
+  const auto dry = train("--dry-run --run-dir " + q(tmp_ / "dry") + common);
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("resnet: G "), std::string::npos) << dry.out;
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12").exit_code, 0);
+  const auto two = train_mpi(2, "--run-dir " + q(tmp_ / "two") + common + " --set train.batch_size=6");
+  ASSERT_EQ(two.exit_code, 0) << two.err;
+  const auto one = checkpoint_tensors(tmp_ / "one" / "checkpoints" / "step-000006");
+  const auto many = checkpoint_tensors(tmp_ / "two" / "checkpoints" / "step-000006");
+  ASSERT_EQ(one.size(), many.size());
+  for (std::size_t i = 0; i < one.size(); ++i) {
+    const double scale = std::max(one[i].second.abs().max().item<double>(), 1e-12);
+    EXPECT_LE((one[i].second - many[i].second).abs().max().item<double>() / scale, 1e-5) << one[i].first;
+  }
+  EXPECT_NE(one.front().first.find("resnet."), std::string::npos) << one.front().first;
+}
+
 // Elastic resume: a run checkpointed on 2 ranks x 8 continues on 1 rank x 16 (the same global batch) exactly where
 // it stopped in the data order, so it ends where 1 rank x 16 would have ended (dropout 0, BatchNorm sync: the
 // conditions under which N ranks x b equal 1 rank x N*b). Another global batch is refused, naming the one to use.
