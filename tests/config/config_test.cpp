@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "util/error.hpp"
 
 namespace shardgan::config {
@@ -153,6 +155,21 @@ TEST(Config, EmaAndEvalKeysAreChecked) {
   // The EMA decay does not change the models' shapes: checkpoints stay loadable.
   EXPECT_EQ(parse(kMinimal + "[model]\ng_ema = 0.9\n", "t").model_hash(),
             parse(kMinimal + "[model]\ng_ema = 0.99\n", "t").model_hash());
+}
+
+// Every ready configuration in configs/ loads (keys, types, ranges), so a renamed key cannot leave one behind.
+TEST(Config, EveryReadyConfigurationLoads) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(SHARDGAN_CONFIG_DIR)) {
+    if (entry.path().extension() != ".toml") continue;
+    EXPECT_NO_THROW(load(entry.path())) << entry.path();
+    ++n;
+  }
+  EXPECT_GE(n, 7);
+  const Config ham = load(std::filesystem::path(SHARDGAN_CONFIG_DIR) / "ham10000_64.toml");
+  EXPECT_EQ(ham.model.arch, Arch::kResNet);
+  EXPECT_EQ(ham.data.sampling, Sampling::kClassBalanced);
+  EXPECT_TRUE(ham.augment.color && ham.augment.translation && ham.augment.cutout);
 }
 
 }  // namespace
