@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
   auto comm = comm::make_mpi_communicator(MPI_COMM_WORLD);
   const bool root = session.rank() == 0;
 
-  // 1. Bandwidth: the seeds' G + D parameters (1.74 M floats), gradients from a trivial backward (no compute).
+  // 1. The model's size: the seeds' G + D parameters (1.74 M floats), gradients from a trivial backward (no compute).
   model::Generator g(model::GeneratorOptions(32, 3));
   model::Discriminator d(model::DiscriminatorOptions(32, 3));
   std::vector<torch::Tensor> params = g->parameters();
@@ -98,7 +98,50 @@ int main(int argc, char** argv) {
           bytes / raw_s / 1e9, sync_s * 1e3, bytes / sync_s / 1e9, raw_s / sync_s);
   }
 
-  // 2. A real training-like backward (the seeds' D on a batch of 64, then G): time blocked in finish().
+  // 2. Bus bandwidth over sizes, as nccl-tests reports it: algBw = bytes / time, busBw = algBw · 2(n−1)/n (the bytes a
+  // ring all-reduce moves over each link, comparable across world sizes). One parameter of each size, its gradient
+  // (r + 1 on rank r) through GradSync; the reduced values are checked against (n + 1) / 2.
+  if (root)
+    std::printf("%10s %12s %12s %12s %12s %8s\n", "bytes", "raw ms", "raw busBw", "GradSync ms", "GS busBw", "GS/raw");
+  for (int64_t bytes = 4096; bytes <= (int64_t{64} << 20); bytes *= 4) {
+    const int64_t n = bytes / 4;
+    const int reps = std::max(3, static_cast<int>(std::min<int64_t>(200, (int64_t{256} << 20) / bytes)));
+    std::vector<float> buffer(static_cast<std::size_t>(n), 1.0f);
+    torch::Tensor w = torch::zeros({n}, torch::requires_grad());
+    parallel::GradSync sync(*comm, {w}, 25.0, true);
+    const float mine = static_cast<float>(session.rank() + 1);
+    const auto timed = [&](const auto& body) {
+      body();  // warm up
+      MPI_Barrier(MPI_COMM_WORLD);
+      const auto t = Clock::now();
+      for (int i = 0; i < reps; ++i) body();
+      return seconds_since(t) / reps;
+    };
+    const double raw_time = timed([&] {
+      MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    });
+    const double backward = timed([&] {
+      w.mutable_grad() = torch::Tensor();
+      (w.sum() * mine).backward();
+    });
+    const double with_sync = timed([&] {
+      sync.prepare();
+      (w.sum() * mine).backward();
+      sync.finish();
+    });
+    const double gs = std::max(1e-9, with_sync - backward);
+    const float expected = (static_cast<float>(comm->size()) + 1) / 2;
+    if (!torch::allclose(w.grad(), torch::full_like(w, expected)) || sync.copies() != 0) {
+      std::fprintf(stderr, "grad_sync_bench: wrong average or a copy at %lld bytes\n", static_cast<long long>(bytes));
+      return 1;
+    }
+    const double factor = 2.0 * (comm->size() - 1) / comm->size();
+    if (root)
+      std::printf("%10lld %12.3f %9.2f GB/s %12.3f %9.2f GB/s %8.2f\n", static_cast<long long>(bytes), raw_time * 1e3,
+                  bytes / raw_time / 1e9 * factor, gs * 1e3, bytes / gs / 1e9 * factor, raw_time / gs);
+  }
+
+  // 3. A real training-like backward (the seeds' D on a batch of 64, then G): time blocked in finish().
   for (bool overlap : {false, true}) {
     parallel::GradSync sync_d(*comm, d->parameters(), 1.0, overlap);
     parallel::GradSync sync_g(*comm, g->parameters(), 1.0, overlap);
@@ -121,9 +164,10 @@ int main(int argc, char** argv) {
     if (root)
       std::printf(
           "ranks %d, G+D forward/backward batch 64, 1 MiB buckets, overlap %s: %.1f ms per step, %.2f ms "
-          "waiting for communication\n",
+          "waiting for communication, %lld gradient copies\n",
           comm->size(), overlap ? "on " : "off", step_s / iterations * 1e3,
-          (sync_d.wait_seconds() + sync_g.wait_seconds()) / (iterations + 2) * 1e3);
+          (sync_d.wait_seconds() + sync_g.wait_seconds()) / (iterations + 2) * 1e3,
+          static_cast<long long>(sync_d.copies() + sync_g.copies()));
   }
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "parallel/grad_sync.hpp"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -42,14 +44,21 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
     }
   }
   if (active_) {
-    for (std::size_t k = 0; k < parameters_.size(); ++k)
-      if (parameters_[k].requires_grad())
-        hooks_.emplace_back(k, parameters_[k].register_hook([this, k](torch::Tensor grad) { on_gradient(k, grad); }));
+    for (std::size_t k = 0; k < parameters_.size(); ++k) {
+      if (!parameters_[k].requires_grad()) continue;
+      auto accumulator = torch::autograd::impl::grad_accumulator(parameters_[k]);
+      const uintptr_t key = accumulator->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [this, k](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            on_accumulated(k);
+            return outputs;
+          }));
+      hooks_.emplace_back(std::move(accumulator), key);
+    }
   }
 }
 
 GradSync::~GradSync() {
-  for (const auto& [k, handle] : hooks_) parameters_[k].remove_hook(handle);
+  for (auto& [accumulator, key] : hooks_) accumulator->del_post_hook(key);
 }
 
 void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
@@ -59,10 +68,13 @@ void GradSync::broadcast(const std::vector<torch::Tensor>& tensors) {
 
 void GradSync::prepare() {
   if (!active_) return;
-  // Undefined .grad: autograd then stores each incoming gradient without an extra add, and finish() points .grad at
-  // the averaged bucket memory instead of copying it back.
-  for (auto& p : parameters_) p.mutable_grad() = torch::Tensor();
+  // .grad is the parameter's zeroed part of its bucket: autograd adds the gradient into it in place.
   for (auto& b : buckets_) {
+    b.flat.zero_();
+    for (std::size_t i = 0; i < b.parameters.size(); ++i) {
+      torch::Tensor& grad = parameters_[b.parameters[i]].mutable_grad();
+      if (!grad.defined() || !grad.is_same(b.views[i])) grad = b.views[i];
+    }
     b.pending = b.parameters.size();
     b.ready = false;
     b.request.reset();
@@ -72,13 +84,19 @@ void GradSync::prepare() {
   armed_ = true;
 }
 
-void GradSync::on_gradient(std::size_t parameter, const torch::Tensor& grad) {
+void GradSync::on_accumulated(std::size_t parameter) {
   if (!armed_) return;  // a backward this object does not synchronise (e.g. D's gradients during the G step)
   if (received_[parameter]) fail("GradSync: parameter ", parameter, " received two gradients in one backward");
   received_[parameter] = 1;
   Bucket& b = buckets_[bucket_of_[parameter]];
-  torch::NoGradGuard no_grad;
-  b.views[slot_in_bucket_[parameter]].copy_(grad);
+  torch::Tensor& view = b.views[slot_in_bucket_[parameter]];
+  torch::Tensor& grad = parameters_[parameter].mutable_grad();
+  if (!grad.is_same(view)) {  // autograd replaced .grad instead of adding into it: copy, and point .grad back
+    torch::NoGradGuard no_grad;
+    view.copy_(grad);
+    grad = view;
+    ++copies_;
+  }
   if (--b.pending == 0) b.ready = true;
   if (overlap_) launch_ready_buckets();
   // Let the backend progress the buckets in flight while backward continues.
@@ -104,9 +122,8 @@ void GradSync::finish() {
   armed_ = false;
   torch::NoGradGuard no_grad;
   for (std::size_t k = 0; k < parameters_.size(); ++k) {
-    if (received_[k]) continue;  // no gradient this backward: contributes zeros
+    if (received_[k]) continue;  // no gradient this backward: its part of the bucket stays zero
     Bucket& b = buckets_[bucket_of_[k]];
-    b.views[slot_in_bucket_[k]].zero_();
     if (--b.pending == 0) b.ready = true;
   }
   launch_ready_buckets();
@@ -116,10 +133,7 @@ void GradSync::finish() {
     if (b.host.defined()) b.flat.copy_(b.host);
   }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (auto& b : buckets_) {
-    for (std::size_t i = 0; i < b.parameters.size(); ++i) parameters_[b.parameters[i]].mutable_grad() = b.views[i];
-    b.request.reset();
-  }
+  for (auto& b : buckets_) b.request.reset();
 }
 
 }  // namespace shardgan::parallel

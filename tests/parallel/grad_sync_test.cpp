@@ -50,6 +50,32 @@ TEST_P(GradSyncBuckets, EveryRankEndsWithTheAverageGradient) {
   if (GetParam().bucket_mb < 1) {
     EXPECT_GE(sync.num_buckets(), 3u);  // the 300000 floats (1.1 MiB) fill a bucket of their own
   }
+  // Zero-copy: autograd accumulated every gradient straight into bucket memory, and .grad stays there.
+  EXPECT_EQ(sync.copies(), 0);
+  const void* where = params[2].grad().data_ptr();
+  sync.prepare();
+  EXPECT_EQ(params[2].grad().data_ptr(), where);
+  EXPECT_EQ(params[2].grad().abs().sum().item<float>(), 0);  // zeroed for the next backward
+  (params[2].sum() * 2).backward();
+  sync.finish();
+  EXPECT_EQ(params[2].grad().data_ptr(), where);
+  EXPECT_TRUE(torch::allclose(params[2].grad(), torch::full_like(params[2], 2.0f)));
+  EXPECT_EQ(sync.copies(), 0);
+}
+
+// A .grad that autograd replaces instead of adding into (here: set to another tensor after prepare) is copied into
+// the bucket and pointed back at it: the average is still right.
+TEST(GradSync, AReplacedGradIsCopiedIntoItsBucket) {
+  auto comm = comm::make_mpi_communicator(MPI_COMM_WORLD);
+  const int n = comm->size(), r = comm->rank();
+  torch::Tensor w = torch::zeros({6}, torch::requires_grad());
+  GradSync sync(*comm, {w}, 25.0, true, /*single_rank_too=*/true);
+  sync.prepare();
+  w.mutable_grad() = torch::Tensor();  // autograd will store the incoming gradient as a new tensor
+  (w.sum() * static_cast<float>(r + 1)).backward();
+  sync.finish();
+  EXPECT_EQ(sync.copies(), 1);
+  EXPECT_TRUE(torch::allclose(w.grad(), torch::full_like(w, (n + 1) / 2.0f)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, GradSyncBuckets,
