@@ -4,6 +4,7 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -105,30 +106,40 @@ int main(int argc, char** argv) {
     std::printf("%10s %12s %12s %12s %12s %8s\n", "bytes", "raw ms", "raw busBw", "GradSync ms", "GS busBw", "GS/raw");
   for (int64_t bytes = 4096; bytes <= (int64_t{64} << 20); bytes *= 4) {
     const int64_t n = bytes / 4;
-    const int reps = std::max(3, static_cast<int>(std::min<int64_t>(200, (int64_t{256} << 20) / bytes)));
+    const int reps = std::max(9, static_cast<int>(std::min<int64_t>(201, (int64_t{256} << 20) / bytes)));
     std::vector<float> buffer(static_cast<std::size_t>(n), 1.0f);
     torch::Tensor w = torch::zeros({n}, torch::requires_grad());
     parallel::GradSync sync(*comm, {w}, 25.0, true);
     const float mine = static_cast<float>(session.rank() + 1);
-    const auto timed = [&](const auto& body) {
-      body();  // warm up
-      MPI_Barrier(MPI_COMM_WORLD);
-      const auto t = Clock::now();
-      for (int i = 0; i < reps; ++i) body();
-      return seconds_since(t) / reps;
+    // Medians of interleaved repetitions: the 2-core machine is noisy at this scale.
+    const auto median_of = [&](const auto& body) {
+      std::vector<double> t;
+      for (int i = 0; i < reps; ++i) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        const auto start = Clock::now();
+        body();
+        t.push_back(seconds_since(start));
+      }
+      std::nth_element(t.begin(), t.begin() + reps / 2, t.end());
+      return t[static_cast<std::size_t>(reps / 2)];
     };
-    const double raw_time = timed([&] {
+    const auto raw_body = [&] {
       MPI_Allreduce(MPI_IN_PLACE, buffer.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    });
-    const double backward = timed([&] {
+    };
+    const auto backward_body = [&] {
       w.mutable_grad() = torch::Tensor();
       (w.sum() * mine).backward();
-    });
-    const double with_sync = timed([&] {
+    };
+    const auto sync_body = [&] {
       sync.prepare();
       (w.sum() * mine).backward();
       sync.finish();
-    });
+    };
+    raw_body(), backward_body(), sync_body();  // warm up
+    const double raw_time = median_of(raw_body);
+    // GradSync's cost: a synchronised backward minus a plain one (which lets autograd keep its own gradient).
+    const double backward = median_of(backward_body);
+    const double with_sync = median_of(sync_body);
     const double gs = std::max(1e-9, with_sync - backward);
     const float expected = (static_cast<float>(comm->size()) + 1) / 2;
     if (!torch::allclose(w.grad(), torch::full_like(w, expected)) || sync.copies() != 0) {
