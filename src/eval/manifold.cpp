@@ -10,6 +10,16 @@ using torch::Tensor;
 namespace {
 
 constexpr int64_t kChunk = 256;  // rows per distance block: kChunk × N float64 distances at a time
+// A distance within this relative margin of a ball's radius counts as inside. The same pair's distance, computed in
+// another block of rows (the radius from the real-real block, the test from the real-fake one), can differ in its
+// last bits: a GEMM's summation order depends on the blocks' shapes (LibTorch 2.x's BLAS path does). Without the
+// margin, an image's own k-th neighbour could fall just outside its ball, and the result would depend on chunking
+// and on the number of ranks.
+constexpr double kSlack = 1e-9;
+
+Tensor widened(const Tensor& radii) {
+  return radii * (1 + kSlack);
+}
 
 Tensor as_features(const Tensor& t) {
   return t.detach().to(torch::kCPU, torch::kFloat64).contiguous();
@@ -38,7 +48,7 @@ Tensor knn_radii(const Tensor& set, int64_t k, RowRange rows) {
 Tensor manifold_sums(const Tensor& real, const Tensor& real_radii, const Tensor& fake, const Tensor& fake_radii,
                      RowRange fake_rows, RowRange real_rows) {
   const Tensor r = as_features(real), f = as_features(fake);
-  const Tensor r_radii = real_radii.to(torch::kFloat64), f_radii = fake_radii.to(torch::kFloat64);
+  const Tensor r_radii = widened(real_radii.to(torch::kFloat64)), f_radii = widened(fake_radii.to(torch::kFloat64));
   Tensor sums = torch::zeros({4}, torch::kFloat64);
   for (int64_t j = fake_rows.begin; j < fake_rows.end; j += kChunk) {
     const Tensor inside = distances(f.narrow(0, j, std::min(kChunk, fake_rows.end - j)), r).le(r_radii.view({1, -1}));
