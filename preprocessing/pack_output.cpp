@@ -72,12 +72,14 @@ std::vector<bool> stratified_subset(const std::vector<int64_t>& labels, const st
   std::vector<std::pair<double, std::size_t>> remainders;
   int64_t given = 0;
   for (std::size_t c = 0; c < classes; ++c) {
-    const double exact = static_cast<double>(max_images) * static_cast<double>(members[c].size()) / static_cast<double>(n);
+    const double exact =
+        static_cast<double>(max_images) * static_cast<double>(members[c].size()) / static_cast<double>(n);
     quota[c] = static_cast<int64_t>(exact);
     given += quota[c];
     remainders.emplace_back(exact - static_cast<double>(quota[c]), c);
   }
-  std::stable_sort(remainders.begin(), remainders.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::stable_sort(remainders.begin(), remainders.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
   for (std::size_t k = 0; given < max_images && k < remainders.size(); ++k, ++given) ++quota[remainders[k].second];
   // Within a class: the lowest hashes of the ids (FNV-1a, then splitmix64 to spread similar ids).
   const auto hash = [](const std::string& id) {

@@ -208,8 +208,10 @@ void parse_augment_policy(Config::Augment& a, const std::string& source) {
   while (std::getline(words, word, ',')) {
     word.erase(0, word.find_first_not_of(' '));
     word.erase(word.find_last_not_of(' ') + 1);
-    bool* flag = word == "color" ? &a.color : word == "translation" ? &a.translation : word == "cutout" ? &a.cutout
-                                                                                                     : nullptr;
+    bool* flag = word == "color"         ? &a.color
+                 : word == "translation" ? &a.translation
+                 : word == "cutout"      ? &a.cutout
+                                         : nullptr;
     if (flag == nullptr || *flag)
       fail(source, ": key 'augment.policy' has ", flag ? "a repeated" : "an unknown", " operation \"", word,
            "\"; expected a comma-separated list of color, translation, cutout");

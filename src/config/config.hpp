@@ -8,15 +8,15 @@ namespace shardgan::config {
 
 // The settings that are words in TOML, as enums: parsed once when the config is loaded (an unknown word is an Error
 // naming the key and the choices), compared as values everywhere else. `name` gives the TOML spelling.
-enum class Cache { kAuto, kMemory, kStream };   ///< data.cache
+enum class Cache { kAuto, kMemory, kStream };      ///< data.cache
 enum class Sampling { kUniform, kClassBalanced };  ///< data.sampling
-enum class BatchNorm { kLocal, kSync, kNone };  ///< model.batchnorm
-enum class Loss { kBce, kHinge };               ///< model.loss
-enum class SpectralNorm { kNone, kD, kGD };     ///< model.spectral_norm: on no network, D, or G and D
-enum class Arch { kDcgan, kResNet };            ///< model.arch
-enum class Device { kAuto, kCpu, kCuda };       ///< runtime.device
-enum class Precision { kFp32, kBf16, kFp16 };   ///< runtime.precision
-enum class Backend { kAuto, kNccl, kMpi };      ///< comm.backend
+enum class BatchNorm { kLocal, kSync, kNone };     ///< model.batchnorm
+enum class Loss { kBce, kHinge };                  ///< model.loss
+enum class SpectralNorm { kNone, kD, kGD };        ///< model.spectral_norm: on no network, D, or G and D
+enum class Arch { kDcgan, kResNet };               ///< model.arch
+enum class Device { kAuto, kCpu, kCuda };          ///< runtime.device
+enum class Precision { kFp32, kBf16, kFp16 };      ///< runtime.precision
+enum class Backend { kAuto, kNccl, kMpi };         ///< comm.backend
 const char* name(Cache value);
 const char* name(Sampling value);
 const char* name(BatchNorm value);
@@ -50,10 +50,10 @@ struct Config {
     double g_ema = 0.999;  ///< decay of the generator's weight average (0: no EMA generator)
   } model;
   struct Augment {
-    std::string policy;       ///< DiffAugment operations, comma-separated: color, translation, cutout ("": none)
-    double ada_target = 0;    ///< > 0: adaptive probability p steered so that E[sign(D(real))] ≈ this (ADA)
-    int64_t ada_interval = 4; ///< steps between adjustments of p
-    double ada_kimg = 500;    ///< thousands of images over which p can move from 0 to 1
+    std::string policy;        ///< DiffAugment operations, comma-separated: color, translation, cutout ("": none)
+    double ada_target = 0;     ///< > 0: adaptive probability p steered so that E[sign(D(real))] ≈ this (ADA)
+    int64_t ada_interval = 4;  ///< steps between adjustments of p
+    double ada_kimg = 500;     ///< thousands of images over which p can move from 0 to 1
     // Parsed from `policy` when the config is loaded:
     bool color = false, translation = false, cutout = false;
     bool enabled() const { return color || translation || cutout; }

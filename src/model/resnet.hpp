@@ -19,7 +19,7 @@ namespace shardgan::model {
 
 struct ResNetOptions {
   int64_t image_size = 32, channels = 3, z_dim = 128, width = 32, num_classes = 0;
-  bool batchnorm = true;      ///< G only
+  bool batchnorm = true;  ///< G only
   bool spectral_norm = false;
 };
 

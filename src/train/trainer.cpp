@@ -2,8 +2,8 @@
 // communicated or written; the dry run prints it) and a Trainer (the communicators, outputs and metrics around it,
 // and the step). One step is:
 //
-//   agree_to_stop → inputs → d_step → g_step → ema_update → ADA's p → meter → after_step (log, samples, parameter checks,
-//   evaluation, checkpoint: each when due)
+//   agree_to_stop → inputs → d_step → g_step → ema_update → ADA's p → meter → after_step (log, samples,
+//   parameter checks, evaluation, checkpoint: each when due)
 //
 // A new loss goes into train/loss.hpp, a new cadence into Due, a new output into after_step.
 #include "train/trainer.hpp"
@@ -168,11 +168,12 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
               ll(total_steps), cfg.train.max_steps > 0 ? " (train.max_steps)" : "");
   const std::string ema = gan.generator_ema ? cat("decay ", cfg.model.g_ema) : "off";
-  std::printf("  models       %s: G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s, "
-              "spectral norm %s)\n",
-              config::name(cfg.model.arch), ll(parameter_count(*gan.generator)), ll(parameter_count(*gan.discriminator)),
-              cfg.model.conditional ? "yes" : "no", config::name(cfg.model.batchnorm), config::name(cfg.model.loss),
-              ema.c_str(), config::name(cfg.model.spectral_norm));
+  std::printf(
+      "  models       %s: G %lld parameters, D %lld parameters (conditional %s, batchnorm %s, loss %s, EMA G %s, "
+      "spectral norm %s)\n",
+      config::name(cfg.model.arch), ll(parameter_count(*gan.generator)), ll(parameter_count(*gan.discriminator)),
+      cfg.model.conditional ? "yes" : "no", config::name(cfg.model.batchnorm), config::name(cfg.model.loss),
+      ema.c_str(), config::name(cfg.model.spectral_norm));
   if (cfg.augment.enabled() || cfg.train.r1_gamma > 0)
     std::printf("  small data   augment \"%s\"%s, R1 %s\n", cfg.augment.policy.c_str(),
                 cfg.augment.ada_target > 0 ? cat(" with ADA (target ", cfg.augment.ada_target, ")").c_str() : "",
@@ -558,8 +559,7 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
   for (auto& p : D->parameters()) p.set_requires_grad(false);
   {
     AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
-    losses.g =
-        loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
+    losses.g = loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
   const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);

@@ -75,7 +75,8 @@ TEST(Config, CharactersBeyondAsciiOnlyInStringsAndComments) {
             "run.toml:4: a character beyond ASCII outside a string or comment");
   EXPECT_EQ(error_of(kMinimal + "[train] \xc2\xa0\n"),
             "run.toml:3: a character beyond ASCII outside a string or comment");
-  EXPECT_EQ(error_of("# caf\xc3\xa9 \"quoted\" 'too'\n[data]\npath = \"donn\xc3\xa9" "es/x\"\n"
+  EXPECT_EQ(error_of("# caf\xc3\xa9 \"quoted\" 'too'\n[data]\npath = \"donn\xc3\xa9"
+                     "es/x\"\n"
                      "[eval]\nclassifier = 'cl\xc3\xa9.pt' # \xc3\xa9\n"),
             "");
   EXPECT_EQ(error_of("[data]\npath = \"\"\"a\n\xc3\xa9\\\"\"\"\"\"\n"), "");
@@ -93,8 +94,7 @@ TEST(Config, AugmentPolicyIsParsedOnceAndBadWordsAreNamed) {
             std::string::npos);
   EXPECT_EQ(error_of(kMinimal + "[augment]\nada_target = 0.6\n"),
             "run.toml: key 'augment.ada_target' needs operations to apply (augment.policy is empty)");
-  EXPECT_NE(error_of(kMinimal + "[augment]\npolicy = \"color\"\nada_target = 1.5\n").find("[0, 1)"),
-            std::string::npos);
+  EXPECT_NE(error_of(kMinimal + "[augment]\npolicy = \"color\"\nada_target = 1.5\n").find("[0, 1)"), std::string::npos);
 }
 
 TEST(Config, OverridesFromTheCommandLine) {

@@ -343,8 +343,8 @@ TEST_F(Ham10000Cli, PacksImagesLabelsAndMetadata) {
 
 TEST_F(Ham10000Cli, MaxImagesKeepsEveryMetadataColumnOfTheRowsItKeeps) {
   expect_ok(pack(base_args()));
-  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(images_) +
-                 " --max-images 7 --out " + q(tmp_ / "half")));
+  expect_ok(pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(images_) + " --max-images 7 --out " +
+                 q(tmp_ / "half")));
   const auto m = data::Manifest::load(tmp_ / "half");
   EXPECT_EQ(m.total_count, 7);
   const auto full_counts = data::Manifest::load(out_).class_counts;

@@ -333,9 +333,9 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
       " --set augment.ada_target=0.05 --set augment.ada_interval=2 --set augment.ada_kimg=0.1"
       " --set model.spectral_norm=gd --set train.r1_gamma=0.5 --set train.r1_every=3"
       " --set data.sampling=class_balanced --set output.checkpoint_every_steps=5 --set train.log_every=1";
-  ASSERT_EQ(train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12 --set train.max_steps=12")
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      train("--run-dir " + q(tmp_ / "one") + common + " --set train.batch_size=12 --set train.max_steps=12").exit_code,
+      0);
   const auto two =
       train_mpi(2, "--run-dir " + q(tmp_ / "two") + common + " --set train.batch_size=6 --set train.max_steps=12");
   ASSERT_EQ(two.exit_code, 0) << two.err;
@@ -354,7 +354,8 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
                   " --set train.r1_gamma=0 --set train.batch_size=12 --set train.max_steps=12")
                 .exit_code,
             0);
-  ASSERT_EQ(train("--run-dir " + q(tmp_ / "plain") + " --set model.dropout=0 --set model.batchnorm=sync"
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "plain") +
+                  " --set model.dropout=0 --set model.batchnorm=sync"
                   " --set train.batch_size=12 --set train.max_steps=12")
                 .exit_code,
             0);
@@ -405,7 +406,8 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
 TEST_F(TrainCli, ResNetModelsTrainTheSameOnOneAndTwoRanks) {
   const std::string common =
       " --set model.arch=resnet --set model.g_width=4 --set model.d_width=4 --set model.batchnorm=sync"
-      " --set model.spectral_norm=d --set model.loss=hinge --set train.max_steps=6 --set output.checkpoint_every_steps=6";
+      " --set model.spectral_norm=d --set model.loss=hinge --set train.max_steps=6"
+      " --set output.checkpoint_every_steps=6";
   const auto dry = train("--dry-run --run-dir " + q(tmp_ / "dry") + common);
   ASSERT_EQ(dry.exit_code, 0) << dry.err;
   EXPECT_NE(dry.out.find("resnet: G "), std::string::npos) << dry.out;

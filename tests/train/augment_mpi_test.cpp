@@ -20,9 +20,7 @@ TEST(AdaptiveAugment, EveryRankMovesPTheSameWayFromTheSummedSigns) {
   ASSERT_TRUE(ada.enabled());
   EXPECT_EQ(ada.value(), 0);
   // Rank 0 sees D sure of its reals, the others unsure: only the sum over all ranks says which way p moves.
-  const auto observe = [&](float sure, float unsure) {
-    ada.observe(torch::full({4}, r == 0 ? sure : unsure));
-  };
+  const auto observe = [&](float sure, float unsure) { ada.observe(torch::full({4}, r == 0 ? sure : unsure)); };
   observe(1, -1);
   ada.after_step(1, *comm);  // not an adjustment step
   EXPECT_EQ(ada.value(), 0);

@@ -27,8 +27,8 @@ AugmentDraw fixed_draw(int64_t b, std::vector<float> color, int64_t dy, int64_t 
 TEST(Augment, ColorMovesBrightnessSaturationAndContrastByTheDrawnAmounts) {
   const torch::Tensor x = torch::rand({2, 3, 4, 4}) * 2 - 1;
   // Brightness: u = 1 adds 0.5; saturation u = 0.5 and contrast u = 0.5 are the identity.
-  EXPECT_TRUE(torch::allclose(augment(x, policy(true, false, false), fixed_draw(2, {1, 0.5, 0.5}, 0, 0, 0, 0)),
-                              x + 0.5, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(augment(x, policy(true, false, false), fixed_draw(2, {1, 0.5, 0.5}, 0, 0, 0, 0)), x + 0.5,
+                              1e-5, 1e-5));
   // Saturation u = 0: every pixel becomes the mean of its channels (grey).
   const torch::Tensor grey = augment(x, policy(true, false, false), fixed_draw(2, {0.5, 0, 0.5}, 0, 0, 0, 0));
   EXPECT_TRUE(torch::allclose(grey, x.mean(1, true).expand_as(x), 1e-5, 1e-5));
