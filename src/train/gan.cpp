@@ -49,6 +49,11 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
     generator_ema->to(device);
     if (config.runtime.channels_last) model::to_channels_last(*generator_ema);
     for (auto& p : generator_ema->parameters()) p.set_requires_grad(false);
+    // The spectrally normalised layers of both, paired once (same structure, same order).
+    const auto ema_modules = generator_ema->modules(/*include_self=*/false), g_modules = generator->modules(false);
+    for (std::size_t i = 0; i < ema_modules.size(); ++i)
+      if (auto* sn = ema_modules[i]->as<model::SpectralNormImpl>())
+        ema_spectral_norms_.emplace_back(sn, g_modules[i]->as<model::SpectralNormImpl>());
     reset_ema();
   }
   const auto betas = std::make_tuple(config.optim.beta1, config.optim.beta2);
@@ -67,10 +72,7 @@ void Gan::update_ema(int64_t updates) {
   for (std::size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(g[i], 1.0 - beta);
   // Spectral normalisation: the average uses G's power-iteration vectors (its own would depend on how often samples
   // were drawn, and a resume would not be bit-identical).
-  const auto ema_modules = generator_ema->modules(/*include_self=*/false), g_modules = generator->modules(false);
-  for (std::size_t i = 0; i < ema_modules.size(); ++i)
-    if (auto* sn = ema_modules[i]->as<model::SpectralNormImpl>())
-      sn->copy_vectors_from(*g_modules[i]->as<model::SpectralNormImpl>());
+  for (const auto& [ema_sn, g_sn] : ema_spectral_norms_) ema_sn->copy_vectors_from(*g_sn);
 }
 
 void Gan::reset_ema() {

@@ -9,6 +9,7 @@
 #include "data/shard_format.hpp"
 #include "model/discriminator.hpp"
 #include "model/generator.hpp"
+#include "model/spectral_norm.hpp"
 #include "parallel/consistency.hpp"
 #include "train/loss_scaler.hpp"
 
@@ -47,6 +48,10 @@ struct Gan {
   std::unique_ptr<torch::optim::Adam> optim_g;
   std::unique_ptr<torch::optim::Adam> optim_d;
   LossScaler loss_scaler;  ///< enabled for runtime.precision = "fp16"
+
+ private:
+  /// (EMA layer, G layer) for every spectrally normalised layer: update_ema copies G's vectors.
+  std::vector<std::pair<model::SpectralNormImpl*, model::SpectralNormImpl*>> ema_spectral_norms_;
 };
 
 /// Number of scalar parameters of a module.

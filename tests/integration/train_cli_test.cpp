@@ -140,6 +140,17 @@ TEST_F(TrainCli, ShortRunWritesOutputsLossesMoveAndSamplesChange) {
   expect_error(train("--run-dir " + q(run)), "--resume auto");
 }
 
+/// Two checkpoints' tensors agree within `tolerance` relative to each tensor's largest magnitude (N ranks x b against
+/// 1 rank x N*b: the same sums in another order).
+void expect_close(const std::vector<std::pair<std::string, torch::Tensor>>& a,
+                  const std::vector<std::pair<std::string, torch::Tensor>>& b, double tolerance = 1e-5) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double scale = std::max(a[i].second.abs().max().item<double>(), 1e-12);
+    EXPECT_LE((a[i].second - b[i].second).abs().max().item<double>() / scale, tolerance) << a[i].first;
+  }
+}
+
 TEST_F(TrainCli, ResumeGivesBitIdenticalParameters) {
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "straight") + " --set train.max_steps=12").exit_code, 0);
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "resumed") + " --set train.max_steps=6").exit_code, 0);
@@ -416,11 +427,7 @@ TEST_F(TrainCli, ResNetModelsTrainTheSameOnOneAndTwoRanks) {
   ASSERT_EQ(two.exit_code, 0) << two.err;
   const auto one = checkpoint_tensors(tmp_ / "one" / "checkpoints" / "step-000006");
   const auto many = checkpoint_tensors(tmp_ / "two" / "checkpoints" / "step-000006");
-  ASSERT_EQ(one.size(), many.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    const double scale = std::max(one[i].second.abs().max().item<double>(), 1e-12);
-    EXPECT_LE((one[i].second - many[i].second).abs().max().item<double>() / scale, 1e-5) << one[i].first;
-  }
+  expect_close(one, many);
   EXPECT_NE(one.front().first.find("resnet."), std::string::npos) << one.front().first;
 }
 
@@ -442,11 +449,7 @@ TEST_F(TrainCli, ResumeOnAnotherWorldSizeContinuesTheSameDataOrder) {
   EXPECT_NE(resumed.err.find("resuming a 2-rank run on 1 rank(s), global batch 16"), std::string::npos) << resumed.err;
   const auto a = checkpoint_tensors(tmp_ / "one" / "checkpoints" / "step-000020");
   const auto b = checkpoint_tensors(tmp_ / "elastic" / "checkpoints" / "step-000020");
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    const double scale = std::max(a[i].second.abs().max().item<double>(), 1e-12);
-    EXPECT_LE((a[i].second - b[i].second).abs().max().item<double>() / scale, 1e-5) << a[i].first;
-  }
+  expect_close(a, b);
   const auto state = train::read_checkpoint_state(tmp_ / "elastic" / "checkpoints" / "step-000020");
   EXPECT_EQ(state.world_size, 1);
   EXPECT_EQ(state.global_batch, 16);
