@@ -30,3 +30,17 @@ TOML
 
 # last_img_per_s RUN_DIR: img/s of the last metrics.jsonl row.
 last_img_per_s() { tail -1 "$1/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'; }
+
+# quality_tools HERE BUILD: the quality benchmarks' setup — the machine's packages, the three tools built (skipped
+# with SHARDGAN_NO_BUILD=1: BUILD/src's binaries as they are, e.g. copies), and the MPI launcher in the array `mpi`.
+quality_tools() {
+  local here=$1 build=$2
+  "$here/launch/bootstrap.sh"
+  if [[ ${SHARDGAN_NO_BUILD:-0} != 1 ]]; then
+    cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$build" --target shardgan-pack shardgan-train shardgan-eval >/dev/null
+  fi
+  mpi=(mpirun --bind-to none)
+  [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+  return 0
+}

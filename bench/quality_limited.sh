@@ -20,13 +20,8 @@ steps=${3:-1200}
 shift $(($# < 3 ? $# : 3))
 arms=("$@")
 ((${#arms[@]})) || arms=(none diffaug ada)
-"$here/launch/bootstrap.sh"
-if [[ ${SHARDGAN_NO_BUILD:-0} != 1 ]]; then  # 1: use BUILD_DIR/src's binaries as they are (e.g. copies)
-  cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$build" --target shardgan-pack shardgan-train shardgan-eval >/dev/null
-fi
-mpi=(mpirun --bind-to none)
-[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+source "$here/bench/common.sh"
+quality_tools "$here" "$build"
 mkdir -p "$work"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); $steps steps per arm on 2 ranks"
 
