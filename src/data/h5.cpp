@@ -238,13 +238,13 @@ void write_array(hid_t file, const std::string& path, hid_t type, const void* da
   if (count > 0) check(H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), context, "writing " + path);
 }
 
-Handle open_dataset(hid_t file, const std::string& path, const std::string& context) {
+Handle open_dataset(hid_t file, const std::string& path, const std::string& context, hid_t access) {
   if (!exists(file, path)) fail(context, ": dataset ", path, " is missing");
   H5L_info_t link{};
   check(H5Lget_info(file, path.c_str(), &link, H5P_DEFAULT), context, "looking up " + path);
   if (link.type != H5L_TYPE_HARD)
     fail(context, ": ", path, " is a soft or external link; a shard holds its data itself (the checksum covers it)");
-  Handle dset(check(H5Dopen2(file, path.c_str(), H5P_DEFAULT), context, "opening " + path));
+  Handle dset(check(H5Dopen2(file, path.c_str(), access), context, "opening " + path));
   Handle dcpl(H5Dget_create_plist(dset));
   if (H5Pget_layout(dcpl) == H5D_VIRTUAL)
     fail(context, ": ", path, " is a virtual dataset; a shard holds its data itself (the checksum covers it)");

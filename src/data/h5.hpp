@@ -63,8 +63,9 @@ std::vector<std::string> read_strings(hid_t file, const std::string& path, const
 /// Dimensions of a dataset.
 std::vector<hsize_t> dims(hid_t file, const std::string& path, const std::string& context);
 /// Opens a dataset that holds its own data: a hard link (not a soft or external one), not virtual, no external
-/// storage — the bytes a shard's checksum covers are the bytes read. Error naming `path` otherwise.
-Handle open_dataset(hid_t file, const std::string& path, const std::string& context);
+/// storage — the bytes a shard's checksum covers are the bytes read. Error naming `path` otherwise. `access` is the
+/// dataset access property list (e.g. one that turns the chunk cache off).
+Handle open_dataset(hid_t file, const std::string& path, const std::string& context, hid_t access = H5P_DEFAULT);
 /// Error unless the file stores at least `elements` × `element_size` bytes of `dset`: nothing is allocated for a
 /// declared size that the bytes present cannot back.
 void require_backed(hid_t dset, hssize_t elements, std::size_t element_size, const std::string& path,

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <string>
 
 #include "fixtures.hpp"
 #include "util/error.hpp"
@@ -53,6 +55,35 @@ TEST(Loader, AReadErrorOnTheThreadIsRethrownByNext) {
         for (int i = 0; i < 3; ++i) loader.next();
       },
       std::exception);
+}
+
+/// Bytes this process has read through read(2)/pread(2) so far.
+uint64_t bytes_read() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value)
+    if (key == "rchar:") return value;
+  return 0;
+}
+
+TEST(Loader, StreamingReadsOnlyTheRowsAskedForNotWholeChunks) {
+  TempDir tmp;
+  testing::write_set(tmp.path(), 40000, 40000);  // one shard of 60-byte images: 10 chunks of 4369 rows (256 KiB)
+  ShardDataset::Options options;
+  options.cache = config::Cache::kStream;
+  options.verify = false;
+  const ShardDataset dataset(tmp.path(), options);
+  std::vector<uint8_t> out(dataset.shape().bytes());
+  dataset.read({0}, out.data());  // warms HDF5's metadata (the chunk index)
+  const uint64_t before = bytes_read();
+  for (int64_t i = 4500; i < 40000; i += 1800) {  // 20 scattered rows in 9 chunks, one read each
+    dataset.read({i}, out.data());
+    const auto expected = testing::pixels_of(static_cast<int>(i), dataset.shape());
+    ASSERT_TRUE(std::equal(expected.begin(), expected.end(), out.begin())) << i;
+  }
+  // 20 x 60 bytes asked for. A chunk cache would read 9 whole chunks (2.3 MB); the shards' /images has none.
+  EXPECT_LT(bytes_read() - before, 20u * 60u * 4u);
 }
 
 TEST(Loader, StopsCleanlyWhenDestroyedEarly) {
