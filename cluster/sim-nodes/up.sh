@@ -22,6 +22,10 @@
 #                      outlives it, even after SIGKILL)
 #   SIM_NODES_BTL      the btl list in mpirun-args (default self,vader,tcp: shared memory within a node, TCP between
 #                      nodes — each node has its own hostname, which vader needs)
+#   SIM_NODES_RATE     shape every node's link to this rate (tc tbf on each node's eth0, egress: a full-duplex NIC of
+#                      that speed), e.g. 1gbit, 10gbit, 100mbit; default: unshaped (veth runs at memory speed)
+#   SIM_NODES_DELAY    one-way latency added on each node's eth0, e.g. 50us (tc netem, under the tbf); needs the
+#                      kernel's sch_netem: where it is missing up.sh says so and exits 77
 # Exit codes: 0 up; 77 the kernel refuses namespaces/veth/bridges here (message says why); 2 bad input; 1 other.
 # Tear down with cluster/sim-nodes/down.sh STATE_DIR (idempotent; up.sh calls it itself when it fails).
 set -euo pipefail
@@ -41,8 +45,14 @@ prefix=${SIM_NODES_PREFIX:-node}
 owner=${SIM_NODES_OWNER:-}
 [[ -z $owner || $owner =~ ^[0-9]+$ ]] || die "SIM_NODES_OWNER must be a process id, got '$owner'"
 btl=${SIM_NODES_BTL:-self,vader,tcp}
+rate=${SIM_NODES_RATE:-}
+delay=${SIM_NODES_DELAY:-}
+[[ -z $rate || $rate =~ ^[1-9][0-9]*(kbit|mbit|gbit)$ ]] || die "SIM_NODES_RATE must be like 100mbit, 1gbit, 10gbit, got '$rate'"
+[[ -z $delay || $delay =~ ^[1-9][0-9]*(us|ms)$ ]] || die "SIM_NODES_DELAY must be like 50us or 2ms, got '$delay'"
 [[ $(id -u) -eq 0 ]] || die "needs root (network namespaces, veth pairs, bind mounts)"
-for tool in unshare nsenter ip mount; do
+tools=(unshare nsenter ip mount)
+[[ -n $rate$delay ]] && tools+=(tc)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || die "$tool not found (util-linux, iproute2)"
 done
 mkdir -p "$state"
@@ -59,6 +69,25 @@ if ! err=$(unshare --uts --net --mount -- true 2>&1); then refuse "unshare --uts
 if ! err=$(unshare --net -- sh -c 'ip link add b0 type bridge && ip link add v0 type veth peer name v1' 2>&1); then
   refuse "veth/bridge in a network namespace: ${err:-failed}"
 fi
+# Link shaping: tbf for the rate (burst: 2 ms at that rate, at least 128 KiB so that a 64 KiB GSO packet passes;
+# queue: 50 ms), netem for the latency.
+shape=()
+if [[ -n $rate ]]; then
+  bits=${rate%bit}
+  case $bits in *k) bits=$((${bits%k} * 1000)) ;; *m) bits=$((${bits%m} * 1000000)) ;; *g) bits=$((${bits%g} * 1000000000)) ;; esac
+  burst=$((bits / 8 / 500))
+  ((burst >= 131072)) || burst=131072
+  shape=(tbf rate "$rate" burst "$burst" latency 50ms)
+fi
+probe() {  # VARIABLE QDISC ARGS... → refuses (77) where the kernel lacks the qdisc
+  local variable=$1
+  shift
+  if ! err=$(unshare --net -- sh -c "ip link add v0 type veth peer name v1 && tc qdisc add dev v0 root $*" 2>&1); then
+    refuse "SIM_NODES_$variable needs tc qdisc $1 (kernel module sch_$1): ${err:-failed}"
+  fi
+}
+if [[ -n $rate ]]; then probe RATE "${shape[@]}"; fi
+if [[ -n $delay ]]; then probe DELAY netem delay "$delay"; fi
 
 ok=0
 trap '((ok)) || "$here/down.sh" "$state" >/dev/null 2>&1 || true' EXIT
@@ -111,6 +140,12 @@ for ((i = 1; i <= n; i++)); do
   in_ns "$pid" -n ip link set lo up
   in_ns "$pid" -n ip addr add "$ip/24" dev eth0
   in_ns "$pid" -n ip link set eth0 up
+  if [[ -n $delay ]]; then
+    in_ns "$pid" -n tc qdisc add dev eth0 root handle 1: netem delay "$delay"
+    [[ -n $rate ]] && in_ns "$pid" -n tc qdisc add dev eth0 parent 1:1 handle 10: "${shape[@]}"
+  elif [[ -n $rate ]]; then
+    in_ns "$pid" -n tc qdisc add dev eth0 root "${shape[@]}"
+  fi
   echo "$name slots=$slots" >>"$state/hostfile"
 done
 # Links come up asynchronously; wait until every node's eth0 reports UP.
@@ -134,7 +169,7 @@ echo "--mca plm_rsh_agent $state/agent --mca btl $btl --mca btl_tcp_if_include $
 # shellcheck disable=SC2034  # read by the EXIT trap
 ok=1
 
-echo "sim-nodes: $n node(s) up in $state (switch holder $sw):"
+echo "sim-nodes: $n node(s) up in $state (switch holder $sw)${rate:+, links shaped to $rate}${delay:+, $delay latency}:"
 while read -r name ip pid _; do echo "  $name  $ip  holder $pid"; done <"$state/nodes"
 cat <<MSG
 hostfile:     $state/hostfile
