@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 work=${2:-$(mktemp -d /tmp/shardgan-loader-bench-XXXXXX)}
 rounds=${3:-2}
-"$here/launch/bootstrap.sh"
+"$here/launch/bootstrap.sh" --bench  # /usr/bin/time (package time) for the peak RSS
 source "$here/bench/common.sh"
 if [[ ${SHARDGAN_NO_BUILD:-0} != 1 ]]; then
   cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_BENCH=ON >/dev/null

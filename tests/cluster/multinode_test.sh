@@ -40,6 +40,7 @@ cleanup() {
   trap - EXIT INT TERM
   for p in $(jobs -p); do kill -TERM "$p" 2>/dev/null; done  # this shell's jobs that still run
   "$sim/down.sh" "$tmp/sim" >/dev/null 2>&1                    # ends everything still running inside the nodes
+  "$sim/down.sh" "$tmp/shaped" >/dev/null 2>&1
   for p in $(jobs -p); do kill -KILL "$p" 2>/dev/null; done
   if [[ ${SHARDGAN_KEEP_TMP:-0} == 1 ]]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
   exit "$rc"
@@ -211,3 +212,44 @@ run resume 120 env SHARDGAN_MPIRUN_ARGS="$mpi_args" \
   --run-dir "$tmp/run-sig" --resume auto --set train.max_steps=$((step + 3))
 grep -q "(step $step)" "$tmp/resume.log" || fail "resume did not start from step $step"
 say "ok 3: SIGTERM to train-hosts.sh -> all ranks on 2 nodes checkpointed at step $step, exit 75; resumed across nodes"
+
+# 4. Shaped links: SIM_NODES_RATE puts a tbf on each node's eth0, and a transfer between the nodes then takes as long
+# as the rate says (bench/network_bench.sh relies on it). A malformed rate is refused before anything is made.
+rc=0
+SIM_NODES_RATE=fast "$sim/up.sh" 2 "$tmp/bad" >"$tmp/bad.log" 2>&1 || rc=$?
+((rc == 2)) && grep -q "SIM_NODES_RATE must be like" "$tmp/bad.log" || fail "SIM_NODES_RATE=fast: exit $rc"
+[[ ! -e $tmp/bad ]] || fail "SIM_NODES_RATE=fast: up.sh made its folder before refusing"
+rc=0
+SIM_NODES_OWNER=$$ SIM_NODES_SUBNET=10.78.0 SIM_NODES_RATE=100mbit "$sim/up.sh" 2 "$tmp/shaped" >"$tmp/shaped.log" \
+  2>&1 || rc=$?
+if ((rc == 77)); then
+  say "note: shaped links not exercised: $(tail -1 "$tmp/shaped.log")"
+  exit 0
+fi
+((rc == 0)) || fail "SIM_NODES_RATE=100mbit: up.sh exit code $rc"
+"$sim/exec.sh" "$tmp/shaped" node1 tc qdisc show dev eth0 | grep -q "tbf .*rate 100Mbit" ||
+  fail "no 100 Mbit/s tbf on node1's eth0: $("$sim/exec.sh" "$tmp/shaped" node1 tc qdisc show dev eth0)"
+# 4 MB from node2 to node1: at least 0.32 s at 100 Mbit/s (a few ms on an unshaped veth).
+"$sim/exec.sh" "$tmp/shaped" node1 /usr/bin/python3 -c '
+import socket, time
+s = socket.create_server(("10.78.0.1", 5077))
+c, _ = s.accept()
+t, n = time.monotonic(), 0
+while True:
+    b = c.recv(1 << 16)
+    if not b: break
+    n += len(b)
+print(n, time.monotonic() - t)' >"$tmp/recv.log" 2>&1 &
+server=$!
+"$sim/exec.sh" "$tmp/shaped" node2 /usr/bin/python3 -c '
+import socket, time
+for _ in range(100):
+    try:
+        c = socket.create_connection(("10.78.0.1", 5077)); break
+    except OSError: time.sleep(0.05)
+c.sendall(b"x" * 4000000); c.close()' >"$tmp/send.log" 2>&1 || fail "sending 4 MB from node2 to node1"
+wait "$server" || fail "receiving on node1"
+read -r bytes secs <"$tmp/recv.log"
+((bytes == 4000000)) || fail "node1 received $bytes bytes, expected 4000000"
+awk -v s="$secs" 'BEGIN { exit !(s >= 0.25) }' || fail "4 MB took $secs s on a 100 Mbit/s link (expected >= 0.32 s)"
+say "ok 4: SIM_NODES_RATE=100mbit: tbf on eth0, 4 MB between the nodes in $secs s ($(awk -v s="$secs" 'BEGIN { printf "%.0f", 32 / s }') Mbit/s)"
