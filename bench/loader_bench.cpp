@@ -4,6 +4,7 @@
 //
 //   loader_bench make DIR --images N --size S [--channels C] [--shard-size K]   a synthetic packed set (random pixels)
 //   loader_bench read DIR [--cache stream|memory] [--batch B] [--world W] [--rank R] [--steps S] [--depth D]
+//                         [--threads T]
 //
 // bench/loader_bench.sh runs it on sets larger than its memory budget and reads the page cache in and out.
 #include <sys/resource.h>
@@ -65,8 +66,8 @@ int make(const std::string& dir, int64_t images, int size, int channels, int64_t
   return 0;
 }
 
-int read(const std::string& dir, const std::string& cache, int64_t batch, int world, int rank, int64_t steps,
-         int depth) {
+int read(const std::string& dir, const std::string& cache, int64_t batch, int world, int rank, int64_t steps, int depth,
+         int threads) {
   data::ShardDataset::Options options;
   options.verify = false;
   options.cache = cache == "memory" ? config::Cache::kMemory : config::Cache::kStream;
@@ -78,17 +79,19 @@ int read(const std::string& dir, const std::string& cache, int64_t batch, int wo
   const auto t0 = std::chrono::steady_clock::now();
   int64_t delivered = 0;
   {
-    data::Loader loader(dataset, sampler, 0, steps, depth);
+    data::Loader loader(dataset, sampler, 0, steps, depth, threads);
     for (int64_t s = 0; s < steps; ++s) delivered += static_cast<int64_t>(loader.next().labels.size());
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double bytes = static_cast<double>(delivered) * static_cast<double>(dataset.shape().bytes());
   std::printf(
-      "{\"cache\": \"%s\", \"images\": %lld, \"side\": %d, \"batch\": %lld, \"world\": %d, \"steps\": %lld, "
+      "{\"cache\": \"%s\", \"threads\": %d, \"images\": %lld, \"side\": %d, \"batch\": %lld, \"world\": %d, \"steps\": "
+      "%lld, "
       "\"open_s\": %.3f, \"img_per_s\": %.0f, \"mb_per_s\": %.1f, \"file_bytes_per_image\": %.0f, "
       "\"peak_rss_mib\": %.1f}\n",
-      cache.c_str(), static_cast<long long>(dataset.size()), dataset.shape().height, static_cast<long long>(batch),
-      world, static_cast<long long>(steps), open_s, static_cast<double>(delivered) / seconds, bytes / seconds / 1e6,
+      cache.c_str(), threads, static_cast<long long>(dataset.size()), dataset.shape().height,
+      static_cast<long long>(batch), world, static_cast<long long>(steps), open_s,
+      static_cast<double>(delivered) / seconds, bytes / seconds / 1e6,
       static_cast<double>(proc_io("rchar") - read_before) / static_cast<double>(delivered),
       static_cast<double>(peak_rss_kib()) / 1024.0);
   return 0;
@@ -103,27 +106,39 @@ int main(int argc, char** argv) try {
   }
   const std::string mode = argv[1], dir = argv[2];
   int64_t images = 10000, shard_size = 10000, batch = 64, steps = 500;
-  int size = 32, channels = 3, world = 1, rank = 0, depth = 3;
+  int size = 32, channels = 3, world = 1, rank = 0, depth = 3, threads = 1;
   std::string cache = "stream";
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--images") images = std::stoll(value);
-    else if (key == "--size") size = std::stoi(value);
-    else if (key == "--channels") channels = std::stoi(value);
-    else if (key == "--shard-size") shard_size = std::stoll(value);
-    else if (key == "--cache") cache = value;
-    else if (key == "--batch") batch = std::stoll(value);
-    else if (key == "--world") world = std::stoi(value);
-    else if (key == "--rank") rank = std::stoi(value);
-    else if (key == "--steps") steps = std::stoll(value);
-    else if (key == "--depth") depth = std::stoi(value);
+    if (key == "--images")
+      images = std::stoll(value);
+    else if (key == "--size")
+      size = std::stoi(value);
+    else if (key == "--channels")
+      channels = std::stoi(value);
+    else if (key == "--shard-size")
+      shard_size = std::stoll(value);
+    else if (key == "--cache")
+      cache = value;
+    else if (key == "--batch")
+      batch = std::stoll(value);
+    else if (key == "--world")
+      world = std::stoi(value);
+    else if (key == "--rank")
+      rank = std::stoi(value);
+    else if (key == "--steps")
+      steps = std::stoll(value);
+    else if (key == "--depth")
+      depth = std::stoi(value);
+    else if (key == "--threads")
+      threads = std::stoi(value);
     else {
       std::cerr << "loader_bench: unknown option " << key << "\n";
       return 2;
     }
   }
   if (mode == "make") return make(dir, images, size, channels, shard_size);
-  if (mode == "read") return read(dir, cache, batch, world, rank, steps, depth);
+  if (mode == "read") return read(dir, cache, batch, world, rank, steps, depth, threads);
   std::cerr << "loader_bench: unknown mode " << mode << "\n";
   return 2;
 } catch (const std::exception& e) {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Data sets larger than memory (data.cache = stream). Makes two synthetic packed sets — 200,000 images at 32 px
 # (600 MB) and 40,000 at 128 px (1.9 GB) — then measures:
-#  1. the loader alone (bench/loader_bench.cpp: Loader + sampler of one rank, nothing else), stream vs memory, from
-#     the page cache, and once from disk after dropping the page cache (where the kernel allows it);
+#  1. the loader alone (bench/loader_bench.cpp: Loader + sampler of one rank, nothing else), streaming with 1 and 4
+#     loader threads vs the memory cache, from the page cache, and from disk after dropping the page cache (where the
+#     kernel allows it) with 1, 4 and 8 threads;
 #  2. training of the seeds' model (batch 64, 1 thread) on the 32 px set with the memory cache vs streaming, on 1 and
 #     2 ranks, alternating ROUNDS times, with each rank's peak RSS.
 #   bench/loader_bench.sh [BUILD_DIR] [WORK_DIR] [ROUNDS]
@@ -27,19 +28,21 @@ echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); sets: $(
 echo "== loader alone, page cache warm (each read once first)"
 cat "$work"/s32/*.h5 "$work"/s128/*.h5 >/dev/null
 for set in s32 s128; do
-  for cache in stream memory; do
-    [[ $set == s128 && $cache == memory ]] && continue
-    "$lb" read "$work/$set" --cache "$cache" --steps 600
-    [[ $cache == stream ]] && "$lb" read "$work/$set" --cache stream --steps 600 --world 4 --rank 3 --batch 16
+  for threads in 1 4; do
+    "$lb" read "$work/$set" --cache stream --steps 600 --threads "$threads"
+    "$lb" read "$work/$set" --cache stream --steps 600 --threads "$threads" --world 4 --rank 3 --batch 16
   done
+  [[ $set == s32 ]] && "$lb" read "$work/$set" --cache memory --steps 600
 done
 echo "== loader alone, from disk (page cache dropped before each run)"
 for set in s32 s128; do
-  if sync && echo 1 >/proc/sys/vm/drop_caches 2>/dev/null; then
-    "$lb" read "$work/$set" --cache stream --steps 300
-  else
-    echo "cannot drop the page cache here (needs root outside a read-only /proc/sys): skipped"
-  fi
+  for threads in 1 4 8; do
+    if sync && echo 1 >/proc/sys/vm/drop_caches 2>/dev/null; then
+      "$lb" read "$work/$set" --cache stream --steps 300 --threads "$threads" --depth 8
+    else
+      echo "cannot drop the page cache here (needs root outside a read-only /proc/sys): skipped"
+    fi
+  done
 done
 cat "$work"/s32/*.h5 >/dev/null
 

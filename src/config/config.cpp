@@ -69,6 +69,7 @@ std::vector<Key> schema(Config& c) {
       {"data.sampling", choice(c.data.sampling, kSampling)},
       {"data.hflip", &c.data.hflip},
       {"data.verify", &c.data.verify},
+      {"data.read_threads", &c.data.read_threads},
       {"model.arch", choice(c.model.arch, kArch)},
       {"model.z_dim", &c.model.z_dim},
       {"model.g_width", &c.model.g_width},
@@ -248,6 +249,8 @@ void check_range(Config& c, const std::string& source) {
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.train.global_batch < 0) fail(source, ": key 'train.global_batch' must be >= 0 (0: train.batch_size per rank)");
   if (c.runtime.threads < 0) fail(source, ": key 'runtime.threads' must be >= 0 (0: automatic)");
+  if (c.data.read_threads < 0 || c.data.read_threads > 64)
+    fail(source, ": key 'data.read_threads' must be 0 (automatic) to 64, got ", c.data.read_threads);
   if (!(c.runtime.loss_scale >= 1 && c.runtime.loss_scale <= 1e30))
     fail(source, ": key 'runtime.loss_scale' must be in [1, 1e30], got ", c.runtime.loss_scale);
   positive(c.runtime.loss_scale_growth_every, "runtime.loss_scale_growth_every");

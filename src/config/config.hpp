@@ -35,6 +35,7 @@ struct Config {
     Sampling sampling = Sampling::kUniform;
     bool hflip = false;
     bool verify = true;
+    int64_t read_threads = 0;  ///< loader threads per rank; 0: 1 with the memory cache, 4 when streaming
   } data;
   struct Model {
     Arch arch = Arch::kDcgan;

@@ -1,16 +1,22 @@
 #include "data/loader.hpp"
 
+#include <algorithm>
+
 #include "util/error.hpp"
 
 namespace shardgan::data {
 
-Loader::Loader(const ShardDataset& dataset, DistributedSampler sampler, int64_t first_step, int64_t end_step, int depth)
+Loader::Loader(const ShardDataset& dataset, const DistributedSampler& sampler, int64_t first_step, int64_t end_step,
+               int depth, int threads)
     : dataset_(dataset),
-      sampler_(std::move(sampler)),
       next_step_(first_step),
       end_step_(end_step),
-      depth_(static_cast<std::size_t>(std::max(1, depth))),
-      thread_([this] { run(); }) {}
+      depth_(std::max<int64_t>({1, depth, threads})),
+      stride_(std::max(1, threads)) {
+  // Each thread gets its own sampler: it caches the current epoch's permutation and is not thread-safe.
+  for (int64_t t = 0; t < stride_; ++t)
+    threads_.emplace_back([this, sampler, first = first_step + t] { run(sampler, first); });
+}
 
 Loader::~Loader() {
   {
@@ -18,49 +24,46 @@ Loader::~Loader() {
     stop_ = true;
   }
   changed_.notify_all();
-  thread_.join();
+  for (auto& thread : threads_) thread.join();
 }
 
-void Loader::run() {
+void Loader::run(DistributedSampler sampler, int64_t first) {
   try {
-    for (int64_t step = next_step_; step < end_step_; ++step) {
+    for (int64_t step = first; step < end_step_; step += stride_) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [&] { return stop_ || ready_.size() < depth_; });
-        if (stop_) return;
+        changed_.wait(lock, [&] { return stop_ || error_ || step < next_step_ + depth_; });
+        if (stop_ || error_) return;
       }
       Batch batch;
       batch.step = step;
-      const auto indices = sampler_.rank_indices(step);
+      const auto indices = sampler.rank_indices(step);
       batch.images.resize(indices.size() * dataset_.shape().bytes());
       dataset_.read(indices, batch.images.data());
       batch.labels.reserve(indices.size());
       for (int64_t i : indices) batch.labels.push_back(dataset_.labels()[static_cast<std::size_t>(i)]);
       {
         std::lock_guard<std::mutex> lock(mutex_);
-        ready_.push_back(std::move(batch));
+        ready_.emplace(step, std::move(batch));
       }
       changed_.notify_all();
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    done_ = true;
-    changed_.notify_all();
   } catch (...) {
     std::lock_guard<std::mutex> lock(mutex_);
-    error_ = std::current_exception();
+    if (!error_) error_ = std::current_exception();
     changed_.notify_all();
   }
 }
 
 Batch Loader::next() {
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return !ready_.empty() || error_ || done_; });
-  if (ready_.empty()) {
-    if (error_) std::rethrow_exception(error_);
-    fail("Loader: next() after the last step (", end_step_, ")");
-  }
-  Batch batch = std::move(ready_.front());
-  ready_.pop_front();
+  if (next_step_ >= end_step_) fail("Loader: next() after the last step (", end_step_, ")");
+  changed_.wait(lock, [&] { return ready_.count(next_step_) > 0 || error_; });
+  const auto it = ready_.find(next_step_);
+  if (it == ready_.end()) std::rethrow_exception(error_);
+  Batch batch = std::move(it->second);
+  ready_.erase(it);
+  ++next_step_;
   changed_.notify_all();
   return batch;
 }

@@ -1,12 +1,18 @@
 #include "data/shard_dataset.hpp"
 
 #include <algorithm>
+#include <mutex>
 #include <numeric>
 
 #include "data/dataset_check.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::data {
+namespace {
+/// Reads through HDF5 (shards not read directly) from several loader threads take turns: the library is one global
+/// state (Debian builds it thread-safe, i.e. with its own global lock; other builds are not safe at all).
+std::mutex hdf5_reads;
+}  // namespace
 
 ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& options) {
   if (!std::filesystem::is_directory(dir))
@@ -66,7 +72,12 @@ void ShardDataset::read(const std::vector<int64_t>& indices, uint8_t* out) const
       ++end;
     const auto n = static_cast<int64_t>(end - k);
     run.resize(static_cast<std::size_t>(n) * image);
-    shards_[shard].read_images(first - offsets_[shard], n, run.data());
+    if (shards_[shard].direct()) {
+      shards_[shard].read_images(first - offsets_[shard], n, run.data());
+    } else {
+      std::lock_guard<std::mutex> lock(hdf5_reads);
+      shards_[shard].read_images(first - offsets_[shard], n, run.data());
+    }
     for (std::size_t j = k; j < end; ++j) std::copy_n(run.data() + (j - k) * image, image, out + order[j] * image);
     k = end;
   }

@@ -1,7 +1,12 @@
 #include "data/shard_format.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "util/checksum.hpp"
 #include "util/error.hpp"
@@ -232,6 +237,60 @@ ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.file
   count_ = static_cast<int64_t>(d[0]);
   bytes_at_open_ = fs::file_size(file);
   shape_ = ImageShape{static_cast<int>(d[1]), static_cast<int>(d[2]), static_cast<int>(d[3])};
+  map_chunks();
+}
+
+void ShardReader::map_chunks() {
+  // Anything unexpected leaves chunk_offsets_ empty: rows are then read through HDF5, which checks everything itself.
+  const uint64_t image = shape_.bytes();
+  const auto fits = [&](haddr_t addr, uint64_t bytes) {
+    return addr != HADDR_UNDEF && addr <= bytes_at_open_ && bytes <= bytes_at_open_ - addr;
+  };
+  if (count_ == 0) return;
+  h5::Handle dcpl(H5Dget_create_plist(images_));
+  if (dcpl.get() < 0) return;
+  std::vector<uint64_t> offsets;
+  int64_t rows = 0;
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  if (layout == H5D_CONTIGUOUS) {
+    const haddr_t addr = H5Dget_offset(images_);
+    if (H5Pget_external_count(dcpl) != 0 || !fits(addr, static_cast<uint64_t>(count_) * image)) return;
+    rows = count_;
+    offsets.push_back(addr);
+  } else if (layout == H5D_CHUNKED) {
+    hsize_t chunk[4] = {0, 0, 0, 0};
+    if (H5Pget_nfilters(dcpl) != 0 || H5Pget_chunk(dcpl, 4, chunk) != 4) return;
+    if (chunk[0] < 1 || chunk[1] != hsize_t(shape_.height) || chunk[2] != hsize_t(shape_.width) ||
+        chunk[3] != hsize_t(shape_.channels))
+      return;  // a chunk must hold whole images, so that a row is one run of bytes
+    rows = static_cast<int64_t>(chunk[0]);
+    const int64_t chunks = (count_ + rows - 1) / rows;
+    h5::Handle space(H5Dget_space(images_));
+    hsize_t allocated = 0;
+    if (H5Dget_num_chunks(images_, space, &allocated) < 0 || allocated != hsize_t(chunks)) return;
+    const uint64_t chunk_bytes = static_cast<uint64_t>(rows) * image;
+    offsets.reserve(static_cast<std::size_t>(chunks));
+    for (int64_t k = 0; k < chunks; ++k) {
+      const hsize_t at[4] = {hsize_t(k * rows), 0, 0, 0};
+      unsigned filter_mask = 0;
+      haddr_t addr = HADDR_UNDEF;
+      hsize_t size = 0;
+      if (H5Dget_chunk_info_by_coord(images_, at, &filter_mask, &addr, &size) < 0 || filter_mask != 0 ||
+          size != chunk_bytes || !fits(addr, chunk_bytes))
+        return;
+      offsets.push_back(addr);
+    }
+  } else {
+    return;
+  }
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  fd_ = std::shared_ptr<const int>(new int(fd), [](const int* p) {
+    ::close(*p);
+    delete p;
+  });
+  chunk_rows_ = rows;
+  chunk_offsets_ = std::move(offsets);
 }
 
 std::string ShardReader::source() const {
@@ -259,6 +318,27 @@ void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
   std::error_code ec;
   if (fs::file_size(path_, ec) != bytes_at_open_)
     fail(context_, ": the file changed while it was open (", ec ? ec.message() : "its size is different now", ")");
+  if (direct()) {
+    const uint64_t image = shape_.bytes();
+    for (int64_t row = begin; row < begin + n;) {
+      const int64_t k = row / chunk_rows_;
+      const int64_t run = std::min(begin + n, (k + 1) * chunk_rows_) - row;  // rows of this chunk asked for
+      uint64_t left = static_cast<uint64_t>(run) * image;
+      uint64_t at = chunk_offsets_[static_cast<std::size_t>(k)] + static_cast<uint64_t>(row - k * chunk_rows_) * image;
+      uint8_t* to = out + static_cast<uint64_t>(row - begin) * image;
+      while (left > 0) {
+        const ssize_t got = ::pread(*fd_, to, left, static_cast<off_t>(at));
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) fail(context_, ": reading rows of /images: ", std::strerror(errno));
+        if (got == 0) fail(context_, ": the file ends inside /images (truncated while it was open?)");
+        left -= static_cast<uint64_t>(got);
+        at += static_cast<uint64_t>(got);
+        to += got;
+      }
+      row += run;
+    }
+    return;
+  }
   h5::Handle file_space(H5Dget_space(images_));
   const hsize_t start[4] = {hsize_t(begin), 0, 0, 0};
   const hsize_t count[4] = {hsize_t(n), hsize_t(shape_.height), hsize_t(shape_.width), hsize_t(shape_.channels)};

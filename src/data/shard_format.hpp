@@ -110,8 +110,13 @@ class ShardReader {
   int64_t num_shards() const;
   std::vector<std::string> class_names() const;
 
-  /// Copies images [begin, begin + n) into `out` (n * shape().bytes() bytes).
+  /// Copies images [begin, begin + n) into `out` (n * shape().bytes() bytes). Thread-safe when direct() (several
+  /// loader threads may read one shard at once); through HDF5 otherwise.
   void read_images(int64_t begin, int64_t n, uint8_t* out) const;
+  /// Whether rows are read with pread(2) at offsets taken from /images' chunk index at open: true for what
+  /// shardgan-pack writes (unfiltered chunks of whole images, or contiguous storage), all within the file. Other
+  /// layouts (compressed chunks, say, written by another tool) are read through HDF5, which serialises its calls.
+  bool direct() const { return !chunk_offsets_.empty(); }
   std::vector<int64_t> labels() const;
   std::vector<std::string> ids() const;
   bool has(const std::string& path) const;
@@ -127,6 +132,11 @@ class ShardReader {
   int64_t count_ = 0;
   uintmax_t bytes_at_open_ = 0;
   ImageShape shape_;
+  /// Direct reads: the file (its own descriptor, shared by copies), rows per chunk and each chunk's file offset.
+  std::shared_ptr<const int> fd_;
+  int64_t chunk_rows_ = 0;
+  std::vector<uint64_t> chunk_offsets_;
+  void map_chunks();
 };
 
 }  // namespace shardgan::data

@@ -103,6 +103,13 @@ data::ShardDataset open_dataset(const config::Config& cfg, int ranks_on_node) {
   return data::ShardDataset(cfg.data.path, options);
 }
 
+/// data.read_threads, or its automatic value: one thread copies from memory fast enough; streaming keeps 4 reads in
+/// flight, which a cold disk or a parallel file system needs (bench/loader_bench.sh).
+int read_threads(const config::Config& cfg, const data::ShardDataset& dataset) {
+  if (cfg.data.read_threads > 0) return static_cast<int>(cfg.data.read_threads);
+  return dataset.in_memory() ? 1 : 4;
+}
+
 /// Images per rank and step: train.batch_size, or train.global_batch split over the ranks.
 int64_t per_rank_batch(const config::Config& cfg, int world) {
   if (cfg.train.global_batch == 0) return cfg.train.batch_size;
@@ -160,9 +167,10 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  device       %s, %lld thread(s) per rank, precision %s, gradients over %s\n",
               placement.device.str().c_str(), ll(placement.threads), config::name(cfg.runtime.precision),
               config::name(placement.backend));
-  std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache, checksums %s\n", cfg.data.path.c_str(),
-              ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels, spec.class_names.size(),
-              dataset.in_memory() ? "memory" : "stream", cfg.data.verify ? "verified" : "skipped");
+  std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache (%d loader thread(s)), checksums %s\n",
+              cfg.data.path.c_str(), ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels,
+              spec.class_names.size(), dataset.in_memory() ? "memory" : "stream", read_threads(cfg, dataset),
+              cfg.data.verify ? "verified" : "skipped");
   std::printf("  batch        %lld per rank, %lld global, %s sampling\n", ll(batch), ll(sampler.global_batch()),
               config::name(cfg.data.sampling));
   std::printf("  steps        %lld per epoch x %lld epochs = %lld%s\n", ll(steps_per_epoch), ll(cfg.train.epochs),
@@ -438,7 +446,8 @@ void Trainer::open_evaluator() {
 
 int Trainer::run() {
   if (evaluator_ && start_step_ == 0) evaluate(0);  // the untrained generator: the baseline of every curve
-  data::Loader loader(plan_.dataset, plan_.sampler, start_step_, plan_.total_steps);
+  data::Loader loader(plan_.dataset, plan_.sampler, start_step_, plan_.total_steps, /*depth=*/3,
+                      read_threads(cfg_, plan_.dataset));
   gan_.generator->train();
   gan_.discriminator->train();
   start_ = last_log_ = Clock::now();

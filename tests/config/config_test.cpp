@@ -50,6 +50,8 @@ TEST(Config, WrongTypesAndValues) {
             "run.toml: key 'model.loss' is \"wgan\"; expected one of bce, hinge");
   EXPECT_EQ(error_of(kMinimal + "[train]\nbatch_size = 0\n"),
             "run.toml: key 'train.batch_size' must be positive, got 0");
+  EXPECT_EQ(error_of(kMinimal + "read_threads = 65\n"),
+            "run.toml: key 'data.read_threads' must be 0 (automatic) to 64, got 65");
   EXPECT_EQ(error_of("[train]\nepochs = 3\n"),
             "run.toml: key 'data.path' is required (a folder written by shardgan-pack)");
   EXPECT_NE(error_of("[train\nepochs = 3\n").find("run.toml:1: TOML syntax error"), std::string::npos);

@@ -16,28 +16,29 @@ using testing::TempDir;
 TEST(Loader, ServesEachStepsIndicesInOrderFromMemoryOrStream) {
   TempDir tmp;
   testing::write_set(tmp.path(), 23, 10);
-  for (config::Cache cache : {config::Cache::kMemory, config::Cache::kStream}) {
-    ShardDataset::Options options;
-    options.cache = cache;
-    const ShardDataset dataset(tmp.path(), options);
-    EXPECT_EQ(dataset.in_memory(), cache == config::Cache::kMemory);
-    const DistributedSampler sampler(dataset.size(), 3, 2, 1, 5);  // rank 1 of 2, batch 3: 3 steps per epoch
-    Loader loader(dataset, sampler, 2, 7, /*depth=*/2);            // crosses two epoch boundaries
-    for (int64_t step = 2; step < 7; ++step) {
-      const Batch b = loader.next();
-      EXPECT_EQ(b.step, step);
-      const auto indices = sampler.rank_indices(step);
-      ASSERT_EQ(b.labels.size(), indices.size());
-      ASSERT_EQ(b.images.size(), indices.size() * dataset.shape().bytes());
-      for (std::size_t k = 0; k < indices.size(); ++k) {
-        const int i = static_cast<int>(indices[k]);
-        EXPECT_EQ(b.labels[k], i % 3);
-        const auto expected = testing::pixels_of(i, dataset.shape());
-        EXPECT_TRUE(std::equal(expected.begin(), expected.end(), b.images.begin() + k * expected.size())) << i;
+  for (config::Cache cache : {config::Cache::kMemory, config::Cache::kStream})
+    for (int threads : {1, 3}) {
+      ShardDataset::Options options;
+      options.cache = cache;
+      const ShardDataset dataset(tmp.path(), options);
+      EXPECT_EQ(dataset.in_memory(), cache == config::Cache::kMemory);
+      const DistributedSampler sampler(dataset.size(), 3, 2, 1, 5);  // rank 1 of 2, batch 3: 3 steps per epoch
+      Loader loader(dataset, sampler, 2, 7, /*depth=*/2, threads);   // crosses two epoch boundaries
+      for (int64_t step = 2; step < 7; ++step) {
+        const Batch b = loader.next();
+        EXPECT_EQ(b.step, step);
+        const auto indices = sampler.rank_indices(step);
+        ASSERT_EQ(b.labels.size(), indices.size());
+        ASSERT_EQ(b.images.size(), indices.size() * dataset.shape().bytes());
+        for (std::size_t k = 0; k < indices.size(); ++k) {
+          const int i = static_cast<int>(indices[k]);
+          EXPECT_EQ(b.labels[k], i % 3);
+          const auto expected = testing::pixels_of(i, dataset.shape());
+          EXPECT_TRUE(std::equal(expected.begin(), expected.end(), b.images.begin() + k * expected.size())) << i;
+        }
       }
+      EXPECT_THROW(loader.next(), Error);  // past the last step: an error, not a hang
     }
-    EXPECT_THROW(loader.next(), Error);  // past the last step: an error, not a hang
-  }
 }
 
 TEST(Loader, AReadErrorOnTheThreadIsRethrownByNext) {

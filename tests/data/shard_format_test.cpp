@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "data/dataset_check.hpp"
 #include "data/manifest.hpp"
@@ -174,6 +176,57 @@ TEST(Manifest, MissingKeysAndWrongTypesNameTheKey) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("key 'class_names' has the wrong type"), std::string::npos) << e.what();
+  }
+}
+
+/// Rows of shards written by other tools with other /images layouts: read straight from the file (pread at the
+/// offsets of the chunk index) where the bytes of a row lie in one run, through HDF5 otherwise; the same pixels
+/// either way, and direct reads from several threads at once.
+TEST(ShardFormat, RowsAreReadDirectlyOrThroughHdf5WhateverTheLayout) {
+  TempDir tmp;
+  write_set(tmp.path(), 50, 50);  // one shard, 4x5x3 images
+  const fs::path original = tmp / "shard-00000.h5";
+  EXPECT_TRUE(ShardReader(original).direct());
+  struct Layout {
+    std::string name, create;  // h5py keyword arguments of create_dataset
+    bool direct;
+  };
+  const std::vector<Layout> layouts = {
+      {"contiguous", "", true},
+      {"fletcher32", "chunks=(8, 4, 5, 3), fletcher32=True", false},  // a filter: HDF5 reads it
+      {"split_images", "chunks=(8, 2, 5, 3)", false},  // a chunk holds half images: a row is not one run of bytes
+      {"edge_chunk", "chunks=(16, 4, 5, 3)", true},    // 50 rows: the last chunk is partly beyond the end
+  };
+  for (const auto& layout : layouts) {
+    const fs::path copy = tmp / (layout.name + ".h5");
+    fs::copy_file(original, copy);
+    const auto result = testing::run(
+        "/usr/bin/python3 -c \"import h5py, sys\n"
+        "with h5py.File(sys.argv[1], 'r+') as f:\n"
+        "    a = f['images'][()]\n"
+        "    del f['images']\n"
+        "    f.create_dataset('images', data=a" +
+        (layout.create.empty() ? std::string() : ", " + layout.create) + ")\" " + copy.string() + " 2>&1");
+    ASSERT_EQ(result.exit_code, 0) << layout.name << ": " << result.out;
+    const ShardReader reader(copy);
+    EXPECT_EQ(reader.direct(), layout.direct) << layout.name;
+    std::vector<std::thread> threads;
+    std::atomic<int> wrong{0};
+    const int readers = reader.direct() ? 3 : 1;  // through HDF5, ShardDataset makes its callers take turns
+    for (int t = 0; t < readers; ++t)
+      threads.emplace_back([&, t] {
+        for (int64_t begin = t; begin < 50; begin += readers == 1 ? 1 : 7) {
+          const int64_t n = std::min<int64_t>(begin % 9 + 1, 50 - begin);  // runs across chunk borders too
+          std::vector<uint8_t> out(static_cast<std::size_t>(n) * reader.shape().bytes());
+          reader.read_images(begin, n, out.data());
+          for (int64_t i = 0; i < n; ++i) {
+            const auto expected = pixels_of(static_cast<int>(begin + i), reader.shape());
+            if (!std::equal(expected.begin(), expected.end(), out.begin() + i * expected.size())) ++wrong;
+          }
+        }
+      });
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(wrong.load(), 0) << layout.name;
   }
 }
 
