@@ -17,7 +17,11 @@ std::mutex hdf5_reads;
 ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& options) {
   if (!std::filesystem::is_directory(dir))
     fail(dir.string(), ": data folder does not exist (pack it first with shardgan-pack)");
-  const auto problems = check_dataset(dir, CheckOptions{options.verify, true});
+  CheckOptions check;
+  check.checksums = options.verify;
+  check.checksum_part = options.verify_part;
+  check.checksum_parts = options.verify_parts;
+  const auto problems = check_dataset(dir, check);
   if (!problems.empty())
     fail(dir.string(), ": ", problems.front(),
          problems.size() > 1 ? cat(" (and ", problems.size() - 1, " more problem(s); run shardgan-pack verify)") : "");

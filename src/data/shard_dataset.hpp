@@ -18,6 +18,9 @@ class ShardDataset {
  public:
   struct Options {
     bool verify = true;
+    /// With verify: this process re-hashes only shards i with i mod verify_parts == verify_part (see CheckOptions).
+    std::size_t verify_part = 0;
+    std::size_t verify_parts = 1;
     config::Cache cache = config::Cache::kAuto;
     /// For cache = auto: bytes this process may use for a memory cache.
     uint64_t memory_budget = 4ull << 30;

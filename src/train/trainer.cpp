@@ -92,11 +92,16 @@ Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& sess
   return p;
 }
 
-data::ShardDataset open_dataset(const config::Config& cfg, int ranks_on_node) {
+/// The ranks of a node share the checksum work: local rank l re-hashes shards l, l + n, ... (n ranks on the node), so
+/// each node reads every shard once for it, not once per rank — whether the nodes share a file system or each has a
+/// copy of its own. A bad shard is reported by the rank that hashed it, and its error ends the job.
+data::ShardDataset open_dataset(const config::Config& cfg, int local_rank, int ranks_on_node) {
   struct sysinfo info {};
   sysinfo(&info);
   data::ShardDataset::Options options;
   options.verify = cfg.data.verify;
+  options.verify_part = static_cast<std::size_t>(std::max(0, local_rank));
+  options.verify_parts = static_cast<std::size_t>(std::max(1, ranks_on_node));
   options.cache = cfg.data.cache;
   options.memory_budget =
       static_cast<uint64_t>(info.freeram) * info.mem_unit / 4 / static_cast<uint64_t>(std::max(1, ranks_on_node));
@@ -131,7 +136,7 @@ struct Plan {
   Plan(const config::Config& config, const comm::MpiSession& session)
       : cfg(config),
         placement(set_up_runtime(cfg, session)),
-        dataset(open_dataset(cfg, session.local_size())),
+        dataset(open_dataset(cfg, session.local_rank(), session.local_size())),
         spec{dataset.shape(), dataset.manifest().class_names},
         batch(per_rank_batch(cfg, session.size())),
         sampler(dataset.size(), batch, session.size(), session.rank(), static_cast<uint64_t>(cfg.train.seed)),

@@ -252,6 +252,23 @@ TEST_F(TrainCli, BadInputIsOneClearError) {
   EXPECT_FALSE(fs::exists(tmp_ / "run" / "checkpoints" / "step-000003"));
 }
 
+/// The ranks of a node split the checksum work (local rank l hashes shards l, l + 2, ...): a corrupt shard is found
+/// by exactly the rank that hashed it, whose one error line names the shard and ends the job.
+TEST_F(TrainCli, RanksOfANodeShareTheChecksumWork) {
+  for (const int shard : {1, 2}) {  // 3 shards (40, 40, 16 images): shard 1 is rank 1's, shard 2 rank 0's
+    const fs::path copy = tmp_ / ("copy" + std::to_string(shard));
+    fs::copy(data_->path() / "tiny", copy);
+    const std::string file = "shard-0000" + std::to_string(shard) + ".h5";
+    auto bytes = testing::read_bytes(copy / file);
+    ASSERT_FALSE(bytes.empty()) << file;
+    bytes[bytes.size() / 3] ^= 1;
+    testing::write_bytes(copy / file, bytes);
+    const auto r = train_mpi(2, "--run-dir " + q(tmp_ / "run") + " --set data.path=" + copy.string());
+    EXPECT_EQ(error_lines(r, file + ": checksum"), 1) << r.err;  // hashed once, not once per rank
+    EXPECT_NE(r.err.find("error: rank " + std::to_string(shard % 2) + ": "), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(TrainCli, TwoRanksUnderMpirunTrainOneModel) {
   const auto r = train_mpi(2, "--run-dir " + q(tmp_ / "run") + " --set train.max_steps=6 --set train.batch_size=4");
   ASSERT_EQ(r.exit_code, 0) << r.err;
