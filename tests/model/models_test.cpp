@@ -6,6 +6,7 @@
 #include "model/generator.hpp"
 #include "model/spectral_norm.hpp"
 #include "train/gan.hpp"
+#include "train/torch_compat.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::model {
@@ -75,6 +76,29 @@ TEST(FastDropout, KeepsOneMinusPScaledAndIsReproducible) {
   EXPECT_TRUE(torch::equal(x.grad(), y1.detach()));  // gradient passes through the same mask
   dropout->eval();
   EXPECT_TRUE(torch::equal(dropout->forward(x), x));
+}
+
+/// The generator's GEMM form of a transposed convolution gives LibTorch's values and gradients (float32), and stays
+/// within bf16's precision under autocast (where LibTorch's own kernel stays in float32).
+TEST(Models, TransposedConvolutionAsOneGemmMatchesLibTorch) {
+  torch::manual_seed(3);
+  const auto x = torch::randn({5, 16, 4, 4}).requires_grad_();
+  const auto w = (0.1 * torch::randn({16, 8, 4, 4})).requires_grad_();
+  const auto b = torch::randn({8}).requires_grad_();
+  const auto expected = torch::conv_transpose2d(x, w, b, /*stride=*/2, /*padding=*/1);
+  const auto got = transposed_conv_as_gemm(x, w, b);
+  ASSERT_EQ(got.sizes(), expected.sizes());
+  EXPECT_TRUE(torch::allclose(got, expected, 1e-5, 1e-5));
+  const auto g = torch::randn_like(expected);
+  const auto ref = torch::autograd::grad({expected}, {x, w, b}, {g});
+  const auto mine = torch::autograd::grad({got}, {x, w, b}, {g});
+  for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(torch::allclose(mine[i], ref[i], 1e-4, 1e-5)) << i;
+  {
+    train::AutocastGuard autocast(true, torch::kCPU, torch::kBFloat16);
+    const auto low = transposed_conv_as_gemm(x, w, b);
+    EXPECT_EQ(low.scalar_type(), torch::kFloat32);
+    EXPECT_LT((low - expected).abs().max().item<double>(), 0.02 * expected.abs().max().item<double>());
+  }
 }
 
 TEST(Models, DcganInitialisation) {
