@@ -7,6 +7,7 @@
 #include <torch/nn/modules/activation.h>
 
 #include "model/spectral_norm.hpp"
+#include "train/torch_compat.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::model {
@@ -14,9 +15,9 @@ namespace shardgan::model {
 torch::Tensor transposed_conv_as_gemm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
   const int64_t n = x.size(0), in = x.size(1), h = x.size(2), wd = x.size(3), out = w.size(1);
   const torch::Tensor columns = torch::matmul(w.reshape({in, out * 16}).t(), x.reshape({n, in, h * wd}));
-  torch::Tensor y = torch::nn::functional::fold(
-      columns.to(torch::kFloat32),
-      torch::nn::functional::FoldFuncOptions({2 * h, 2 * wd}, {4, 4}).stride(2).padding(1));
+  torch::Tensor y =
+      torch::nn::functional::fold(columns, torch::nn::functional::FoldFuncOptions({2 * h, 2 * wd}, {4, 4}).stride(2).padding(1))
+          .to(torch::kFloat32);
   if (bias.defined()) y = y + bias.to(torch::kFloat32).view({1, -1, 1, 1});
   return y;
 }
@@ -98,9 +99,9 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
   x = x.view({x.size(0), 8 * options_.width(), 4, 4});
   std::size_t i = 0;
   for (auto& block : *blocks_) {
-    // A plain transposed convolution (4x4 kernel, stride 2, padding 1, as built above) on a CPU input of at most 4x4:
-    // the batched GEMM is faster there (for 8x8 inputs and larger, LibTorch's own kernel is).
-    const bool gemm = x.device().is_cpu() && x.size(2) * x.size(3) <= 16 &&
+    // A plain transposed convolution (4x4 kernel, stride 2, padding 1, as built above) on a CPU input of at most 4x4
+    // (8x8 under bf16 autocast): the batched GEMM is faster there; for larger inputs LibTorch's own kernel is.
+    const bool gemm = x.device().is_cpu() && x.size(2) * x.size(3) <= (train::cpu_autocast_to_bf16() ? 64 : 16) &&
                       std::find(plain_up_.begin(), plain_up_.end(), i) != plain_up_.end();
     if (gemm) {
       const auto* conv = block.ptr()->as<torch::nn::ConvTranspose2dImpl>();

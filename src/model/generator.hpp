@@ -39,10 +39,11 @@ struct GeneratorOptions {
 /// z → Linear(4·4·8w) → BatchNorm → LeakyReLU(0.2) → reshape → [ConvTranspose(4, s2) → BatchNorm → LeakyReLU]×k
 /// → ConvTranspose(4, s2) to C channels → tanh. k = log2(size) − 3, so 32 px gives the seed's network exactly.
 /// conv_transpose2d(x, w, stride 2, padding 1) of a 4x4 kernel (w: [in, out, 4, 4]) as one GEMM over the whole batch
-/// and a col2im (fold) in float32. LibTorch's CPU kernel runs one small GEMM per image (16 columns for a 4x4 input)
-/// and, under bf16 autocast, stays in float32; the generator uses this for inputs of at most 4x4 on the CPU.
-/// Measured for the seeds' first block (256 -> 128 channels, 4x4 -> 8x8, batch 64, 1 thread, forward + backward):
-/// float32 55 -> 47 ms, bf16 autocast 55 -> 25 ms (the GEMM in bf16).
+/// and a col2im (fold), returned in float32. LibTorch's CPU kernel runs one small GEMM per image (16 columns for a
+/// 4x4 input) and, under bf16 autocast, stays in float32; the generator uses this on the CPU for inputs of at most
+/// 4x4, and 8x8 under bf16 autocast (GEMM and col2im in bf16 there). Measured for the seeds' blocks (batch 64, 1
+/// thread, forward + backward): 256 -> 128 channels at 4x4, float32 55 -> 47 ms, bf16 autocast 55 -> 21 ms;
+/// 128 -> 64 at 8x8, bf16 autocast 48 -> 43 ms (float32: 48 -> 72 ms, so not used there).
 torch::Tensor transposed_conv_as_gemm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias = {});
 
 class GeneratorImpl : public torch::nn::Module {

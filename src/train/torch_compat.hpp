@@ -55,6 +55,16 @@ class AutocastGuard {
   c10::DeviceType device_;
 };
 
+/// Whether CPU operations are being autocast to bfloat16 right now.
+inline bool cpu_autocast_to_bf16() {
+#if SHARDGAN_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(c10::DeviceType::CPU) &&
+         at::autocast::get_autocast_dtype(c10::DeviceType::CPU) == at::kBFloat16;
+#else
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+#endif
+}
+
 /// Clears `module`'s gradients as zero_grad(set_to_none = true) would, the same in LibTorch 1.13 and 2.x, and safe
 /// when .grad is a view of a GradSync bucket (1.13's zero_grad would detach_ it in place, which views refuse).
 inline void clear_gradients(torch::nn::Module& module) {
