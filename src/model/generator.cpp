@@ -15,13 +15,12 @@ namespace shardgan::model {
 torch::Tensor transposed_conv_as_gemm(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias) {
   const int64_t n = x.size(0), in = x.size(1), h = x.size(2), wd = x.size(3), out = w.size(1);
   const torch::Tensor columns = torch::matmul(w.reshape({in, out * 16}).t(), x.reshape({n, in, h * wd}));
-  torch::Tensor y =
-      torch::nn::functional::fold(columns, torch::nn::functional::FoldFuncOptions({2 * h, 2 * wd}, {4, 4}).stride(2).padding(1))
-          .to(torch::kFloat32);
+  torch::Tensor y = torch::nn::functional::fold(
+                        columns, torch::nn::functional::FoldFuncOptions({2 * h, 2 * wd}, {4, 4}).stride(2).padding(1))
+                        .to(torch::kFloat32);
   if (bias.defined()) y = y + bias.to(torch::kFloat32).view({1, -1, 1, 1});
   return y;
 }
-
 
 void check_image_size(int64_t image_size) {
   if (image_size < 8 || image_size > 1024 || (image_size & (image_size - 1)) != 0)

@@ -1,5 +1,4 @@
 #pragma once
-#include <vector>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/container/any.h>
@@ -8,6 +7,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+#include <vector>
 
 #include "comm/communicator.hpp"
 #include "model/resnet.hpp"

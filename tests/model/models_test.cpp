@@ -8,6 +8,7 @@
 #include "train/gan.hpp"
 #include "train/torch_compat.hpp"
 #include "util/error.hpp"
+#include "util/random.hpp"
 
 namespace shardgan::model {
 namespace {
@@ -60,6 +61,20 @@ TEST(FastDropout, KeepsOneMinusPScaledAndIsReproducible) {
   EXPECT_FLOAT_EQ(mask.max().item<float>(), static_cast<float>(1 / 0.7));
   EXPECT_TRUE(torch::equal(mask, dropout_mask({1000, 1000}, 0.3, 42, torch::kFloat32)));
   EXPECT_FALSE(torch::equal(mask, dropout_mask({1000, 1000}, 0.3, 43, torch::kFloat32)));
+  // The stream is splitmix64's, element 4j + k from bits [16k, 16k + 16) of draw j, across the vectorised blocks.
+  {
+    const int64_t n = 2 * 4096 + 7;
+    const auto m = dropout_mask({n}, 0.3, 99, torch::kFloat32);
+    const auto* got = m.data_ptr<float>();
+    uint64_t state = 99, draw = 0;
+    int wrong = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (i % 4 == 0) draw = rng::splitmix64(state);
+      const bool keep = ((draw >> (16 * (i % 4))) & 0xFFFF) >= 19661;  // round(0.3 * 65536)
+      wrong += got[i] != (keep ? static_cast<float>(1 / 0.7) : 0.0f);
+    }
+    EXPECT_EQ(wrong, 0);
+  }
   // Neighbouring elements are independent (no visible structure in the 16-bit lanes).
   const auto a = (mask.view({-1, 4}) > 0).to(torch::kFloat64);
   const double both = (a.select(1, 0) * a.select(1, 1)).mean().item<double>();
