@@ -9,9 +9,8 @@ a=${1:?usage: ab_bench.sh BUILD_A BUILD_B [ROUNDS] [WORK_DIR]} b=${2:?usage: ab_
 rounds=${3:-3}
 work=${4:-$(mktemp -d /tmp/shardgan-ab-XXXXXX)}
 source "$here/bench/common.sh"
+mpi_launcher
 seed_setup "$b" "$work"
-mpi=(mpirun --bind-to none)
-[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
 run() {  # BUILD RANKS PRECISION -> img/s
   rm -rf "$work/run"
   "${mpi[@]}" -np "$2" "$1/src/shardgan-train" --config "$work/seed.toml" --run-dir "$work/run" \

@@ -1,18 +1,11 @@
 # Shared by the training benchmarks (sourced): a packed 10,000-image CIFAR-format set and the seeds' configuration.
 
-# seed_setup BUILD WORK: WORK/data (packed once) and WORK/seed.toml — the seeds' unconditional DCGAN, batch 64,
-# dropout 0.3, 1 thread, 60 steps logged every 20 (img/s of the last interval excludes the warm-up).
-seed_setup() {
-  local build=$1 work=$2
-  mkdir -p "$work"
-  if [[ ! -f $work/data/manifest.json ]]; then
-    "$build/tests/shardgan-fixtures" cifar10 --out "$work/cifar" --records 2000
-    "$build/src/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
-      --classes 0,1,2,3,4,5,6,7,8,9 --out "$work/data" --force >/dev/null
-  fi
-  cat > "$work/seed.toml" <<TOML
+# seed_toml DATA OUT: the seeds' unconditional DCGAN on the packed set DATA, batch 64, dropout 0.3, 1 thread, 60 steps
+# logged every 20 (img/s of the last interval excludes the warm-up), written to OUT.
+seed_toml() {
+  cat >"$2" <<TOML
 [data]
-path = "$work/data"
+path = "$1"
 [model]
 conditional = false
 dropout = 0.3
@@ -28,6 +21,26 @@ checkpoint_every_steps = 100000
 TOML
 }
 
+# seed_setup BUILD WORK: WORK/data (a 10,000-image CIFAR-format set, packed once) and WORK/seed.toml (seed_toml).
+seed_setup() {
+  local build=$1 work=$2
+  mkdir -p "$work"
+  if [[ ! -f $work/data/manifest.json ]]; then
+    "$build/tests/shardgan-fixtures" cifar10 --out "$work/cifar" --records 2000
+    "$build/src/shardgan-pack" cifar10 --input "$work/cifar/cifar-10-batches-bin" \
+      --classes 0,1,2,3,4,5,6,7,8,9 --out "$work/data" --force >/dev/null
+  fi
+  seed_toml "$work/data" "$work/seed.toml"
+}
+
+# mpi_launcher: the array `mpi`, mpirun as the benchmarks start it (no binding: 1 thread per rank on few cores;
+# --allow-run-as-root as root).
+mpi_launcher() {
+  mpi=(mpirun --bind-to none)
+  [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+  return 0
+}
+
 # last_img_per_s RUN_DIR: img/s of the last metrics.jsonl row.
 last_img_per_s() { tail -1 "$1/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'; }
 
@@ -40,7 +53,5 @@ quality_tools() {
     cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$build" --target shardgan-pack shardgan-train shardgan-eval >/dev/null
   fi
-  mpi=(mpirun --bind-to none)
-  [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
-  return 0
+  mpi_launcher
 }

@@ -9,6 +9,8 @@
 // bench/loader_bench.sh runs it on sets larger than its memory budget and reads the page cache in and out.
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -100,47 +102,29 @@ int read(const std::string& dir, const std::string& cache, int64_t batch, int wo
 }  // namespace
 
 int main(int argc, char** argv) try {
-  if (argc < 3) {
-    std::cerr << "usage: loader_bench make|read DIR [options]\n";
-    return 2;
-  }
-  const std::string mode = argv[1], dir = argv[2];
+  CLI::App app{"loader_bench: the data loader alone (make a synthetic packed set, or read one as a rank would)"};
+  app.require_subcommand(1);
+  std::string dir, cache = "stream";
   int64_t images = 10000, shard_size = 10000, batch = 64, steps = 500;
   int size = 32, channels = 3, world = 1, rank = 0, depth = 3, threads = 1;
-  std::string cache = "stream";
-  for (int i = 3; i + 1 < argc; i += 2) {
-    const std::string key = argv[i], value = argv[i + 1];
-    if (key == "--images")
-      images = std::stoll(value);
-    else if (key == "--size")
-      size = std::stoi(value);
-    else if (key == "--channels")
-      channels = std::stoi(value);
-    else if (key == "--shard-size")
-      shard_size = std::stoll(value);
-    else if (key == "--cache")
-      cache = value;
-    else if (key == "--batch")
-      batch = std::stoll(value);
-    else if (key == "--world")
-      world = std::stoi(value);
-    else if (key == "--rank")
-      rank = std::stoi(value);
-    else if (key == "--steps")
-      steps = std::stoll(value);
-    else if (key == "--depth")
-      depth = std::stoi(value);
-    else if (key == "--threads")
-      threads = std::stoi(value);
-    else {
-      std::cerr << "loader_bench: unknown option " << key << "\n";
-      return 2;
-    }
-  }
-  if (mode == "make") return make(dir, images, size, channels, shard_size);
-  if (mode == "read") return read(dir, cache, batch, world, rank, steps, depth, threads);
-  std::cerr << "loader_bench: unknown mode " << mode << "\n";
-  return 2;
+  auto* make_cmd = app.add_subcommand("make", "a synthetic packed set (random pixels)");
+  make_cmd->add_option("dir", dir)->required();
+  make_cmd->add_option("--images", images);
+  make_cmd->add_option("--size", size);
+  make_cmd->add_option("--channels", channels);
+  make_cmd->add_option("--shard-size", shard_size);
+  auto* read_cmd = app.add_subcommand("read", "one rank's batches through the prefetching Loader");
+  read_cmd->add_option("dir", dir)->required();
+  read_cmd->add_option("--cache", cache)->check(CLI::IsMember({"stream", "memory"}));
+  read_cmd->add_option("--batch", batch);
+  read_cmd->add_option("--world", world);
+  read_cmd->add_option("--rank", rank);
+  read_cmd->add_option("--steps", steps);
+  read_cmd->add_option("--depth", depth);
+  read_cmd->add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+  if (*make_cmd) return make(dir, images, size, channels, shard_size);
+  return read(dir, cache, batch, world, rank, steps, depth, threads);
 } catch (const std::exception& e) {
   std::cerr << "loader_bench: " << e.what() << "\n";
   return 1;

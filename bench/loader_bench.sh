@@ -47,31 +47,15 @@ done
 cat "$work"/s32/*.h5 >/dev/null
 
 echo "== training the seeds' model on the 32 px set: memory vs stream"
-cat >"$work/train.toml" <<TOML
-[data]
-path = "$work/s32"
-verify = false
-[model]
-conditional = false
-dropout = 0.3
-[train]
-batch_size = 64
-epochs = 10
-max_steps = 80
-log_every = 40
-[runtime]
-threads = 1
-[output]
-checkpoint_every_steps = 100000
-TOML
-mpi=(mpirun --bind-to none)
-[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+seed_toml "$work/s32" "$work/train.toml"
+mpi_launcher
 train() {  # ranks cache → "img/s peakRSS_MiB"
   rm -rf "$work/run"
   local rss=$work/rss
   rm -f "$rss".*
   "${mpi[@]}" -np "$1" sh -c 'exec /usr/bin/time -o "$0.$OMPI_COMM_WORLD_RANK" -f %M "$@"' "$rss" \
-    "$build/src/shardgan-train" --config "$work/train.toml" --set data.cache="$2" --run-dir "$work/run" 2>/dev/null >/dev/null
+    "$build/src/shardgan-train" --config "$work/train.toml" --set data.cache="$2" --set data.verify=false \
+    --set train.max_steps=80 --set train.log_every=40 --run-dir "$work/run" 2>/dev/null >/dev/null
   echo "$(last_img_per_s "$work/run") $(cat "$rss".* | sort -n | tail -1 | awk '{printf "%.0f", $1 / 1024}')"
 }
 for ranks in 1 2; do

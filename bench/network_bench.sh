@@ -23,8 +23,7 @@ sed -i "s/^max_steps = .*/max_steps = $steps/; s/^log_every = .*/log_every = $((
 sim=$here/cluster/sim-nodes
 state=$work/sim
 trap '"$sim/down.sh" "$state" >/dev/null 2>&1 || true' EXIT
-mpi=(mpirun --bind-to none)
-[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
+mpi_launcher
 
 step_ms() {  # RUN_DIR WORLD → ms per step (global batch 64·WORLD over the last logged interval's img/s)
   awk -v r="$(last_img_per_s "$1")" -v w="$2" 'BEGIN { printf "%.1f", 64 * w / r * 1000 }'

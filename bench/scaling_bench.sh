@@ -13,9 +13,8 @@ peers=$here/../shared/peers
 "$here/launch/bootstrap.sh" --bench
 cmake -S "$here" -B "$build" -DSHARDGAN_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" --target shardgan-train shardgan-pack shardgan-fixtures grad_sync_bench >/dev/null
-mpi=(mpirun --bind-to none)
-[[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
 source "$here/bench/common.sh"
+mpi_launcher
 seed_setup "$build" "$work"
 ours() {  # RANKS [--set ...] → total img/s over steps 41-60
   local ranks=$1

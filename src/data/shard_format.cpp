@@ -313,11 +313,9 @@ void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
   if (begin < 0 || n < 0 || begin + n > count_)
     fail(context_, ": rows [", begin, ", ", begin + n, ") are outside 0..", count_);
   if (n == 0) return;
-  // HDF5 reads raw data past the end of a file as zeros once its index is cached: a shard truncated or replaced
-  // while it is open must be an error, not silently blank images.
-  std::error_code ec;
-  if (fs::file_size(path_, ec) != bytes_at_open_)
-    fail(context_, ": the file changed while it was open (", ec ? ec.message() : "its size is different now", ")");
+  // Direct reads go through this reader's own descriptor: a file replaced since (rename) is still the one opened, and
+  // a truncated one gives a short read, an error below. No stat per row (a metadata request on a parallel file
+  // system).
   if (direct()) {
     const uint64_t image = shape_.bytes();
     for (int64_t row = begin; row < begin + n;) {
@@ -339,6 +337,11 @@ void ShardReader::read_images(int64_t begin, int64_t n, uint8_t* out) const {
     }
     return;
   }
+  // HDF5 reads raw data past the end of a file as zeros once its index is cached: a shard truncated or replaced
+  // while it is open must be an error, not silently blank images.
+  std::error_code ec;
+  if (fs::file_size(path_, ec) != bytes_at_open_)
+    fail(context_, ": the file changed while it was open (", ec ? ec.message() : "its size is different now", ")");
   h5::Handle file_space(H5Dget_space(images_));
   const hsize_t start[4] = {hsize_t(begin), 0, 0, 0};
   const hsize_t count[4] = {hsize_t(n), hsize_t(shape_.height), hsize_t(shape_.width), hsize_t(shape_.channels)};

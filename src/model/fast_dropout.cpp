@@ -25,18 +25,8 @@ struct MaskedScale : torch::autograd::Function<MaskedScale> {
   }
 };
 
-}  // namespace
-
-namespace {
-
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ull;  // splitmix64's increment
-
-/// splitmix64's output function: the value drawn when the state is `z`.
-inline uint64_t splitmix64_output(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+using rng::kSplitmix64Increment;
+using rng::splitmix64_output;
 
 // The same values as drawing splitmix64(state) serially, 16 bits per element, but computed from the counter (draw j
 // uses seed + (j + 1)·golden), so both loops vectorise: 9.2 -> 1.4 ms for 3 M elements with AVX-512 (-O3), the
@@ -51,8 +41,9 @@ void fill_mask(float* m, int64_t n, uint32_t threshold, float scale, uint64_t se
   for (int64_t start = 0; start < n; start += 4 * kDraws) {
     const int64_t values = std::min<int64_t>(4 * kDraws, n - start);
     const int64_t count = (values + 3) / 4;
-    const uint64_t base = seed + static_cast<uint64_t>(start / 4) * kGolden;
-    for (int64_t j = 0; j < count; ++j) draws[j] = splitmix64_output(base + static_cast<uint64_t>(j + 1) * kGolden);
+    const uint64_t base = seed + static_cast<uint64_t>(start / 4) * kSplitmix64Increment;
+    for (int64_t j = 0; j < count; ++j)
+      draws[j] = splitmix64_output(base + static_cast<uint64_t>(j + 1) * kSplitmix64Increment);
     // Element 4j + k takes bits [16k, 16k + 16) of draw j: on a little-endian machine, the k-th 16-bit lane.
     std::memcpy(lanes, draws, sizeof(uint64_t) * static_cast<std::size_t>(count));
     float* out = m + start;

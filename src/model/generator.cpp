@@ -1,7 +1,5 @@
 #include "model/generator.hpp"
 
-#include <algorithm>
-
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/fold.h>
 #include <torch/nn/modules/activation.h>
@@ -66,7 +64,6 @@ GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
     if (options.spectral_norm()) {
       blocks->push_back(SpectralNorm(up, 1));
     } else {
-      plain_up_.push_back(blocks->size());
       blocks->push_back(up);
     }
     if (options.batchnorm()) blocks->push_back(SyncBatchNorm(out));
@@ -96,19 +93,17 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
   if (project_norm_) x = project_norm_->forward(x);
   x = torch::nn::functional::leaky_relu(x, torch::nn::functional::LeakyReLUFuncOptions().negative_slope(0.2));
   x = x.view({x.size(0), 8 * options_.width(), 4, 4});
-  std::size_t i = 0;
+  const int64_t gemm_up_to = train::cpu_autocast_to_bf16() ? 64 : 16;  // input pixels
   for (auto& block : *blocks_) {
-    // A plain transposed convolution (4x4 kernel, stride 2, padding 1, as built above) on a CPU input of at most 4x4
-    // (8x8 under bf16 autocast): the batched GEMM is faster there; for larger inputs LibTorch's own kernel is.
-    const bool gemm = x.device().is_cpu() && x.size(2) * x.size(3) <= (train::cpu_autocast_to_bf16() ? 64 : 16) &&
-                      std::find(plain_up_.begin(), plain_up_.end(), i) != plain_up_.end();
-    if (gemm) {
-      const auto* conv = block.ptr()->as<torch::nn::ConvTranspose2dImpl>();
+    // Every ConvTranspose2d here is a plain 4x4/stride 2/padding 1 one, as built above (spectrally normalised ones
+    // are SpectralNorm modules). On a CPU input of at most 4x4 (8x8 under bf16 autocast) the batched GEMM is faster;
+    // for larger inputs LibTorch's own kernel is.
+    const auto* conv = block.ptr()->as<torch::nn::ConvTranspose2dImpl>();
+    if (conv != nullptr && x.device().is_cpu() && x.size(2) * x.size(3) <= gemm_up_to) {
       x = transposed_conv_as_gemm(x, conv->weight, conv->bias);
     } else {
       x = block.forward(x);
     }
-    ++i;
   }
   return x;
 }

@@ -61,7 +61,6 @@ class GeneratorImpl : public torch::nn::Module {
   torch::nn::AnyModule project_;  ///< Linear(z [+ embedding] → 4·4·8w), spectrally normalised or not
   SyncBatchNorm project_norm_{nullptr};
   torch::nn::Sequential blocks_{nullptr};
-  std::vector<std::size_t> plain_up_;  ///< indices in blocks_ of transposed convolutions without spectral norm
   ResNetGenerator resnet_{nullptr};
 };
 TORCH_MODULE(Generator);

@@ -5,12 +5,19 @@
 
 namespace shardgan::rng {
 
-/// splitmix64: a tiny, fully specified PRNG (Steele, Lea, Flood 2014). Advances `state`, returns the next value.
-constexpr uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+/// splitmix64's increment: draw j (from 0) of a generator seeded with s is splitmix64_output(s + (j + 1)·this).
+inline constexpr uint64_t kSplitmix64Increment = 0x9e3779b97f4a7c15ull;
+
+/// splitmix64's output function: the value drawn when the state has become `z`.
+constexpr uint64_t splitmix64_output(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+/// splitmix64: a tiny, fully specified PRNG (Steele, Lea, Flood 2014). Advances `state`, returns the next value.
+constexpr uint64_t splitmix64(uint64_t& state) {
+  return splitmix64_output(state += kSplitmix64Increment);
 }
 
 /// A well-mixed 64-bit seed from three values (a seed, an index such as the step, a tag).
