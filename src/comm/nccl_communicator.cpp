@@ -25,6 +25,13 @@ cudaStream_t stream_of(const StreamSource& source) {
   return source ? static_cast<cudaStream_t>(source()) : nullptr;
 }
 
+/// Whether `stream` is being captured into a CUDA graph (runtime.cuda_graphs): nothing may then query or wait on the
+/// host for work queued on it, and the collectives queued become part of the graph.
+bool capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  return cudaStreamIsCapturing(stream, &status) == cudaSuccess && status != cudaStreamCaptureStatusNone;
+}
+
 ncclDataType_t nccl_type(DType type) {
   switch (type) {
     case DType::kFloat32: return ncclFloat32;
@@ -47,7 +54,11 @@ class NcclRequest final : public Request {
     wait();
     cudaEventDestroy(done);
   }
-  bool test() override { return !launched || cudaEventQuery(done) == cudaSuccess; }
+  bool test() override {
+    if (!launched) return true;
+    if (capturing(stream_of(compute_stream_))) return false;  // being recorded: it has not run, and cannot be asked
+    return cudaEventQuery(done) == cudaSuccess;
+  }
   void wait() override {
     if (launched) cudaStreamWaitEvent(stream_of(compute_stream_), done, 0);
     launched = false;
@@ -127,7 +138,8 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Request> allreduce_async(void* data, std::size_t count, DType type, ReduceOp op) override {
     auto request = std::make_unique<NcclRequest>(compute_stream_);
     if (count == 0) return request;
-    if (!on_device(data)) fail("NCCL allreduce_async needs a device buffer (rank ", rank_, ")");
+    if (!capturing(stream_of(compute_stream_)) && !on_device(data))
+      fail("NCCL allreduce_async needs a device buffer (rank ", rank_, ")");
     after_compute_stream();
     nccl_check(
         ncclAllReduce(data, data, count, nccl_type(type), op == ReduceOp::kAvg ? ncclAvg : ncclSum, comm_, stream_),

@@ -112,6 +112,7 @@ std::vector<Key> schema(Config& c) {
       {"runtime.channels_last", &c.runtime.channels_last},
       {"runtime.loss_scale", &c.runtime.loss_scale},
       {"runtime.loss_scale_growth_every", &c.runtime.loss_scale_growth_every},
+      {"runtime.cuda_graphs", &c.runtime.cuda_graphs},
       {"comm.backend", choice(c.comm.backend, kBackend)},
       {"comm.check_every", &c.comm.check_every},
       {"comm.timeout_s", &c.comm.timeout_s},
@@ -263,6 +264,19 @@ void check_range(Config& c, const std::string& source) {
     fail(source, ": optim.beta1 and optim.beta2 must be in [0, 1)");
   if (c.data.path.empty()) fail(source, ": key 'data.path' is required (a folder written by shardgan-pack)");
   parse_augment_policy(c.augment, source);
+  if (c.runtime.cuda_graphs) {
+    // A captured step replays the same kernels on the same memory: whatever decides on the host during a step, or
+    // changes the work from one step to the next, cannot be in it.
+    const auto cannot = [&](const char* setting, const char* why) {
+      fail(source, ": runtime.cuda_graphs = true cannot capture ", setting, ": ", why);
+    };
+    if (c.runtime.precision == Precision::kFp16)
+      cannot("runtime.precision = \"fp16\"", "dynamic loss scaling decides on the host whether to skip each update; use \"bf16\"");
+    if (c.augment.enabled()) cannot("augment.policy", "the augmentations' draws and ADA's p change every step");
+    if (c.train.r1_gamma > 0) cannot("train.r1_gamma > 0", "lazy R1 runs on one step in train.r1_every, a different step");
+    if (c.model.batchnorm == BatchNorm::kSync)
+      cannot("model.batchnorm = \"sync\"", "its statistics are all-reduced from the host inside the forward pass; use \"local\"");
+  }
 }
 
 std::string hex64(uint64_t v) {

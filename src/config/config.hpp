@@ -95,6 +95,7 @@ struct Config {
     bool channels_last = false;              ///< NHWC memory layout for the models' 4-D tensors and the images
     double loss_scale = 65536;               ///< fp16: the dynamic loss scale's starting value
     int64_t loss_scale_growth_every = 2000;  ///< fp16: steps without inf/NaN before the scale doubles
+    bool cuda_graphs = false;  ///< capture the whole D+G step in a CUDA graph and replay it (CUDA only)
   } runtime;
   struct Comm {
     Backend backend = Backend::kAuto;

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 
@@ -25,12 +26,14 @@
 #include "eval/evaluator.hpp"
 #include "model/image_tensor.hpp"
 #include "parallel/consistency.hpp"
+#include "parallel/cuda_graph.hpp"
 #include "parallel/cuda_stream.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/tensor_comm.hpp"
 #include "report/grid.hpp"
 #include "report/run_outputs.hpp"
 #include "train/augment.hpp"
+#include "train/capturable_adam.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/loss.hpp"
@@ -60,7 +63,18 @@ struct Placement {
   config::Backend backend = config::Backend::kMpi;  ///< kMpi or kNccl, never kAuto
   bool autocast = false;                            ///< bf16 or fp16: the forward passes under autocast
   torch::ScalarType autocast_dtype = torch::kFloat32;
+  bool emulate_graphs = false;  ///< runtime.cuda_graphs on the CPU, for tests (SHARDGAN_EMULATE_CUDA_GRAPHS=1)
 };
+
+/// Where runtime.cuda_graphs can run: a CUDA device, gradients averaged on the device (NCCL) when there is more than
+/// one rank. The settings a capture cannot hold are refused by the configuration's checks (config.cpp).
+void check_graphs_placement(const Placement& p, int world) {
+  if (!p.device.is_cuda() && !p.emulate_graphs)
+    fail("runtime.cuda_graphs = true needs a CUDA device (this rank computes on ", p.device.str(), ")");
+  if (p.device.is_cuda() && world > 1 && p.backend != config::Backend::kNccl)
+    fail("runtime.cuda_graphs = true with comm.backend = \"mpi\" on ", world,
+         " ranks: the gradients go through host memory, which a CUDA graph cannot; use \"nccl\" (or \"auto\")");
+}
 
 /// Resolves runtime.* and comm.* and applies what is process-wide (LibTorch's threads, deterministic algorithms).
 Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& session) {
@@ -82,6 +96,11 @@ Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& sess
               : use_cuda                                 ? config::Backend::kNccl
                                                          : config::Backend::kMpi;
   if (p.backend == config::Backend::kNccl && !use_cuda) fail("comm.backend = \"nccl\" needs runtime.device = \"cuda\"");
+  if (cfg.runtime.cuda_graphs) {
+    const char* emulate = std::getenv("SHARDGAN_EMULATE_CUDA_GRAPHS");
+    p.emulate_graphs = !use_cuda && emulate != nullptr && std::string(emulate) == "1";
+    check_graphs_placement(p, session.size());
+  }
   torch::set_num_threads(static_cast<int>(p.threads));
   if (cfg.train.deterministic) {
     at::globalContext().setDeterministicAlgorithms(true, false);
@@ -169,9 +188,12 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("shardgan-train plan (dry run: nothing trained)\n");
   std::printf("  world size   %d rank(s), %d on this node (%s)\n", session.size(), session.local_size(),
               session.host().c_str());
-  std::printf("  device       %s, %lld thread(s) per rank, precision %s, gradients over %s\n",
+  std::printf("  device       %s, %lld thread(s) per rank, precision %s, gradients over %s%s\n",
               placement.device.str().c_str(), ll(placement.threads), config::name(cfg.runtime.precision),
-              config::name(placement.backend));
+              config::name(placement.backend),
+              !cfg.runtime.cuda_graphs       ? ""
+              : placement.emulate_graphs ? ", CUDA graphs (emulated on the CPU)"
+                                         : ", CUDA graphs");
   std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache (%d loader thread(s)), checksums %s\n",
               cfg.data.path.c_str(), ll(dataset.size()), spec.shape.height, spec.shape.width, spec.shape.channels,
               spec.class_names.size(), dataset.in_memory() ? "memory" : "stream", read_threads(cfg, dataset),
@@ -217,11 +239,15 @@ StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t 
   return n;
 }
 
-/// This rank's part of one step, on its device. Labels are undefined for an unconditional model.
+/// This rank's part of one step, on its device: the batch as loaded (uint8 NHWC: converted inside the step, so a
+/// CUDA graph's static copy of it is the smallest) and the step's draws. Labels and flips are undefined when unused.
 struct StepInputs {
   int64_t step = 0;
-  Tensor real, real_labels, z, fake_labels;
+  Tensor images, flips, real_labels, z, fake_labels;
   AugmentDraw augment_real, augment_fake_d, augment_fake_g;  ///< augment.policy set: this rank's rows of the draws
+
+  /// The tensors a CUDA graph reads (augmentation is refused with graphs).
+  std::vector<Tensor*> graph_inputs() { return {&images, &flips, &real_labels, &z, &fake_labels}; }
 };
 
 /// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
@@ -271,12 +297,15 @@ class Trainer {
   // The step.
   bool agree_to_stop();
   StepInputs inputs(data::Batch& batch, int64_t step);
+  Tensor real_images(const StepInputs& in) const;
   Tensor seen_by_d(const Tensor& images, const AugmentDraw& draw) const;
+  StepLosses eager_step(const StepInputs& in);
+  StepLosses graphed_step(StepInputs in);
   Tensor d_step(const StepInputs& in, StepLosses& losses);
   Tensor r1_penalty(const Tensor& real, const Tensor& real_logits) const;
   void g_step(const StepInputs& in, const Tensor& fake, StepLosses& losses);
   bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
-              const Tensor& loss);
+              CapturableAdam* capturable, const Tensor& loss);
   bool gradients_finite(torch::nn::Module& module);
   void wait_for_device();
   void ema_update(int64_t done) { gan_.update_ema(done); }
@@ -313,6 +342,12 @@ class Trainer {
   LossMeter meter_;
   int64_t skipped_updates_ = 0;           ///< fp16: updates skipped for inf/NaN gradients since the last log row
   std::unique_ptr<comm::Request> fence_;  ///< the previous step's device work (CUDA; complete at once on CPU)
+  // runtime.cuda_graphs: the step's work in one graph, on static inputs and outputs, with Adam on the device.
+  std::unique_ptr<parallel::StepGraph> graph_;
+  std::optional<CapturableAdam> adam_g_, adam_d_;
+  StepInputs static_in_;
+  StepLosses static_losses_;
+  int64_t graph_steps_ = 0;  ///< steps run through graph_: the first kGraphWarmupSteps eagerly, then captured
   std::optional<report::MetricsRow> last_row_;
   Clock::time_point start_, last_log_;
   int64_t last_log_step_ = 0;
@@ -455,6 +490,12 @@ int Trainer::run() {
                       read_threads(cfg_, plan_.dataset));
   gan_.generator->train();
   gan_.discriminator->train();
+  if (cfg_.runtime.cuda_graphs) {
+    graph_ = plan_.placement.emulate_graphs ? parallel::make_emulated_graph()
+                                            : parallel::make_cuda_graph(plan_.placement.device.index());
+    adam_g_.emplace(*gan_.optim_g);  // after resume: the checkpoint's Adam state is what it updates
+    adam_d_.emplace(*gan_.optim_d);
+  }
   start_ = last_log_ = Clock::now();
   last_log_step_ = start_step_;
   enter_training_loop();
@@ -463,9 +504,7 @@ int Trainer::run() {
     const bool stop = agree_to_stop();
     data::Batch batch = loader.next();
     const StepInputs in = inputs(batch, step);
-    StepLosses losses;
-    const Tensor fake = d_step(in, losses);
-    g_step(in, fake, losses);
+    const StepLosses losses = graph_ ? graphed_step(in) : eager_step(in);
     gan_.loss_scaler.update(losses.skipped > 0);
     ema_update(step + 1);
     ada_.after_step(step + 1, *comm_);
@@ -501,11 +540,8 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
   // To a GPU through pinned memory, so that the copy runs asynchronously (LibTorch's caching host allocator keeps the
   // block until the copy is done).
   if (device.is_cuda()) images = parallel::pinned_host_like(images).copy_(images);
-  in.real = model::to_model_images(images, device, cfg_.runtime.channels_last);
-  if (cfg_.data.hflip) {
-    const Tensor flip = noise.flips.narrow(0, rank_ * b, b).to(device).view({b, 1, 1, 1});
-    in.real = torch::where(flip, in.real.flip({3}), in.real);
-  }
+  in.images = images.to(device, torch::kUInt8, /*non_blocking=*/true);
+  if (cfg_.data.hflip) in.flips = noise.flips.narrow(0, rank_ * b, b).to(device).view({b, 1, 1, 1});
   in.z = noise.z.narrow(0, rank_ * b, b).to(device);
   if (classes_ > 0) {
     in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);  // 512 bytes
@@ -524,6 +560,54 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
   return in;
 }
 
+/// The batch as the models take it: [-1, 1], NCHW (or channels-last), flipped where the step's draws say.
+Tensor Trainer::real_images(const StepInputs& in) const {
+  const Tensor real = model::to_model_images(in.images, plan_.placement.device, cfg_.runtime.channels_last);
+  return in.flips.defined() ? torch::where(in.flips, real.flip({3}), real) : real;
+}
+
+StepLosses Trainer::eager_step(const StepInputs& in) {
+  StepLosses losses;
+  const Tensor fake = d_step(in, losses);
+  g_step(in, fake, losses);
+  return losses;
+}
+
+/// The same step through a CUDA graph: the inputs are copied into the tensors the graph reads, the first
+/// kGraphWarmupSteps steps run eagerly on the graph's stream, the next is captured and then every step replays it.
+/// Dropout draws from LibTorch's CUDA generator, seeded for the step as in eager mode (inputs()): a replay reads the
+/// seed at launch, so the masks are those of an eager step.
+StepLosses Trainer::graphed_step(StepInputs in) {
+  constexpr int64_t kGraphWarmupSteps = 3;
+  StepInputs& s = static_in_;
+  s.step = in.step;
+  const auto statics = s.graph_inputs(), news = in.graph_inputs();
+  for (std::size_t i = 0; i < statics.size(); ++i) {
+    if (!news[i]->defined()) continue;
+    if (graph_steps_ == 0) {
+      *statics[i] = news[i]->clone();
+    } else {
+      statics[i]->copy_(*news[i], /*non_blocking=*/true);
+    }
+  }
+  const auto body = [this] {
+    StepLosses losses;
+    const Tensor fake = d_step(static_in_, losses);
+    g_step(static_in_, fake, losses);
+    static_losses_ = losses;
+  };
+  if (graph_steps_ < kGraphWarmupSteps) {
+    graph_->warm_up(body);
+  } else {
+    if (graph_steps_ == kGraphWarmupSteps) graph_->capture(body);
+    graph_->replay();
+  }
+  ++graph_steps_;
+  adam_d_->count_host_step();
+  adam_g_->count_host_step();
+  return static_losses_;
+}
+
 /// `images` as D sees them in this step: augmented by augment.policy with `draw` (with ADA's p), or unchanged.
 Tensor Trainer::seen_by_d(const Tensor& images, const AugmentDraw& draw) const {
   return cfg_.augment.enabled() ? augment(images, cfg_.augment, draw, ada_.p()) : images;
@@ -534,13 +618,13 @@ Tensor Trainer::seen_by_d(const Tensor& images, const AugmentDraw& draw) const {
 Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
   auto& G = gan_.generator;
   auto& D = gan_.discriminator;
-  const int64_t b = in.real.size(0);
+  const int64_t b = in.images.size(0);
   const bool r1 = cfg_.train.r1_gamma > 0 && in.step % cfg_.train.r1_every == 0;
   Tensor fake, objective;
   {
     AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     fake = G->forward(in.z, in.fake_labels);
-    Tensor real = seen_by_d(in.real, in.augment_real);
+    Tensor real = seen_by_d(real_images(in), in.augment_real);
     if (r1) real = real.detach().requires_grad_(true);
     // One D pass over real and fake together (D has no batch statistics, so this equals two passes, faster).
     const Tensor labels = classes_ > 0 ? torch::cat({in.real_labels, in.fake_labels}) : Tensor();
@@ -553,7 +637,7 @@ Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
     objective = r1 ? losses.d + r1_penalty(real, real_logits) : losses.d;
   }
-  losses.skipped += update(*D, *sync_d_, *gan_.optim_d, objective) ? 0 : 1;
+  losses.skipped += update(*D, *sync_d_, *gan_.optim_d, adam_d_ ? &*adam_d_ : nullptr, objective) ? 0 : 1;
   return fake;
 }
 
@@ -575,7 +659,7 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
     AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     losses.g = loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
-  const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, losses.g);
+  const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, adam_g_ ? &*adam_g_ : nullptr, losses.g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);
   losses.skipped += stepped ? 0 : 1;
 }
@@ -584,13 +668,17 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
 /// found an inf or NaN and every rank skipped it. The order is the contract of GradSync: hooks armed before
 /// backward, buckets waited for before the step.
 bool Trainer::update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
-                     const Tensor& loss) {
+                     CapturableAdam* capturable, const Tensor& loss) {
   clear_gradients(module);
   sync.prepare();
   gan_.loss_scaler.scale(loss).backward();
   sync.finish();
   if (!gradients_finite(module)) return false;
-  optimizer.step();
+  if (capturable != nullptr) {
+    capturable->step();  // runtime.cuda_graphs: the update is part of the graph
+  } else {
+    optimizer.step();
+  }
   return true;
 }
 

@@ -114,6 +114,21 @@ TEST(Config, OverridesFromTheCommandLine) {
             "--set: key 'runtime.precision' is \"fp8\"; expected one of fp32, bf16, fp16");
 }
 
+// runtime.cuda_graphs replays one recorded step: settings that decide on the host during a step, or change the
+// step's work from one step to the next, are refused with the key that cannot be captured and what to do instead.
+TEST(Config, CudaGraphsRefuseWhatACaptureCannotHold) {
+  EXPECT_TRUE(parse(kMinimal, "run.toml", {"runtime.cuda_graphs=true", "runtime.precision=bf16"}).runtime.cuda_graphs);
+  const auto refused = [](const std::string& setting, const std::string& needle) {
+    const std::string e = error_of(kMinimal, {"runtime.cuda_graphs=true", setting});
+    EXPECT_EQ(e.rfind("run.toml: runtime.cuda_graphs = true cannot capture " + needle, 0), 0u) << e;
+  };
+  refused("runtime.precision=fp16", "runtime.precision = \"fp16\"");
+  refused("augment.policy=translation", "augment.policy");
+  refused("train.r1_gamma=1", "train.r1_gamma > 0");
+  refused("model.batchnorm=sync", "model.batchnorm = \"sync\"");
+  EXPECT_EQ(error_of(kMinimal, {"runtime.precision=fp16"}), "");  // each of them is fine without graphs
+}
+
 TEST(Config, WordsBecomeEnumsAndPrintBackAsTheSameWords) {
   const Config c = parse(kMinimal, "run.toml",
                          {"data.cache=stream", "model.batchnorm=sync", "runtime.device=cpu", "runtime.precision=bf16",
