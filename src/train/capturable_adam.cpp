@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <sstream>
 #include <string>
 #include <type_traits>
 
@@ -15,7 +16,9 @@ namespace {
 template <typename Map>
 typename Map::key_type state_key(const Map&, const torch::Tensor& p) {
   if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    return c10::guts::to_string(p.unsafeGetTensorImpl());
+    std::ostringstream text;  // c10::guts::to_string of the pointer, as 1.13's optimizers write it
+    text << p.unsafeGetTensorImpl();
+    return text.str();
   } else {
     return p.unsafeGetTensorImpl();
   }

@@ -14,6 +14,7 @@
 #include "data/manifest.hpp"
 #include "data/shard_format.hpp"
 #include "mpi_test.hpp"
+#include "parallel/cuda_graph.hpp"
 #include "parallel/cuda_stream.hpp"
 #include "parallel/grad_sync.hpp"
 #include "parallel/tensor_comm.hpp"
@@ -200,6 +201,47 @@ TEST(GradSyncCuda, OverNccl) {
   grad_sync_averages(true);
 }
 
+// runtime.cuda_graphs with more than one rank puts GradSync's bucket all-reduces (NCCL, on its own stream, joined to
+// the capture stream by events) inside the graph. One GPU allows one NCCL rank: GradSync runs its buckets anyway
+// (single_rank_too), so the capture, the hooks during a captured backward and the replays are what is checked. Each
+// replay on new inputs must give the gradients an eager backward gives.
+TEST(CudaGraphs, GradSyncOverNcclIsCapturedAndReplayed) {
+  REQUIRE_GPU();
+  if (!nccl_possible()) GTEST_SKIP() << "NCCL runs one rank per GPU";
+  auto comm = communicator(true);
+  torch::manual_seed(5);
+  torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 8, 3)), torch::nn::ReLU(),
+                            torch::nn::Flatten(), torch::nn::Linear(8 * 14 * 14, 4));
+  auto reference = std::dynamic_pointer_cast<torch::nn::SequentialImpl>(net->clone());
+  net->to(kGpu);
+  reference->to(kGpu);
+  auto params = net->parameters();
+  parallel::GradSync sync(*comm, params, /*bucket_mb=*/0.01, /*overlap=*/true, /*single_rank_too=*/true);
+  ASSERT_GT(sync.num_buckets(), 1u);
+  Tensor x = torch::randn({4, 3, 16, 16}).to(kGpu);  // the graph's static input
+  const auto body = [&] {
+    sync.prepare();
+    net->forward(x).square().mean().backward();
+    sync.finish();
+  };
+  auto graph = parallel::make_cuda_graph(0);
+  graph->warm_up(body);
+  graph->warm_up(body);
+  graph->capture(body);
+  for (int round = 0; round < 3; ++round) {
+    const Tensor fresh = torch::randn({4, 3, 16, 16}).to(kGpu);
+    x.copy_(fresh);
+    graph->replay();
+    for (auto& q : reference->parameters()) q.mutable_grad() = Tensor();
+    reference->forward(fresh).square().mean().backward();
+    const auto expected = reference->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i)
+      EXPECT_LT(relative_difference(expected[i].grad(), params[i].grad()), 1e-5) << "parameter " << i << ", replay "
+                                                                                 << round;
+  }
+  comm->barrier();
+}
+
 TEST(GradSyncCuda, OverMpiStagedThroughPinnedMemory) {
   REQUIRE_GPU();
   grad_sync_averages(false);
@@ -246,6 +288,54 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
   const auto nhwc = train("nhwc", "--set runtime.device=cuda --set runtime.channels_last=true");
   ASSERT_EQ(nhwc.size(), 3u);
   EXPECT_NEAR(nhwc[2].loss_d, gpu[2].loss_d, 1e-3);
+}
+
+// runtime.cuda_graphs against eager mode on the GPU: 3 warm-up steps, a capture, replays. The same kernels on the
+// same numbers except Adam (LibTorch's fused kernel instead of its per-parameter operations), so the losses agree
+// closely; with dropout too, since a replay's masks come from the step's seed as in eager mode. bf16 and
+// channels-last graphs run finite, and a graph run resumes from an eager checkpoint.
+TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
+  REQUIRE_GPU();
+  if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
+  testing::TempDir tmp;
+  testing::write_gradient_set(tmp / "data", 64, 16, 3, 32);
+  const std::string base = std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp / "data").string() +
+                           " --config " + (tmp / "c.toml").string() + " --run-dir ";
+  testing::write_text(tmp / "c.toml",
+                      "[data]\npath = \"x\"\nhflip = true\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\n"
+                      "conditional = true\ndropout = 0.3\n[train]\nbatch_size = 16\nmax_steps = 8\nlog_every = 2\n"
+                      "deterministic = true\n[runtime]\ndevice = \"cuda\"\n");
+  auto train = [&](const std::string& name, const std::string& extra) {
+    const auto r = testing::run(base + (tmp / name).string() + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    return testing::metric_rows(tmp / name);
+  };
+  const auto eager = train("eager", "");
+  const auto graphs = train("graphs", "--set runtime.cuda_graphs=true");
+  ASSERT_EQ(eager.size(), 4u);
+  ASSERT_EQ(graphs.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    std::printf("step %lld: loss_d eager %.7f graphs %.7f, loss_g eager %.7f graphs %.7f\n",
+                static_cast<long long>(eager[i].step), eager[i].loss_d, graphs[i].loss_d, eager[i].loss_g,
+                graphs[i].loss_g);
+    EXPECT_NEAR(eager[i].loss_d, graphs[i].loss_d, 1e-4);
+    EXPECT_NEAR(eager[i].loss_g, graphs[i].loss_g, 1e-4);
+  }
+  for (const auto& [name, extra] : std::vector<std::pair<std::string, std::string>>{
+           {"graphs-bf16", "--set runtime.precision=bf16"}, {"graphs-nhwc", "--set runtime.channels_last=true"}}) {
+    const auto rows = train(name, "--set runtime.cuda_graphs=true " + extra);
+    ASSERT_EQ(rows.size(), 4u) << extra;
+    for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g)) << extra;
+  }
+  // An eager run's checkpoint (step 4) continued with graphs to step 8: the eager run's numbers again.
+  train("resumed", "--set train.max_steps=4");
+  const auto resumed = train("resumed", "--resume auto --set runtime.cuda_graphs=true");
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_NEAR(resumed.back().loss_d, eager.back().loss_d, 1e-4);
+  const auto refused = testing::run(base + (tmp / "fp16").string() +
+                                    " --set runtime.cuda_graphs=true --set runtime.precision=fp16");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("cannot capture runtime.precision"), std::string::npos) << refused.err;
 }
 
 }  // namespace
