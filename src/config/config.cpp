@@ -271,11 +271,11 @@ void check_range(Config& c, const std::string& source) {
       fail(source, ": runtime.cuda_graphs = true cannot capture ", setting, ": ", why);
     };
     if (c.runtime.precision == Precision::kFp16)
-      cannot("runtime.precision = \"fp16\"", "dynamic loss scaling decides on the host whether to skip each update; use \"bf16\"");
-    if (c.augment.enabled()) cannot("augment.policy", "the augmentations' draws and ADA's p change every step");
-    if (c.train.r1_gamma > 0) cannot("train.r1_gamma > 0", "lazy R1 runs on one step in train.r1_every, a different step");
+      cannot("runtime.precision = \"fp16\"",
+             "dynamic loss scaling decides on the host whether to skip each update; use \"bf16\"");
     if (c.model.batchnorm == BatchNorm::kSync)
-      cannot("model.batchnorm = \"sync\"", "its statistics are all-reduced from the host inside the forward pass; use \"local\"");
+      cannot("model.batchnorm = \"sync\"",
+             "its statistics are all-reduced from the host inside the forward pass; use \"local\"");
   }
 }
 

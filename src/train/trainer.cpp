@@ -12,6 +12,7 @@
 #include <sys/sysinfo.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -191,7 +192,7 @@ void Plan::print(const comm::MpiSession& session, const fs::path& run_dir) const
   std::printf("  device       %s, %lld thread(s) per rank, precision %s, gradients over %s%s\n",
               placement.device.str().c_str(), ll(placement.threads), config::name(cfg.runtime.precision),
               config::name(placement.backend),
-              !cfg.runtime.cuda_graphs       ? ""
+              !cfg.runtime.cuda_graphs   ? ""
               : placement.emulate_graphs ? ", CUDA graphs (emulated on the CPU)"
                                          : ", CUDA graphs");
   std::printf("  data         %s: %lld images %dx%dx%d, %zu classes, %s cache (%d loader thread(s)), checksums %s\n",
@@ -246,8 +247,13 @@ struct StepInputs {
   Tensor images, flips, real_labels, z, fake_labels;
   AugmentDraw augment_real, augment_fake_d, augment_fake_g;  ///< augment.policy set: this rank's rows of the draws
 
-  /// The tensors a CUDA graph reads (augmentation is refused with graphs).
-  std::vector<Tensor*> graph_inputs() { return {&images, &flips, &real_labels, &z, &fake_labels}; }
+  /// The tensors a CUDA graph reads.
+  std::vector<Tensor*> graph_inputs() {
+    std::vector<Tensor*> all{&images, &flips, &real_labels, &z, &fake_labels};
+    for (AugmentDraw* d : {&augment_real, &augment_fake_d, &augment_fake_g})
+      for (Tensor* t : {&d->color, &d->shift, &d->cutout, &d->gate}) all.push_back(t);
+    return all;
+  }
 };
 
 /// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
@@ -342,12 +348,16 @@ class Trainer {
   LossMeter meter_;
   int64_t skipped_updates_ = 0;           ///< fp16: updates skipped for inf/NaN gradients since the last log row
   std::unique_ptr<comm::Request> fence_;  ///< the previous step's device work (CUDA; complete at once on CPU)
-  // runtime.cuda_graphs: the step's work in one graph, on static inputs and outputs, with Adam on the device.
-  std::unique_ptr<parallel::StepGraph> graph_;
+  // runtime.cuda_graphs: the step's work in a graph, on static inputs and outputs, with Adam on the device. Two
+  // kinds of step (lazy R1 on one step in train.r1_every), so two graphs.
+  struct GraphedStep {
+    std::unique_ptr<parallel::StepGraph> graph;
+    int64_t runs = 0;   ///< the first kGraphWarmupSteps eagerly, then captured once and replayed
+    StepLosses losses;  ///< the graph's outputs
+  };
+  std::array<GraphedStep, 2> graphs_;  ///< [0]: plain steps, [1]: steps with R1
   std::optional<CapturableAdam> adam_g_, adam_d_;
-  StepInputs static_in_;
-  StepLosses static_losses_;
-  int64_t graph_steps_ = 0;  ///< steps run through graph_: the first kGraphWarmupSteps eagerly, then captured
+  StepInputs static_in_;  ///< the graphs' inputs, shared by both
   std::optional<report::MetricsRow> last_row_;
   Clock::time_point start_, last_log_;
   int64_t last_log_step_ = 0;
@@ -491,8 +501,9 @@ int Trainer::run() {
   gan_.generator->train();
   gan_.discriminator->train();
   if (cfg_.runtime.cuda_graphs) {
-    graph_ = plan_.placement.emulate_graphs ? parallel::make_emulated_graph()
-                                            : parallel::make_cuda_graph(plan_.placement.device.index());
+    for (auto& g : graphs_)
+      g.graph = plan_.placement.emulate_graphs ? parallel::make_emulated_graph()
+                                               : parallel::make_cuda_graph(plan_.placement.device.index());
     adam_g_.emplace(*gan_.optim_g);  // after resume: the checkpoint's Adam state is what it updates
     adam_d_.emplace(*gan_.optim_d);
   }
@@ -504,7 +515,7 @@ int Trainer::run() {
     const bool stop = agree_to_stop();
     data::Batch batch = loader.next();
     const StepInputs in = inputs(batch, step);
-    const StepLosses losses = graph_ ? graphed_step(in) : eager_step(in);
+    const StepLosses losses = cfg_.runtime.cuda_graphs ? graphed_step(in) : eager_step(in);
     gan_.loss_scaler.update(losses.skipped > 0);
     ema_update(step + 1);
     ada_.after_step(step + 1, *comm_);
@@ -573,39 +584,42 @@ StepLosses Trainer::eager_step(const StepInputs& in) {
   return losses;
 }
 
-/// The same step through a CUDA graph: the inputs are copied into the tensors the graph reads, the first
-/// kGraphWarmupSteps steps run eagerly on the graph's stream, the next is captured and then every step replays it.
-/// Dropout draws from LibTorch's CUDA generator, seeded for the step as in eager mode (inputs()): a replay reads the
-/// seed at launch, so the masks are those of an eager step.
+/// The same step through a CUDA graph: the inputs are copied into the tensors the graphs read; of each kind of step
+/// (with or without R1) the first kGraphWarmupSteps run eagerly on the graph's stream, the next is captured, and
+/// every later one replays it. Dropout draws from LibTorch's CUDA generator, seeded for the step as in eager mode
+/// (inputs()): a replay reads the seed at launch, so the masks are those of an eager step. ADA's p and sign sum are
+/// device tensors the graph reads and adds to in place; the host adjusts p between replays (ada_.after_step).
 StepLosses Trainer::graphed_step(StepInputs in) {
   constexpr int64_t kGraphWarmupSteps = 3;
-  StepInputs& s = static_in_;
-  s.step = in.step;
-  const auto statics = s.graph_inputs(), news = in.graph_inputs();
+  const bool first = !static_in_.images.defined();
+  static_in_.step = in.step;
+  const auto statics = static_in_.graph_inputs(), news = in.graph_inputs();
   for (std::size_t i = 0; i < statics.size(); ++i) {
     if (!news[i]->defined()) continue;
-    if (graph_steps_ == 0) {
+    if (first) {
       *statics[i] = news[i]->clone();
     } else {
       statics[i]->copy_(*news[i], /*non_blocking=*/true);
     }
   }
-  const auto body = [this] {
+  const bool r1 = cfg_.train.r1_gamma > 0 && in.step % cfg_.train.r1_every == 0;  // as d_step decides
+  GraphedStep& g = graphs_[r1 ? 1 : 0];
+  const auto body = [this, &g] {
     StepLosses losses;
     const Tensor fake = d_step(static_in_, losses);
     g_step(static_in_, fake, losses);
-    static_losses_ = losses;
+    g.losses = losses;
   };
-  if (graph_steps_ < kGraphWarmupSteps) {
-    graph_->warm_up(body);
+  if (g.runs < kGraphWarmupSteps) {
+    g.graph->warm_up(body);
   } else {
-    if (graph_steps_ == kGraphWarmupSteps) graph_->capture(body);
-    graph_->replay();
+    if (g.runs == kGraphWarmupSteps) g.graph->capture(body);
+    g.graph->replay();
   }
-  ++graph_steps_;
+  ++g.runs;
   adam_d_->count_host_step();
   adam_g_->count_host_step();
-  return static_losses_;
+  return g.losses;
 }
 
 /// `images` as D sees them in this step: augmented by augment.policy with `draw` (with ADA's p), or unchanged.

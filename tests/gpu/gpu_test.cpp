@@ -236,8 +236,8 @@ TEST(CudaGraphs, GradSyncOverNcclIsCapturedAndReplayed) {
     reference->forward(fresh).square().mean().backward();
     const auto expected = reference->parameters();
     for (std::size_t i = 0; i < params.size(); ++i)
-      EXPECT_LT(relative_difference(expected[i].grad(), params[i].grad()), 1e-5) << "parameter " << i << ", replay "
-                                                                                 << round;
+      EXPECT_LT(relative_difference(expected[i].grad(), params[i].grad()), 1e-5)
+          << "parameter " << i << ", replay " << round;
   }
   comm->barrier();
 }
@@ -292,8 +292,8 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
 
 // runtime.cuda_graphs against eager mode on the GPU: 3 warm-up steps, a capture, replays. The same kernels on the
 // same numbers except Adam (LibTorch's fused kernel instead of its per-parameter operations), so the losses agree
-// closely; with dropout too, since a replay's masks come from the step's seed as in eager mode. bf16 and
-// channels-last graphs run finite, and a graph run resumes from an eager checkpoint.
+// closely; with dropout too, since a replay's masks come from the step's seed as in eager mode; and with augmentation,
+// ADA and lazy R1. bf16 and channels-last graphs run finite, and a graph run resumes from an eager checkpoint.
 TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
   REQUIRE_GPU();
   if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
@@ -327,13 +327,27 @@ TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
     ASSERT_EQ(rows.size(), 4u) << extra;
     for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g)) << extra;
   }
+  // Augmentation with ADA and lazy R1 (a second graph for the R1 steps) against eager mode.
+  const std::string small_data =
+      "--set augment.policy=color,translation,cutout --set augment.ada_target=0.6 "
+      "--set augment.ada_interval=2 --set augment.ada_kimg=0.1 --set train.r1_gamma=1 "
+      "--set train.r1_every=2 --set train.max_steps=12";
+  const auto eager_aug = train("eager-aug", small_data);
+  const auto graphs_aug = train("graphs-aug", small_data + " --set runtime.cuda_graphs=true");
+  ASSERT_EQ(eager_aug.size(), 6u);
+  ASSERT_EQ(graphs_aug.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) {
+    std::printf("augment+R1 step %lld: loss_d eager %.7f graphs %.7f\n", static_cast<long long>(eager_aug[i].step),
+                eager_aug[i].loss_d, graphs_aug[i].loss_d);
+    EXPECT_NEAR(eager_aug[i].loss_d, graphs_aug[i].loss_d, 1e-4);
+  }
   // An eager run's checkpoint (step 4) continued with graphs to step 8: the eager run's numbers again.
   train("resumed", "--set train.max_steps=4");
   const auto resumed = train("resumed", "--resume auto --set runtime.cuda_graphs=true");
   ASSERT_FALSE(resumed.empty());
   EXPECT_NEAR(resumed.back().loss_d, eager.back().loss_d, 1e-4);
-  const auto refused = testing::run(base + (tmp / "fp16").string() +
-                                    " --set runtime.cuda_graphs=true --set runtime.precision=fp16");
+  const auto refused =
+      testing::run(base + (tmp / "fp16").string() + " --set runtime.cuda_graphs=true --set runtime.precision=fp16");
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("cannot capture runtime.precision"), std::string::npos) << refused.err;
 }

@@ -581,8 +581,8 @@ TEST_F(TrainCli, CudaGraphsAreRefusedWithoutAGpuAndTheirStepTrainsTheEagerModel)
   EXPECT_NE(graphed.out.find("CUDA graphs (emulated on the CPU)"), std::string::npos) << graphed.out;
   // Graphs for steps 0-4 (3 warm-up steps, a capture), eager for 5-8, graphs again for 9-10 (resumed twice).
   const auto run = [&](const std::string& extra) {
-    return testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " +
-                        q(tmp_ / "mixed") + common + extra);
+    return testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "mixed") +
+                        common + extra);
   };
   auto r = run("5 --set runtime.cuda_graphs=true");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -607,6 +607,26 @@ TEST_F(TrainCli, CudaGraphsAreRefusedWithoutAGpuAndTheirStepTrainsTheEagerModel)
   EXPECT_EQ(compared, 4);
   // Adam's step counts in the checkpoint are those of the eager run (10 for every parameter).
   for (const int64_t step : adam_steps(tmp_ / "mixed" / "checkpoints" / "step-000010")) EXPECT_EQ(step, 10);
+  // With augmentation, ADA (p adjusted every 2 steps) and lazy R1 every 2 steps: two graphs (R1 steps 0, 2, 4 warm
+  // up, 6 is captured, 8 and 10 replay; the others likewise), the eager model bit for bit.
+  const std::string small_data =
+      " --set augment.policy=color,translation,cutout --set augment.ada_target=0.6"
+      " --set augment.ada_interval=2 --set augment.ada_kimg=0.1 --set train.r1_gamma=1"
+      " --set train.r1_every=2 --set train.max_steps=12";
+  ASSERT_EQ(train("--run-dir " + q(tmp_ / "eager-aug") + small_data).exit_code, 0);
+  r = testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "graphs-aug") +
+                   small_data + " --set runtime.cuda_graphs=true");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto c = checkpoint_tensors(tmp_ / "eager-aug" / "checkpoints" / "step-000012");
+  const auto d = checkpoint_tensors(tmp_ / "graphs-aug" / "checkpoints" / "step-000012");
+  ASSERT_EQ(c.size(), d.size());
+  for (std::size_t i = 0; i < c.size(); ++i)
+    EXPECT_TRUE(torch::equal(c[i].second, d[i].second)) << c[i].first << " differs (augmentation, ADA, R1)";
+  const auto p_eager = metric_rows(tmp_ / "eager-aug").back().augment_p,
+             p_graphs = metric_rows(tmp_ / "graphs-aug").back().augment_p;
+  ASSERT_TRUE(p_eager.has_value() && p_graphs.has_value());
+  EXPECT_GT(*p_eager, 0.0);  // ADA moved p
+  EXPECT_EQ(*p_eager, *p_graphs);
 }
 
 // SIGTERM while a rank waits in start-up (rank 1 starts 30 s late, so rank 0 sits in MPI_Init or the start-up

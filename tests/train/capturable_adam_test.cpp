@@ -61,8 +61,7 @@ TEST(CapturableAdam, MatchesLibTorchAdamBitForBitAndKeepsItsState) {
   archive_a.save_to(a);
   archive_b.save_to(b);
   EXPECT_EQ(a.str().size(), b.str().size());
-  const auto& sa = static_cast<const torch::optim::AdamParamState&>(
-      *eager_adam.state().begin()->second);
+  const auto& sa = static_cast<const torch::optim::AdamParamState&>(*eager_adam.state().begin()->second);
   for (const auto& [key, state] : captured_adam.state()) {
     const auto& s = static_cast<const torch::optim::AdamParamState&>(*state);
     EXPECT_EQ(s.step(), sa.step());
