@@ -270,9 +270,6 @@ void check_range(Config& c, const std::string& source) {
     const auto cannot = [&](const char* setting, const char* why) {
       fail(source, ": runtime.cuda_graphs = true cannot capture ", setting, ": ", why);
     };
-    if (c.runtime.precision == Precision::kFp16)
-      cannot("runtime.precision = \"fp16\"",
-             "dynamic loss scaling decides on the host whether to skip each update; use \"bf16\"");
     if (c.model.batchnorm == BatchNorm::kSync)
       cannot("model.batchnorm = \"sync\"",
              "its statistics are all-reduced from the host inside the forward pass; use \"local\"");

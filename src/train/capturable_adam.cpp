@@ -62,7 +62,7 @@ CapturableAdam::CapturableAdam(torch::optim::Adam& optimizer) {
                       params_.front().options().dtype(fused_ ? torch::kFloat32 : torch::kFloat64));
 }
 
-void CapturableAdam::step() {
+void CapturableAdam::step(const torch::Tensor& skip) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   grads.reserve(params_.size());
@@ -70,12 +70,33 @@ void CapturableAdam::step() {
     grads.push_back(params_[i].grad());
     if (!grads.back().defined()) fail("CapturableAdam: parameter ", i, " has no gradient");
   }
-  step_.add_(1);
+  if (skip.defined()) {
+    step_.add_(1 - skip.to(step_.scalar_type()));
+  } else {
+    step_.add_(1);
+  }
   if (fused_) {
-    // The kernel reads the count (it does not advance it): one tensor serves every parameter.
+    // The kernel reads the count (it does not advance it): one tensor serves every parameter. It returns at once
+    // when found_inf is 1.
     const std::vector<torch::Tensor> steps(params_.size(), step_);
     at::_fused_adam_(params_, grads, exp_avgs_, exp_avg_sqs_, /*max_exp_avg_sqs=*/{}, steps, lr_, beta1_, beta2_,
-                     /*weight_decay=*/0.0, eps_, /*amsgrad=*/false, /*maximize=*/false);
+                     /*weight_decay=*/0.0, eps_, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/{},
+                     skip.defined() ? c10::optional<torch::Tensor>(skip) : c10::optional<torch::Tensor>());
+    return;
+  }
+  if (skip.defined()) {  // the same operations out of place, their results kept only when the update is not skipped
+    const torch::Tensor skipped = skip > 0;
+    const torch::Tensor bias_correction1 = 1 - torch::pow(beta1_, step_);
+    const torch::Tensor bias_correction2_sqrt = (1 - torch::pow(beta2_, step_)).sqrt();
+    const torch::Tensor minus_step_size = -lr_ / bias_correction1;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const torch::Tensor m = (exp_avgs_[i] * beta1_).add_(grads[i], 1 - beta1_);
+      const torch::Tensor v = (exp_avg_sqs_[i] * beta2_).addcmul_(grads[i], grads[i], 1 - beta2_);
+      const torch::Tensor denom = (v.sqrt() / bias_correction2_sqrt).add_(eps_);
+      params_[i].copy_(torch::where(skipped, params_[i], params_[i] + m * minus_step_size / denom));
+      exp_avgs_[i].copy_(torch::where(skipped, exp_avgs_[i], m));
+      exp_avg_sqs_[i].copy_(torch::where(skipped, exp_avg_sqs_[i], v));
+    }
     return;
   }
   // torch::optim::Adam::step's arithmetic, with t, the bias corrections and the step size as device scalars.
@@ -91,8 +112,9 @@ void CapturableAdam::step() {
   }
 }
 
-void CapturableAdam::count_host_step() {
-  for (auto* s : states_) s->step(s->step() + 1);
+void CapturableAdam::store_host_step() {
+  const int64_t t = device_step();
+  for (auto* s : states_) s->step(t);
 }
 
 int64_t CapturableAdam::device_step() const {

@@ -9,9 +9,9 @@ namespace shardgan::train {
 /// Adam's update as device work only, so that it can be captured in a CUDA graph. LibTorch's torch::optim::Adam
 /// keeps the step count on the host and computes the bias corrections 1 - β^t there: a captured update would replay
 /// step t's corrections forever. This one updates the same state (the optimizer's AdamParamState: exp_avg,
-/// exp_avg_sq; created as LibTorch creates it when missing) with the count also in a device tensor, and the host
-/// count, which checkpoints save, is advanced by `count_host_step` after each step that ran. A checkpoint written in
-/// either mode therefore resumes in either. On CUDA the update is LibTorch's fused Adam kernel (one launch for all
+/// exp_avg_sq; created as LibTorch creates it when missing) with the count in a device tensor, which
+/// `store_host_step` copies into the host's count that checkpoints save. A checkpoint written in either mode
+/// therefore resumes in either. fp16 loss scaling passes each update's verdict: a skipped update changes nothing. On CUDA the update is LibTorch's fused Adam kernel (one launch for all
 /// parameters); elsewhere it is Adam's arithmetic per parameter, in LibTorch's order of operations.
 ///
 /// Every parameter must have a gradient at every step (true of the GAN models here), and the options must be those
@@ -19,10 +19,11 @@ namespace shardgan::train {
 class CapturableAdam {
  public:
   explicit CapturableAdam(torch::optim::Adam& optimizer);
-  /// One update from the parameters' .grad (device work only).
-  void step();
-  /// After a step ran (replayed or not): the host's count, for checkpoints.
-  void count_host_step();
+  /// One update from the parameters' .grad (device work only). `skip` (optional float32 scalar on the device, 0 or
+  /// 1): when 1 nothing changes, the count included.
+  void step(const torch::Tensor& skip = {});
+  /// The device's count into the host's state (before a checkpoint is written; waits for the device).
+  void store_host_step();
   /// The device's count (tests).
   int64_t device_step() const;
 

@@ -13,6 +13,11 @@ namespace shardgan::train {
 /// skipped, and doubled after `growth_every` steps in a row without one. One scaler serves both networks, as one
 /// GradScaler does in PyTorch's GAN recipes. The scale and the count of good steps are part of a checkpoint.
 /// Disabled (fp32, bf16), every call passes through and every gradient counts as finite.
+///
+/// Under runtime.cuda_graphs (`to_device`) the same rules run as device work that a graph can hold, as GradScaler's
+/// capturable form does: the scale and the count of good steps live in device tensors, each update's verdict is a
+/// device flag (0 or 1) that the optimizer step obeys (`note_update`), and `end_step_on_device` applies the halving
+/// and doubling. The host reads value(), good_steps() and take_skips() only when it logs or checkpoints.
 class LossScaler {
  public:
   LossScaler(bool enabled, double initial_scale, int64_t growth_every);
@@ -24,11 +29,21 @@ class LossScaler {
   /// waiting for it) a boolean scalar: whether any element is inf or NaN. This is this rank's verdict: the trainer
   /// reads it under the watchdog and all-reduces it, so that every rank skips the same updates.
   torch::Tensor unscale_and_check(const std::vector<torch::Tensor>& parameters) const;
-  /// End of a training step: `skipped` says whether any update of the step was skipped.
+  /// End of a training step: `skipped` says whether any update of the step was skipped. Nothing on the device.
   void update(bool skipped);
 
-  double value() const { return scale_; }
-  int64_t good_steps() const { return good_steps_; }
+  /// From now on the state lives on `device` (runtime.cuda_graphs); enabled scalers only.
+  void to_device(torch::Device device);
+  bool on_device() const { return scale_t_.defined(); }
+  /// Device mode: one update's agreed verdict (float32 scalar, 1: skipped), counted for this step and the log.
+  void note_update(const torch::Tensor& skipped);
+  /// Device mode: the end of a training step (the rule of `update`, on the device, from the noted verdicts).
+  void end_step_on_device();
+  /// Device mode: updates skipped since the last call (reads the device).
+  int64_t take_skips();
+
+  double value() const;
+  int64_t good_steps() const;
   /// From a checkpoint.
   void restore(double scale, int64_t good_steps);
 
@@ -37,6 +52,7 @@ class LossScaler {
   double scale_;
   int64_t growth_every_;
   int64_t good_steps_ = 0;
+  torch::Tensor scale_t_, good_steps_t_, step_skipped_, skips_;  ///< device mode (float64 scalars)
 };
 
 }  // namespace shardgan::train

@@ -313,6 +313,7 @@ class Trainer {
   bool update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
               CapturableAdam* capturable, const Tensor& loss);
   bool gradients_finite(torch::nn::Module& module);
+  Tensor agreed_skip_on_device(torch::nn::Module& module);
   void wait_for_device();
   void ema_update(int64_t done) { gan_.update_ema(done); }
   // After the step.
@@ -506,6 +507,7 @@ int Trainer::run() {
                                                : parallel::make_cuda_graph(plan_.placement.device.index());
     adam_g_.emplace(*gan_.optim_g);  // after resume: the checkpoint's Adam state is what it updates
     adam_d_.emplace(*gan_.optim_d);
+    if (gan_.loss_scaler.enabled()) gan_.loss_scaler.to_device(plan_.placement.device);
   }
   start_ = last_log_ = Clock::now();
   last_log_step_ = start_step_;
@@ -608,6 +610,7 @@ StepLosses Trainer::graphed_step(StepInputs in) {
     StepLosses losses;
     const Tensor fake = d_step(static_in_, losses);
     g_step(static_in_, fake, losses);
+    if (gan_.loss_scaler.on_device()) gan_.loss_scaler.end_step_on_device();
     g.losses = losses;
   };
   if (g.runs < kGraphWarmupSteps) {
@@ -617,8 +620,6 @@ StepLosses Trainer::graphed_step(StepInputs in) {
     g.graph->replay();
   }
   ++g.runs;
-  adam_d_->count_host_step();
-  adam_g_->count_host_step();
   return g.losses;
 }
 
@@ -687,12 +688,13 @@ bool Trainer::update(torch::nn::Module& module, parallel::GradSync& sync, torch:
   sync.prepare();
   gan_.loss_scaler.scale(loss).backward();
   sync.finish();
-  if (!gradients_finite(module)) return false;
-  if (capturable != nullptr) {
-    capturable->step();  // runtime.cuda_graphs: the update is part of the graph
-  } else {
-    optimizer.step();
+  if (capturable != nullptr) {  // runtime.cuda_graphs: the check and the update are part of the graph
+    const Tensor skip = gan_.loss_scaler.on_device() ? agreed_skip_on_device(module) : Tensor();
+    capturable->step(skip);
+    return true;  // a skip is counted on the device (LossScaler::note_update)
   }
+  if (!gradients_finite(module)) return false;
+  optimizer.step();
   return true;
 }
 
@@ -703,6 +705,19 @@ bool Trainer::gradients_finite(torch::nn::Module& module) {
   wait_for_device();
   const int64_t bad = found.item<bool>() ? 1 : 0;
   return (world_ > 1 ? comm_->allreduce(bad, comm::ReduceOp::kSum) : bad) == 0;
+}
+
+/// The same check as device work (runtime.cuda_graphs): this rank's verdict as a float flag, summed over the ranks by
+/// an all-reduce queued on the stream (no host wait), then 0 or 1 on every rank.
+Tensor Trainer::agreed_skip_on_device(torch::nn::Module& module) {
+  Tensor flag = gan_.loss_scaler.unscale_and_check(module.parameters()).to(torch::kFloat32);
+  if (world_ > 1) {
+    auto request = comm_->allreduce_async(flag.data_ptr(), 1, comm::DType::kFloat32, comm::ReduceOp::kSum);
+    request->wait();
+  }
+  const Tensor skip = (flag > 0).to(torch::kFloat32);
+  gan_.loss_scaler.note_update(skip);
+  return skip;
 }
 
 /// Every host read of this step's device values (fp16's verdict, log means, checkpoints) waits here first, under
@@ -741,6 +756,7 @@ void Trainer::after_step(int64_t done, bool stop) {
 void Trainer::maybe_log(int64_t done, const Due& due) {
   const int64_t epoch = (done - 1) / plan_.steps_per_epoch;
   if (due.log) {
+    if (gan_.loss_scaler.on_device()) skipped_updates_ += gan_.loss_scaler.take_skips();
     const Tensor mean = meter_.take_mean();
     if (world_ > 1) parallel::allreduce(*comm_, mean, comm::ReduceOp::kAvg);
     const auto now = Clock::now();
@@ -818,6 +834,8 @@ void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
     const auto [p, sign_sum] = ada_.state(*comm_);
     augment = AugmentState{p, sign_sum};
   }
+  for (auto* adam : {adam_g_ ? &*adam_g_ : nullptr, adam_d_ ? &*adam_d_ : nullptr})
+    if (adam != nullptr) adam->store_host_step();  // CUDA graphs: Adam's step count, as LibTorch saves it
   if (!root_) return;
   CheckpointState state;
   state.augment = augment;

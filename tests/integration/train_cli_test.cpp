@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
@@ -544,6 +545,33 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
       train_mpi(2, "--run-dir " + q(tmp_ / "two") + fp16 + " --set train.max_steps=8 --set train.batch_size=4");
   ASSERT_EQ(two.exit_code, 0) << two.err;
   EXPECT_GT(*metric_rows(tmp_ / "two")[0].skipped_updates, 0);
+  // Under CUDA graphs (emulated here) the scale, the verdicts (all-reduced on the device), the skips and the scale's
+  // update are device work: the same model, scales and skip counts, on one rank and on two.
+  const std::string graphs = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
+  const auto one_graphed = testing::run(graphs + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " +
+                                        q(tmp_ / "graphs") + fp16 + " --set train.max_steps=12" +
+                                        " --set runtime.cuda_graphs=true");
+  ASSERT_EQ(one_graphed.exit_code, 0) << one_graphed.err;
+  const auto two_graphed = testing::run(graphs + SHARDGAN_MPIEXEC + " -np 2 " + SHARDGAN_TRAIN_BIN + " --config " +
+                                        q(config_) + " --run-dir " + q(tmp_ / "two-graphs") + fp16 +
+                                        " --set train.max_steps=8 --set train.batch_size=4" +
+                                        " --set runtime.cuda_graphs=true");
+  ASSERT_EQ(two_graphed.exit_code, 0) << two_graphed.err;
+  for (const auto& [eager, graphed, step] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"straight", "graphs", "step-000012"}, {"two", "two-graphs", "step-000008"}}) {
+    const auto x = checkpoint_tensors(tmp_ / eager / "checkpoints" / step);
+    const auto y = checkpoint_tensors(tmp_ / graphed / "checkpoints" / step);
+    ASSERT_EQ(x.size(), y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_TRUE(torch::equal(x[i].second, y[i].second)) << graphed;
+    const auto rows_x = metric_rows(tmp_ / eager), rows_y = metric_rows(tmp_ / graphed);
+    ASSERT_EQ(rows_x.size(), rows_y.size());
+    for (std::size_t i = 0; i < rows_x.size(); ++i) {
+      EXPECT_EQ(rows_x[i].loss_scale, rows_y[i].loss_scale) << graphed << " row " << i;
+      EXPECT_EQ(rows_x[i].skipped_updates, rows_y[i].skipped_updates) << graphed << " row " << i;
+    }
+    EXPECT_EQ(train::read_checkpoint_state(tmp_ / eager / "checkpoints" / step).loss_scale->good_steps,
+              train::read_checkpoint_state(tmp_ / graphed / "checkpoints" / step).loss_scale->good_steps);
+  }
 }
 
 // runtime.channels_last: the same arithmetic in another memory layout, so the same model up to summation order;

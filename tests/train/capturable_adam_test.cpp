@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <sstream>
 
 namespace shardgan::train {
@@ -47,9 +48,9 @@ TEST(CapturableAdam, MatchesLibTorchAdamBitForBitAndKeepsItsState) {
     captured.gradients(t);
     eager_adam.step();
     capturable.step();
-    capturable.count_host_step();
   }
   EXPECT_EQ(capturable.device_step(), 20);
+  capturable.store_host_step();
   EXPECT_TRUE(torch::equal(eager.weight, captured.weight));
   EXPECT_TRUE(torch::equal(eager.bias, captured.bias));
   EXPECT_TRUE(captured.weight.is_contiguous(at::MemoryFormat::ChannelsLast));
@@ -85,8 +86,31 @@ TEST(CapturableAdam, CreatesAFreshStateAsLibTorchDoes) {
     captured.gradients(t);
     eager_adam.step();
     capturable.step();
-    capturable.count_host_step();
   }
+  EXPECT_TRUE(torch::equal(eager.weight, captured.weight));
+  EXPECT_TRUE(torch::equal(eager.bias, captured.bias));
+}
+
+// fp16 under CUDA graphs: a skipped update (flag 1) leaves parameters, moments and the count as they were; a flag of
+// 0 is the plain update, bit for bit.
+TEST(CapturableAdam, ASkippedUpdateChangesNothing) {
+  Problem eager(11), captured(11);
+  torch::optim::Adam eager_adam({eager.weight, eager.bias}, options());
+  torch::optim::Adam captured_adam({captured.weight, captured.bias}, options());
+  CapturableAdam capturable(captured_adam);
+  const torch::Tensor go = torch::zeros({}), skip = torch::ones({});
+  for (int64_t t = 0; t < 6; ++t) {
+    eager.gradients(t);
+    captured.gradients(t);
+    eager_adam.step();
+    capturable.step(go);
+    const torch::Tensor w = captured.weight.clone(), b = captured.bias.clone();
+    captured.weight.mutable_grad().fill_(std::numeric_limits<float>::infinity());  // what a skip is for
+    capturable.step(skip);
+    EXPECT_TRUE(torch::equal(w, captured.weight));
+    EXPECT_TRUE(torch::equal(b, captured.bias));
+  }
+  EXPECT_EQ(capturable.device_step(), 6);
   EXPECT_TRUE(torch::equal(eager.weight, captured.weight));
   EXPECT_TRUE(torch::equal(eager.bias, captured.bias));
 }
