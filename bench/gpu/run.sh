@@ -10,7 +10,6 @@
 #   bench/gpu/run.sh [--cpu]        there, with .gpu carried; budget: <= 8 minutes
 # --cpu runs the same steps on a CPU machine (LibTorch from the machine, device cpu, short runs), to prove the script
 # end to end before a GPU is lent (CUDA graphs there are the CPU emulation the tests use: the wiring, not the speed).
-# fp16 is not captured (dynamic loss scaling decides on the host): its graph entry says so.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cpu=0
@@ -142,11 +141,7 @@ for batch in 64 256; do
     amp=$([[ $precision == fp32 ]] && echo none || echo "$precision")
     v=$(ours "$batch" "$precision" false)
     record "shardgan_eager_b${batch}_${precision}" "$v"
-    if [[ $precision == fp16 ]]; then
-      g="not capturable (fp16 loss scaling skips updates from the host)"
-    else
-      g=$(ours "$batch" "$precision" true)
-    fi
+    g=$(ours "$batch" "$precision" true)
     record "shardgan_cuda_graphs_b${batch}_${precision}" "$g"
     p=$(peer "$batch" "$amp" none)
     record "peer_eager_b${batch}_${precision}" "$p"
