@@ -450,8 +450,16 @@ void Trainer::connect() {
   auto& G = gan_.generator;
   auto& D = gan_.discriminator;
   if (cfg_.model.batchnorm == config::BatchNorm::kSync) G->set_batchnorm_communicator(comm_.get());
-  sync_g_.emplace(*comm_, G->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
-  sync_d_.emplace(*comm_, D->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+  const auto make_syncs = [&] {
+    sync_g_.emplace(*comm_, G->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+    sync_d_.emplace(*comm_, D->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+  };
+  if (cfg_.runtime.cuda_graphs && plan_.placement.device.is_cuda()) {
+    // The gradient accumulators GradSync keeps record the stream they are made on: the graphs' (see on_graph_stream).
+    parallel::on_graph_stream(plan_.placement.device.index(), make_syncs);
+  } else {
+    make_syncs();
+  }
   std::vector<Tensor> g_state = G->parameters(), d_state = D->parameters();
   for (auto& b : G->buffers()) g_state.push_back(b);
   if (gan_.generator_ema) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "basics.hpp"
 #include "comm/communicator.hpp"
@@ -216,7 +217,11 @@ TEST(CudaGraphs, GradSyncOverNcclIsCapturedAndReplayed) {
   net->to(kGpu);
   reference->to(kGpu);
   auto params = net->parameters();
-  parallel::GradSync sync(*comm, params, /*bucket_mb=*/0.01, /*overlap=*/true, /*single_rank_too=*/true);
+  // Made on the graph stream: the gradient accumulators it keeps record their stream (see on_graph_stream).
+  std::optional<parallel::GradSync> made;
+  parallel::on_graph_stream(
+      0, [&] { made.emplace(*comm, params, /*bucket_mb=*/0.01, /*overlap=*/true, /*single_rank_too=*/true); });
+  parallel::GradSync& sync = *made;
   ASSERT_GT(sync.num_buckets(), 1u);
   Tensor x = torch::randn({4, 3, 16, 16}).to(kGpu);  // the graph's static input
   const auto body = [&] {

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <fstream>
 #include <map>
-#include <tuple>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "config/config.hpp"
 #include "data/manifest.hpp"
@@ -548,14 +548,14 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
   // Under CUDA graphs (emulated here) the scale, the verdicts (all-reduced on the device), the skips and the scale's
   // update are device work: the same model, scales and skip counts, on one rank and on two.
   const std::string graphs = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
-  const auto one_graphed = testing::run(graphs + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " +
-                                        q(tmp_ / "graphs") + fp16 + " --set train.max_steps=12" +
-                                        " --set runtime.cuda_graphs=true");
+  const auto one_graphed =
+      testing::run(graphs + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "graphs") + fp16 +
+                   " --set train.max_steps=12" + " --set runtime.cuda_graphs=true");
   ASSERT_EQ(one_graphed.exit_code, 0) << one_graphed.err;
-  const auto two_graphed = testing::run(graphs + SHARDGAN_MPIEXEC + " -np 2 " + SHARDGAN_TRAIN_BIN + " --config " +
-                                        q(config_) + " --run-dir " + q(tmp_ / "two-graphs") + fp16 +
-                                        " --set train.max_steps=8 --set train.batch_size=4" +
-                                        " --set runtime.cuda_graphs=true");
+  const auto two_graphed =
+      testing::run(graphs + SHARDGAN_MPIEXEC + " -np 2 " + SHARDGAN_TRAIN_BIN + " --config " + q(config_) +
+                   " --run-dir " + q(tmp_ / "two-graphs") + fp16 + " --set train.max_steps=8 --set train.batch_size=4" +
+                   " --set runtime.cuda_graphs=true");
   ASSERT_EQ(two_graphed.exit_code, 0) << two_graphed.err;
   for (const auto& [eager, graphed, step] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"straight", "graphs", "step-000012"}, {"two", "two-graphs", "step-000008"}}) {
