@@ -168,7 +168,7 @@ doc = {"mode": "cpu" if sys.argv[3] == "1" else "gpu", **{k: value(v) for k, v i
 ours = doc.get("shardgan_cuda_graphs_b64_bf16")
 for peer in ("peer_eager_b64_bf16", "peer_compile_reduce_overhead_b64_bf16"):
     if isinstance(ours, float) and isinstance(doc.get(peer), float) and doc[peer] > 0:
-        doc["ratio_cuda_graphs_b64_bf16_over_" + peer[len("peer_"):]] = round(ours / doc[peer], 3)
+        doc["ratio_cuda_graphs_b64_bf16_over_" + peer] = round(ours / doc[peer], 3)
 json.dump(doc, open(sys.argv[2], "w"), indent=2)
 print(json.dumps(doc, indent=2))
 PY

@@ -28,8 +28,9 @@ std::unique_ptr<StepGraph> make_cuda_graph(int device);
 /// Runs `body` with LibTorch's current stream set to the stream every graph on `device` is warmed up and captured on
 /// (one per device). What remembers the stream it was made on must be made there to be captured: autograd's gradient
 /// accumulators record it, and GradSync keeps them (with its hooks) — made on the default stream, a captured
-/// backward would order its all-reduces against the legacy stream, which a capture forbids. (PyTorch asks the same of
-/// DistributedDataParallel under CUDA graphs.) Fails when LibTorch was built without CUDA.
+/// backward would order the accumulation, and GradSync's all-reduces, against the legacy stream, which a capture
+/// forbids. (PyTorch asks the same of DistributedDataParallel under CUDA graphs.) Fails when LibTorch was built without
+/// CUDA.
 void on_graph_stream(int device, const std::function<void()>& body);
 
 /// The same interface without a GPU, for tests of the code around a graph on the CPU: `capture` keeps `body` and
