@@ -84,31 +84,23 @@ void CapturableAdam::step(const torch::Tensor& skip) {
                      skip.defined() ? c10::optional<torch::Tensor>(skip) : c10::optional<torch::Tensor>());
     return;
   }
-  if (skip.defined()) {  // the same operations out of place, their results kept only when the update is not skipped
-    const torch::Tensor skipped = skip > 0;
-    const torch::Tensor bias_correction1 = 1 - torch::pow(beta1_, step_);
-    const torch::Tensor bias_correction2_sqrt = (1 - torch::pow(beta2_, step_)).sqrt();
-    const torch::Tensor minus_step_size = -lr_ / bias_correction1;
-    for (std::size_t i = 0; i < params_.size(); ++i) {
-      const torch::Tensor m = (exp_avgs_[i] * beta1_).add_(grads[i], 1 - beta1_);
-      const torch::Tensor v = (exp_avg_sqs_[i] * beta2_).addcmul_(grads[i], grads[i], 1 - beta2_);
-      const torch::Tensor denom = (v.sqrt() / bias_correction2_sqrt).add_(eps_);
-      params_[i].copy_(torch::where(skipped, params_[i], params_[i] + m * minus_step_size / denom));
-      exp_avgs_[i].copy_(torch::where(skipped, exp_avgs_[i], m));
-      exp_avg_sqs_[i].copy_(torch::where(skipped, exp_avg_sqs_[i], v));
-    }
-    return;
-  }
-  // torch::optim::Adam::step's arithmetic, with t, the bias corrections and the step size as device scalars.
+  // torch::optim::Adam::step's operations, in its order, with t, the bias corrections and the step size as device
+  // scalars; out of place, so that a skipped update keeps the old values.
   const torch::Tensor bias_correction1 = 1 - torch::pow(beta1_, step_);
   const torch::Tensor bias_correction2_sqrt = (1 - torch::pow(beta2_, step_)).sqrt();
   const torch::Tensor minus_step_size = -lr_ / bias_correction1;
+  const torch::Tensor skipped = skip.defined() ? skip > 0 : torch::Tensor();
+  const auto store = [&](torch::Tensor& into, const torch::Tensor& updated) {
+    into.copy_(skipped.defined() ? torch::where(skipped, into, updated) : updated);
+  };
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    exp_avgs_[i].mul_(beta1_).add_(grads[i], 1 - beta1_);
-    exp_avg_sqs_[i].mul_(beta2_).addcmul_(grads[i], grads[i], 1 - beta2_);
-    const torch::Tensor denom = (exp_avg_sqs_[i].sqrt() / bias_correction2_sqrt).add_(eps_);
+    const torch::Tensor m = (exp_avgs_[i] * beta1_).add_(grads[i], 1 - beta1_);
+    const torch::Tensor v = (exp_avg_sqs_[i] * beta2_).addcmul_(grads[i], grads[i], 1 - beta2_);
+    const torch::Tensor denom = (v.sqrt() / bias_correction2_sqrt).add_(eps_);
     // addcdiv_(exp_avg, denom, value) computes value · exp_avg / denom, in that order.
-    params_[i].add_(exp_avgs_[i] * minus_step_size / denom);
+    store(params_[i], params_[i] + m * minus_step_size / denom);
+    store(exp_avgs_[i], m);
+    store(exp_avg_sqs_[i], v);
   }
 }
 

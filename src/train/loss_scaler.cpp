@@ -23,12 +23,18 @@ torch::Tensor LossScaler::scale(const torch::Tensor& loss) const {
 torch::Tensor LossScaler::unscale_and_check(const std::vector<torch::Tensor>& parameters) const {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> bad;
+  if (!enabled_) return torch::zeros({}, torch::kBool);
+  // The same float either way: 1 / scale in double, rounded once.
+  const torch::Tensor inverse = on_device() ? 1.0 / scale_t_ : torch::Tensor();
   for (const auto& p : parameters) {
     const torch::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    if (enabled_ && on_device()) g.mul_(1.0 / scale_t_);  // the same float as 1.0 / scale_ below
-    if (enabled_ && !on_device()) g.mul_(1.0 / scale_);
-    if (enabled_) bad.push_back(torch::isfinite(g).logical_not().any());
+    if (inverse.defined()) {
+      g.mul_(inverse);
+    } else {
+      g.mul_(1.0 / scale_);
+    }
+    bad.push_back(torch::isfinite(g).logical_not().any());
   }
   if (bad.empty()) return torch::zeros({}, torch::kBool);
   return torch::stack(bad).any();

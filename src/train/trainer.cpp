@@ -240,15 +240,15 @@ StepNoise draw_noise(uint64_t seed, int64_t step, int64_t global_batch, int64_t 
   return n;
 }
 
-/// This rank's part of one step, on its device: the batch as loaded (uint8 NHWC: converted inside the step, so a
-/// CUDA graph's static copy of it is the smallest) and the step's draws. Labels and flips are undefined when unused.
+/// This rank's part of one step: the batch as loaded (uint8 NHWC: converted inside the step, so a CUDA graph's
+/// static copy of it is the smallest) and the step's draws. Labels and flips are undefined when unused.
 struct StepInputs {
   int64_t step = 0;
   Tensor images, flips, real_labels, z, fake_labels;
   AugmentDraw augment_real, augment_fake_d, augment_fake_g;  ///< augment.policy set: this rank's rows of the draws
 
-  /// The tensors a CUDA graph reads.
-  std::vector<Tensor*> graph_inputs() {
+  /// Every tensor of the step (what goes to the device; what a CUDA graph reads).
+  std::vector<Tensor*> tensors() {
     std::vector<Tensor*> all{&images, &flips, &real_labels, &z, &fake_labels};
     for (AugmentDraw* d : {&augment_real, &augment_fake_d, &augment_fake_g})
       for (Tensor* t : {&d->color, &d->shift, &d->cutout, &d->gate}) all.push_back(t);
@@ -303,6 +303,7 @@ class Trainer {
   // The step.
   bool agree_to_stop();
   StepInputs inputs(data::Batch& batch, int64_t step);
+  StepInputs on_device(StepInputs in) const;
   Tensor real_images(const StepInputs& in) const;
   Tensor seen_by_d(const Tensor& images, const AugmentDraw& draw) const;
   StepLosses eager_step(const StepInputs& in);
@@ -525,7 +526,7 @@ int Trainer::run() {
     const bool stop = agree_to_stop();
     data::Batch batch = loader.next();
     const StepInputs in = inputs(batch, step);
-    const StepLosses losses = cfg_.runtime.cuda_graphs ? graphed_step(in) : eager_step(in);
+    const StepLosses losses = cfg_.runtime.cuda_graphs ? graphed_step(in) : eager_step(on_device(in));
     gan_.loss_scaler.update(losses.skipped > 0);
     ema_update(step + 1);
     ada_.after_step(step + 1, *comm_);
@@ -557,27 +558,36 @@ StepInputs Trainer::inputs(data::Batch& batch, int64_t step) {
   torch::manual_seed(rng::rank_step_seed(static_cast<uint64_t>(cfg_.train.seed), step, rank_));
   StepInputs in;
   in.step = step;
-  Tensor images = torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8);
-  // To a GPU through pinned memory, so that the copy runs asynchronously (LibTorch's caching host allocator keeps the
-  // block until the copy is done).
-  if (device.is_cuda()) images = parallel::pinned_host_like(images).copy_(images);
-  in.images = images.to(device, torch::kUInt8, /*non_blocking=*/true);
-  if (cfg_.data.hflip) in.flips = noise.flips.narrow(0, rank_ * b, b).to(device).view({b, 1, 1, 1});
-  in.z = noise.z.narrow(0, rank_ * b, b).to(device);
+  in.images = torch::from_blob(batch.images.data(), {b, shape.height, shape.width, shape.channels}, torch::kUInt8);
+  if (cfg_.data.hflip) in.flips = noise.flips.narrow(0, rank_ * b, b).view({b, 1, 1, 1});
+  in.z = noise.z.narrow(0, rank_ * b, b);
   if (classes_ > 0) {
-    in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64).to(device);  // 512 bytes
-    in.fake_labels = noise.fake_labels.narrow(0, rank_ * b, b).to(device);
+    in.real_labels = torch::from_blob(batch.labels.data(), {b}, torch::kInt64);
+    in.fake_labels = noise.fake_labels.narrow(0, rank_ * b, b);
   }
   if (cfg_.augment.enabled()) {
     const auto draw = [&](AugmentRole role) {
       return draw_augment(static_cast<uint64_t>(cfg_.train.seed), step, role, plan_.sampler.global_batch(),
                           shape.height, shape.width)
-          .rows(rank_ * b, b, device);
+          .rows(rank_ * b, b, torch::kCPU);
     };
     in.augment_real = draw(AugmentRole::kRealD);
     in.augment_fake_d = draw(AugmentRole::kFakeD);
     in.augment_fake_g = draw(AugmentRole::kFakeG);
   }
+  // For a GPU every input goes through pinned memory, so that its copy to the device is asynchronous: from pageable
+  // memory LibTorch's copy waits for the stream, and the host could not queue the next step while the device runs
+  // this one. (LibTorch's caching host allocator keeps a pinned block until its copy is done.)
+  if (device.is_cuda())
+    for (Tensor* t : in.tensors())
+      if (t->defined()) *t = parallel::pinned_host_like(*t).copy_(*t);
+  return in;
+}
+
+/// `in` on this rank's device, for an eager step (a CUDA graph copies it into its static inputs instead).
+StepInputs Trainer::on_device(StepInputs in) const {
+  for (Tensor* t : in.tensors())
+    if (t->defined()) *t = t->to(plan_.placement.device, t->scalar_type(), /*non_blocking=*/true);
   return in;
 }
 
@@ -594,8 +604,8 @@ StepLosses Trainer::eager_step(const StepInputs& in) {
   return losses;
 }
 
-/// The same step through a CUDA graph: the inputs are copied into the tensors the graphs read; of each kind of step
-/// (with or without R1) the first kGraphWarmupSteps run eagerly on the graph's stream, the next is captured, and
+/// The same step through a CUDA graph: the (host) inputs are copied into the tensors the graphs read; of each kind of
+/// step (with or without R1) the first kGraphWarmupSteps run eagerly on the graph's stream, the next is captured, and
 /// every later one replays it. Dropout draws from LibTorch's CUDA generator, seeded for the step as in eager mode
 /// (inputs()): a replay reads the seed at launch, so the masks are those of an eager step. ADA's p and sign sum are
 /// device tensors the graph reads and adds to in place; the host adjusts p between replays (ada_.after_step).
@@ -603,11 +613,11 @@ StepLosses Trainer::graphed_step(StepInputs in) {
   constexpr int64_t kGraphWarmupSteps = 3;
   const bool first = !static_in_.images.defined();
   static_in_.step = in.step;
-  const auto statics = static_in_.graph_inputs(), news = in.graph_inputs();
+  const auto statics = static_in_.tensors(), news = in.tensors();
   for (std::size_t i = 0; i < statics.size(); ++i) {
     if (!news[i]->defined()) continue;
     if (first) {
-      *statics[i] = news[i]->clone();
+      *statics[i] = news[i]->to(plan_.placement.device, news[i]->scalar_type(), /*non_blocking=*/true, /*copy=*/true);
     } else {
       statics[i]->copy_(*news[i], /*non_blocking=*/true);
     }

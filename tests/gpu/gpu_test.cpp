@@ -252,26 +252,36 @@ TEST(GradSyncCuda, OverMpiStagedThroughPinnedMemory) {
   grad_sync_averages(false);
 }
 
+/// shardgan-train runs on a small gradient data set with one configuration, each in a run folder of its own, each
+/// its own process (MPI singleton init, no mpirun). `train(name, extra)` returns the run's metrics rows.
+class TrainRuns {
+ public:
+  explicit TrainRuns(const std::string& toml) {
+    testing::write_gradient_set(tmp_ / "data", 64, 16, 3, 32);
+    testing::write_text(tmp_ / "c.toml", toml);
+  }
+  std::vector<report::MetricsRow> operator()(const std::string& name, const std::string& extra) const {
+    const auto r =
+        testing::run(std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp_ / "data").string() + " --config " +
+                     (tmp_ / "c.toml").string() + " --run-dir " + (tmp_ / name).string() + " " + extra);
+    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    return testing::metric_rows(tmp_ / name);
+  }
+
+ private:
+  testing::TempDir tmp_;
+};
+
 // shardgan-train on the GPU against the CPU: the same data, noise and initial weights; dropout 0 and TF32 off
 // (train.deterministic) leave float summation order as the only difference, so after 6 steps the logged losses agree
 // within 1e-3 (measured differences are reported). Then bf16, fp16 (loss scaling) and channels-last run finite.
 TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
   REQUIRE_GPU();
   if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
-  testing::TempDir tmp;
-  testing::write_gradient_set(tmp / "data", 64, 16, 3, 32);
-  const std::string base = std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp / "data").string() +
-                           " --config " + (tmp / "c.toml").string() + " --run-dir ";
-  testing::write_text(tmp / "c.toml",
-                      "[data]\npath = \"x\"\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\nconditional = true\n"
-                      "dropout = 0\n[train]\nbatch_size = 16\nmax_steps = 6\nlog_every = 2\ndeterministic = true\n"
-                      "[runtime]\nthreads = 1\n");
-  // Each of these runs under its own mpirun-free process: MPI singleton init.
-  auto train = [&](const std::string& name, const std::string& extra) {
-    const auto r = testing::run(base + (tmp / name).string() + " " + extra);
-    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
-    return testing::metric_rows(tmp / name);
-  };
+  const TrainRuns train(
+      "[data]\npath = \"x\"\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\nconditional = true\n"
+      "dropout = 0\n[train]\nbatch_size = 16\nmax_steps = 6\nlog_every = 2\ndeterministic = true\n"
+      "[runtime]\nthreads = 1\n");
   const auto cpu = train("cpu", "--set runtime.device=cpu");
   const auto gpu = train("gpu", "--set runtime.device=cuda");
   ASSERT_EQ(cpu.size(), 3u);
@@ -303,19 +313,10 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
 TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
   REQUIRE_GPU();
   if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
-  testing::TempDir tmp;
-  testing::write_gradient_set(tmp / "data", 64, 16, 3, 32);
-  const std::string base = std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp / "data").string() +
-                           " --config " + (tmp / "c.toml").string() + " --run-dir ";
-  testing::write_text(tmp / "c.toml",
-                      "[data]\npath = \"x\"\nhflip = true\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\n"
-                      "conditional = true\ndropout = 0.3\n[train]\nbatch_size = 16\nmax_steps = 8\nlog_every = 2\n"
-                      "deterministic = true\n[runtime]\ndevice = \"cuda\"\n");
-  auto train = [&](const std::string& name, const std::string& extra) {
-    const auto r = testing::run(base + (tmp / name).string() + " " + extra);
-    EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
-    return testing::metric_rows(tmp / name);
-  };
+  const TrainRuns train(
+      "[data]\npath = \"x\"\nhflip = true\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\n"
+      "conditional = true\ndropout = 0.3\n[train]\nbatch_size = 16\nmax_steps = 8\nlog_every = 2\n"
+      "deterministic = true\n[runtime]\ndevice = \"cuda\"\n");
   const auto eager = train("eager", "");
   const auto graphs = train("graphs", "--set runtime.cuda_graphs=true");
   ASSERT_EQ(eager.size(), 4u);

@@ -49,12 +49,18 @@ class TrainCli : public ::testing::Test {
                                      "[output]\nsample_every_epochs = 1\ncheckpoint_every_steps = 4\n"
                                      "keep_checkpoints = 2\n[runtime]\nthreads = 1\n");
   }
-  RunResult train(const std::string& args) const {
-    return testing::run(std::string(SHARDGAN_TRAIN_BIN) + " --config " + q(config_) + " " + args);
+  /// `env`: variable assignments for the command ("NAME=value ").
+  RunResult train(const std::string& args, const std::string& env = "") const {
+    return testing::run(env + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " " + args);
   }
-  RunResult train_mpi(int ranks, const std::string& args) const {
-    return testing::run(std::string(SHARDGAN_MPIEXEC) + " -np " + std::to_string(ranks) + " " + SHARDGAN_TRAIN_BIN +
+  RunResult train_mpi(int ranks, const std::string& args, const std::string& env = "") const {
+    return testing::run(env + SHARDGAN_MPIEXEC + " -np " + std::to_string(ranks) + " " + SHARDGAN_TRAIN_BIN +
                         " --config " + q(config_) + " " + args);
+  }
+  /// runtime.cuda_graphs without a GPU: the graph code path with the CPU emulation the trainer has for tests.
+  static inline const std::string kEmulatedGraphs = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
+  RunResult train_graphs(const std::string& args) const {
+    return train(args + " --set runtime.cuda_graphs=true", kEmulatedGraphs);
   }
   static RunResult sample(const std::string& args) {
     return testing::run(std::string(SHARDGAN_SAMPLE_BIN) + " " + args);
@@ -154,6 +160,16 @@ TEST_F(TrainCli, ShortRunWritesOutputsLossesMoveAndSamplesChange) {
   expect_error(train("--run-dir " + q(run)), "--resume auto");
 }
 
+/// Two checkpoints' tensors are the same, bit for bit.
+void expect_identical(const std::vector<std::pair<std::string, torch::Tensor>>& a,
+                      const std::vector<std::pair<std::string, torch::Tensor>>& b, const std::string& what = "") {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " differs " << what;
+  }
+}
+
 /// Two checkpoints' tensors agree within `tolerance` relative to each tensor's largest magnitude (N ranks x b against
 /// 1 rank x N*b: the same sums in another order).
 void expect_close(const std::vector<std::pair<std::string, torch::Tensor>>& a,
@@ -173,11 +189,7 @@ TEST_F(TrainCli, ResumeGivesBitIdenticalParameters) {
   EXPECT_NE(r.err.find("resuming from"), std::string::npos);
   const auto a = checkpoint_tensors(tmp_ / "straight" / "checkpoints" / "step-000012");
   const auto b = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000012");
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].first, b[i].first);
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " differs";
-  }
+  expect_identical(a, b);
   // And the run did move away from its starting point.
   const auto first = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000008");
   EXPECT_FALSE(torch::equal(first[0].second, b[0].second));
@@ -536,10 +548,8 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "resumed") + fp16 + " --set train.max_steps=6").exit_code, 0);
   const auto r = train("--run-dir " + q(tmp_ / "resumed") + fp16 + " --set train.max_steps=12 --resume auto");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto a = checkpoint_tensors(tmp_ / "straight" / "checkpoints" / "step-000012");
-  const auto b = checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000012");
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  expect_identical(checkpoint_tensors(tmp_ / "straight" / "checkpoints" / "step-000012"),
+                   checkpoint_tensors(tmp_ / "resumed" / "checkpoints" / "step-000012"));
   // Two ranks skip the same updates: the parameter check before each checkpoint would end the run otherwise.
   const auto two =
       train_mpi(2, "--run-dir " + q(tmp_ / "two") + fp16 + " --set train.max_steps=8 --set train.batch_size=4");
@@ -547,22 +557,18 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
   EXPECT_GT(*metric_rows(tmp_ / "two")[0].skipped_updates, 0);
   // Under CUDA graphs (emulated here) the scale, the verdicts (all-reduced on the device), the skips and the scale's
   // update are device work: the same model, scales and skip counts, on one rank and on two.
-  const std::string graphs = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
-  const auto one_graphed =
-      testing::run(graphs + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "graphs") + fp16 +
-                   " --set train.max_steps=12" + " --set runtime.cuda_graphs=true");
+  const auto one_graphed = train_graphs("--run-dir " + q(tmp_ / "graphs") + fp16 + " --set train.max_steps=12");
   ASSERT_EQ(one_graphed.exit_code, 0) << one_graphed.err;
   const auto two_graphed =
-      testing::run(graphs + SHARDGAN_MPIEXEC + " -np 2 " + SHARDGAN_TRAIN_BIN + " --config " + q(config_) +
-                   " --run-dir " + q(tmp_ / "two-graphs") + fp16 + " --set train.max_steps=8 --set train.batch_size=4" +
-                   " --set runtime.cuda_graphs=true");
+      train_mpi(2,
+                "--run-dir " + q(tmp_ / "two-graphs") + fp16 +
+                    " --set train.max_steps=8 --set train.batch_size=4 --set runtime.cuda_graphs=true",
+                kEmulatedGraphs);
   ASSERT_EQ(two_graphed.exit_code, 0) << two_graphed.err;
   for (const auto& [eager, graphed, step] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"straight", "graphs", "step-000012"}, {"two", "two-graphs", "step-000008"}}) {
-    const auto x = checkpoint_tensors(tmp_ / eager / "checkpoints" / step);
-    const auto y = checkpoint_tensors(tmp_ / graphed / "checkpoints" / step);
-    ASSERT_EQ(x.size(), y.size());
-    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_TRUE(torch::equal(x[i].second, y[i].second)) << graphed;
+    expect_identical(checkpoint_tensors(tmp_ / eager / "checkpoints" / step),
+                     checkpoint_tensors(tmp_ / graphed / "checkpoints" / step), graphed);
     const auto rows_x = metric_rows(tmp_ / eager), rows_y = metric_rows(tmp_ / graphed);
     ASSERT_EQ(rows_x.size(), rows_y.size());
     for (std::size_t i = 0; i < rows_x.size(); ++i) {
@@ -601,28 +607,20 @@ TEST_F(TrainCli, ChannelsLastTrainsTheSameModel) {
 TEST_F(TrainCli, CudaGraphsAreRefusedWithoutAGpuAndTheirStepTrainsTheEagerModel) {
   const auto refused = train("--run-dir " + q(tmp_ / "refused") + " --set runtime.cuda_graphs=true");
   expect_error(refused, "runtime.cuda_graphs = true needs a CUDA device");
-  const std::string emulate = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
   const std::string common = " --set data.hflip=true --set train.max_steps=";
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "eager") + common + "10").exit_code, 0);
-  const auto graphed = testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " +
-                                    q(tmp_ / "graphed") + common + "10 --set runtime.cuda_graphs=true --dry-run");
+  const auto graphed = train_graphs("--run-dir " + q(tmp_ / "graphed") + common + "10 --dry-run");
   EXPECT_NE(graphed.out.find("CUDA graphs (emulated on the CPU)"), std::string::npos) << graphed.out;
   // Graphs for steps 0-4 (3 warm-up steps, a capture), eager for 5-8, graphs again for 9-10 (resumed twice).
-  const auto run = [&](const std::string& extra) {
-    return testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "mixed") +
-                        common + extra);
-  };
-  auto r = run("5 --set runtime.cuda_graphs=true");
+  const std::string mixed = "--run-dir " + q(tmp_ / "mixed") + common;
+  auto r = train_graphs(mixed + "5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = run("8 --resume auto");
+  r = train(mixed + "8 --resume auto");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = run("10 --resume auto --set runtime.cuda_graphs=true");
+  r = train_graphs(mixed + "10 --resume auto");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto a = checkpoint_tensors(tmp_ / "eager" / "checkpoints" / "step-000010");
-  const auto b = checkpoint_tensors(tmp_ / "mixed" / "checkpoints" / "step-000010");
-  ASSERT_EQ(a.size(), b.size());
-  for (std::size_t i = 0; i < a.size(); ++i)
-    EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first << " differs";
+  expect_identical(checkpoint_tensors(tmp_ / "eager" / "checkpoints" / "step-000010"),
+                   checkpoint_tensors(tmp_ / "mixed" / "checkpoints" / "step-000010"));
   // The logged means over the same steps are the same (the mixed run also logged its stop at step 5).
   std::map<int64_t, double> eager_loss;
   for (const auto& row : metric_rows(tmp_ / "eager")) eager_loss[row.step] = row.loss_d;
@@ -642,14 +640,10 @@ TEST_F(TrainCli, CudaGraphsAreRefusedWithoutAGpuAndTheirStepTrainsTheEagerModel)
       " --set augment.ada_interval=2 --set augment.ada_kimg=0.1 --set train.r1_gamma=1"
       " --set train.r1_every=2 --set train.max_steps=12";
   ASSERT_EQ(train("--run-dir " + q(tmp_ / "eager-aug") + small_data).exit_code, 0);
-  r = testing::run(emulate + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " --run-dir " + q(tmp_ / "graphs-aug") +
-                   small_data + " --set runtime.cuda_graphs=true");
+  r = train_graphs("--run-dir " + q(tmp_ / "graphs-aug") + small_data);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto c = checkpoint_tensors(tmp_ / "eager-aug" / "checkpoints" / "step-000012");
-  const auto d = checkpoint_tensors(tmp_ / "graphs-aug" / "checkpoints" / "step-000012");
-  ASSERT_EQ(c.size(), d.size());
-  for (std::size_t i = 0; i < c.size(); ++i)
-    EXPECT_TRUE(torch::equal(c[i].second, d[i].second)) << c[i].first << " differs (augmentation, ADA, R1)";
+  expect_identical(checkpoint_tensors(tmp_ / "eager-aug" / "checkpoints" / "step-000012"),
+                   checkpoint_tensors(tmp_ / "graphs-aug" / "checkpoints" / "step-000012"), "(augmentation, ADA, R1)");
   const auto p_eager = metric_rows(tmp_ / "eager-aug").back().augment_p,
              p_graphs = metric_rows(tmp_ / "graphs-aug").back().augment_p;
   ASSERT_TRUE(p_eager.has_value() && p_graphs.has_value());
