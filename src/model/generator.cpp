@@ -5,7 +5,7 @@
 #include <torch/nn/modules/activation.h>
 
 #include "model/spectral_norm.hpp"
-#include "train/torch_compat.hpp"
+#include "compat/torch_compat.hpp"
 #include "util/error.hpp"
 
 namespace shardgan::model {
@@ -93,7 +93,7 @@ torch::Tensor GeneratorImpl::forward(const torch::Tensor& z, const torch::Tensor
   if (project_norm_) x = project_norm_->forward(x);
   x = torch::nn::functional::leaky_relu(x, torch::nn::functional::LeakyReLUFuncOptions().negative_slope(0.2));
   x = x.view({x.size(0), 8 * options_.width(), 4, 4});
-  const int64_t gemm_up_to = train::cpu_autocast_to_bf16() ? 64 : 16;  // input pixels
+  const int64_t gemm_up_to = compat::cpu_autocast_to_bf16() ? 64 : 16;  // input pixels
   for (auto& block : *blocks_) {
     // Every ConvTranspose2d here is a plain 4x4/stride 2/padding 1 one, as built above (spectrally normalised ones
     // are SpectralNorm modules). On a CPU input of at most 4x4 (8x8 under bf16 autocast) the batched GEMM is faster;

@@ -7,10 +7,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
-
-namespace torch::autograd {
-struct Node;
-}
+#include "compat/torch_compat.hpp"
 
 namespace shardgan::parallel {
 
@@ -72,7 +69,7 @@ class GradSync {
   std::vector<char> received_;
   /// Each parameter's gradient accumulator (kept alive: autograd would otherwise make a new one, without the hook)
   /// and its hook's key, removed on destruction.
-  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks_;
+  std::vector<std::pair<compat::GradAccumulatorPtr, uintptr_t>> hooks_;
   std::vector<Bucket> buckets_;
   std::size_t next_launch_ = 0;
   bool armed_ = false;

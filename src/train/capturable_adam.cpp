@@ -50,6 +50,14 @@ CapturableAdam::CapturableAdam(torch::optim::Adam& optimizer) {
       slot = std::move(fresh);
     }
     auto* s = static_cast<torch::optim::AdamParamState*>(slot.get());
+    // The fused kernel wants the moments in their parameter's layout (it refuses others); a checkpoint written
+    // without runtime.channels_last holds contiguous ones for a channels-last parameter: same values, new strides.
+    const auto in_layout_of_p = [&p](const torch::Tensor& moment) {
+      return moment.strides().equals(p.strides()) ? moment
+                                                  : torch::empty_like(p, at::MemoryFormat::Preserve).copy_(moment);
+    };
+    s->exp_avg(in_layout_of_p(s->exp_avg()));
+    s->exp_avg_sq(in_layout_of_p(s->exp_avg_sq()));
     if (step >= 0 && s->step() != step)
       fail("CapturableAdam: the parameters' step counts differ (", step, " and ", s->step(), ")");
     step = s->step();
@@ -79,9 +87,16 @@ void CapturableAdam::step(const torch::Tensor& skip) {
     // The kernel reads the count (it does not advance it): one tensor serves every parameter. It returns at once
     // when found_inf is 1.
     const std::vector<torch::Tensor> steps(params_.size(), step_);
-    at::_fused_adam_(params_, grads, exp_avgs_, exp_avg_sqs_, /*max_exp_avg_sqs=*/{}, steps, lr_, beta1_, beta2_,
-                     /*weight_decay=*/0.0, eps_, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/{},
-                     skip.defined() ? c10::optional<torch::Tensor>(skip) : c10::optional<torch::Tensor>());
+    // Two calls instead of naming the optional type: 1.13's is c10::optional (no conversion from std::optional),
+    // 2.15 hides c10::optional under C10_NODEPRECATED; {} and a tensor convert to either.
+    if (skip.defined()) {
+      at::_fused_adam_(params_, grads, exp_avgs_, exp_avg_sqs_, /*max_exp_avg_sqs=*/{}, steps, lr_, beta1_, beta2_,
+                       /*weight_decay=*/0.0, eps_, /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/{},
+                       /*found_inf=*/skip);
+    } else {
+      at::_fused_adam_(params_, grads, exp_avgs_, exp_avg_sqs_, /*max_exp_avg_sqs=*/{}, steps, lr_, beta1_, beta2_,
+                       /*weight_decay=*/0.0, eps_, /*amsgrad=*/false, /*maximize=*/false);
+    }
     return;
   }
   // torch::optim::Adam::step's operations, in its order, with t, the bias corrections and the step size as device

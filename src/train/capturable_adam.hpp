@@ -11,8 +11,11 @@ namespace shardgan::train {
 /// step t's corrections forever. This one updates the same state (the optimizer's AdamParamState: exp_avg,
 /// exp_avg_sq; created as LibTorch creates it when missing) with the count in a device tensor, which
 /// `store_host_step` copies into the host's count that checkpoints save. A checkpoint written in either mode
-/// therefore resumes in either. fp16 loss scaling passes each update's verdict: a skipped update changes nothing. On CUDA the update is LibTorch's fused Adam kernel (one launch for all
-/// parameters); elsewhere it is Adam's arithmetic per parameter, in LibTorch's order of operations.
+/// therefore resumes in either. fp16 loss scaling passes each update's verdict: a skipped update changes nothing. On
+/// CUDA the update is LibTorch's fused Adam kernel (one launch for all parameters): the trainer uses it for every CUDA
+/// run, eager or graphed; elsewhere it is Adam's arithmetic per parameter, in LibTorch's order of operations (bit for
+/// bit LibTorch's on the CPU, where eager runs keep torch::optim::Adam itself). Moments in another layout than their
+/// parameter's (a checkpoint from a run without runtime.channels_last) are given the parameter's.
 ///
 /// Every parameter must have a gradient at every step (true of the GAN models here), and the options must be those
 /// the trainer uses (no weight decay, no AMSGrad, one parameter group); anything else fails here.

@@ -496,8 +496,9 @@ TEST_F(Ham10000Cli, ExistingOutputNeedsForce) {
 TEST(FashionMnistCli, TruncatedIdxFileNamesTheFile) {
   TempDir tmp;
   // Uncompressed IDX is read too; header claims 10 images of 28x28, data holds 2.
-  std::vector<uint8_t> images = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28};
-  images.resize(images.size() + 2 * 784, 7);
+  const std::vector<uint8_t> header = {0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28};
+  std::vector<uint8_t> images(header.size() + 2 * 784, 7);  // not resize(): GCC 12 -Warray-bounds false positive
+  std::copy(header.begin(), header.end(), images.begin());
   std::vector<uint8_t> labels = {0, 0, 8, 1, 0, 0, 0, 10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
   testing::write_bytes(tmp / "in" / "t10k-images-idx3-ubyte", images);
   testing::write_bytes(tmp / "in" / "t10k-labels-idx1-ubyte", labels);

@@ -17,7 +17,7 @@
 #include "run_files.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
-#include "train/torch_compat.hpp"
+#include "compat/torch_compat.hpp"
 #include "util/checksum.hpp"
 #include "util/png.hpp"
 
@@ -530,7 +530,7 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
   const std::string fp16 =
       " --set runtime.precision=fp16 --set runtime.loss_scale=1099511627776"
       " --set runtime.loss_scale_growth_every=4";
-  if (!train::kCpuFp16Autocast) {
+  if (!compat::kCpuFp16Autocast) {
     expect_error(train("--run-dir " + q(tmp_ / "run") + fp16), "fp16\" on the CPU needs LibTorch 2.4 or newer");
     return;
   }

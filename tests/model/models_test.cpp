@@ -6,7 +6,7 @@
 #include "model/generator.hpp"
 #include "model/spectral_norm.hpp"
 #include "train/gan.hpp"
-#include "train/torch_compat.hpp"
+#include "compat/torch_compat.hpp"
 #include "util/error.hpp"
 #include "util/random.hpp"
 
@@ -109,7 +109,7 @@ TEST(Models, TransposedConvolutionAsOneGemmMatchesLibTorch) {
   const auto mine = torch::autograd::grad({got}, {x, w, b}, {g});
   for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(torch::allclose(mine[i], ref[i], 1e-4, 1e-5)) << i;
   {
-    train::AutocastGuard autocast(true, torch::kCPU, torch::kBFloat16);
+    compat::AutocastGuard autocast(true, torch::kCPU, torch::kBFloat16);
     const auto low = transposed_conv_as_gemm(x, w, b);
     EXPECT_EQ(low.scalar_type(), torch::kFloat32);
     EXPECT_LT((low - expected).abs().max().item<double>(), 0.02 * expected.abs().max().item<double>());
