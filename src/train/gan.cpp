@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "compat/torch_compat.hpp"
 #include "model/image_tensor.hpp"
 #include "model/spectral_norm.hpp"
 #include "util/error.hpp"
@@ -69,7 +70,14 @@ void Gan::update_ema(int64_t updates) {
   torch::NoGradGuard no_grad;
   const auto ema = generator_ema->parameters();
   const auto g = generator->parameters();
+#if SHARDGAN_TORCH_AT_LEAST(2, 0)  // 1.13 has no _foreach_lerp_; 2.x has its Scalar form (2.11, 2.15 checked)
+  // One call for every parameter: on CUDA a few multi-tensor kernels instead of a launch per parameter; on the CPU
+  // LibTorch runs lerp_ per tensor, so the result is the loop's below bit for bit (test
+  // Ema.ForeachUpdateIsThePerParameterLerpBitForBit).
+  at::_foreach_lerp_(ema, g, at::Scalar(1.0 - beta));
+#else
   for (std::size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(g[i], 1.0 - beta);
+#endif
   // Spectral normalisation: the average uses G's power-iteration vectors (its own would depend on how often samples
   // were drawn, and a resume would not be bit-identical).
   for (const auto& [ema_sn, g_sn] : ema_spectral_norms_) ema_sn->copy_vectors_from(*g_sn);

@@ -39,7 +39,7 @@
 #include "train/gan.hpp"
 #include "train/loss.hpp"
 #include "train/stop_signal.hpp"
-#include "train/torch_compat.hpp"
+#include "compat/torch_compat.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
 #include "util/error_message.hpp"
@@ -79,12 +79,22 @@ void check_graphs_placement(const Placement& p, int world) {
 
 /// Resolves runtime.* and comm.* and applies what is process-wide (LibTorch's threads, deterministic algorithms).
 Placement set_up_runtime(const config::Config& cfg, const comm::MpiSession& session) {
+  // Deterministic cuBLAS needs its workspace fixed before CUDA starts: torch::cuda::is_available() below is the
+  // process's first CUDA call (it initialises the driver to count the devices).
+  const char* workspace = std::getenv("CUBLAS_WORKSPACE_CONFIG");
+  if (const auto value = compat::deterministic_cublas_workspace(
+          cfg.train.deterministic, cfg.runtime.device != config::Device::kCpu, workspace)) {
+    if (workspace != nullptr && session.rank() == 0)
+      std::fprintf(stderr, "shardgan-train: CUBLAS_WORKSPACE_CONFIG=%s would fail train.deterministic; using %s\n",
+                   workspace, value->c_str());
+    setenv("CUBLAS_WORKSPACE_CONFIG", value->c_str(), /*overwrite=*/1);
+  }
   const bool cuda_available = torch::cuda::is_available();
   if (cfg.runtime.device == config::Device::kCuda && !cuda_available)
     fail("runtime.device = \"cuda\" but no CUDA device is visible");
   const bool use_cuda =
       cfg.runtime.device == config::Device::kCuda || (cfg.runtime.device == config::Device::kAuto && cuda_available);
-  if (cfg.runtime.precision == config::Precision::kFp16 && !use_cuda && !kCpuFp16Autocast)
+  if (cfg.runtime.precision == config::Precision::kFp16 && !use_cuda && !compat::kCpuFp16Autocast)
     fail("runtime.precision = \"fp16\" on the CPU needs LibTorch 2.4 or newer (this is ", TORCH_VERSION,
          "); use \"bf16\" or \"fp32\", or a GPU");
   Placement p;
@@ -358,7 +368,7 @@ class Trainer {
     StepLosses losses;  ///< the graph's outputs
   };
   std::array<GraphedStep, 2> graphs_;  ///< [0]: plain steps, [1]: steps with R1
-  std::optional<CapturableAdam> adam_g_, adam_d_;
+  std::optional<CapturableAdam> adam_g_, adam_d_;  ///< CUDA or runtime.cuda_graphs: Adam's update (see run())
   StepInputs static_in_;  ///< the graphs' inputs, shared by both
   std::optional<report::MetricsRow> last_row_;
   Clock::time_point start_, last_log_;
@@ -514,9 +524,13 @@ int Trainer::run() {
     for (auto& g : graphs_)
       g.graph = plan_.placement.emulate_graphs ? parallel::make_emulated_graph()
                                                : parallel::make_cuda_graph(plan_.placement.device.index());
-    adam_g_.emplace(*gan_.optim_g);  // after resume: the checkpoint's Adam state is what it updates
-    adam_d_.emplace(*gan_.optim_d);
     if (gan_.loss_scaler.enabled()) gan_.loss_scaler.to_device(plan_.placement.device);
+  }
+  // Adam's update as device work (CapturableAdam): what a graph captures, and on CUDA LibTorch's fused kernel, one
+  // launch per model, in eager steps too. After resume: the checkpoint's Adam state is what it updates.
+  if (cfg_.runtime.cuda_graphs || plan_.placement.device.is_cuda()) {
+    adam_g_.emplace(*gan_.optim_g);
+    adam_d_.emplace(*gan_.optim_d);
   }
   start_ = last_log_ = Clock::now();
   last_log_step_ = start_step_;
@@ -655,7 +669,7 @@ Tensor Trainer::d_step(const StepInputs& in, StepLosses& losses) {
   const bool r1 = cfg_.train.r1_gamma > 0 && in.step % cfg_.train.r1_every == 0;
   Tensor fake, objective;
   {
-    AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
+    compat::AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     fake = G->forward(in.z, in.fake_labels);
     Tensor real = seen_by_d(real_images(in), in.augment_real);
     if (r1) real = real.detach().requires_grad_(true);
@@ -689,7 +703,7 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
   auto& D = gan_.discriminator;
   for (auto& p : D->parameters()) p.set_requires_grad(false);
   {
-    AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
+    compat::AutocastGuard autocast(plan_.placement.autocast, plan_.placement.device.type(), plan_.placement.autocast_dtype);
     losses.g = loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
   const bool stepped = update(*gan_.generator, *sync_g_, *gan_.optim_g, adam_g_ ? &*adam_g_ : nullptr, losses.g);
@@ -702,17 +716,20 @@ void Trainer::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
 /// backward, buckets waited for before the step.
 bool Trainer::update(torch::nn::Module& module, parallel::GradSync& sync, torch::optim::Optimizer& optimizer,
                      CapturableAdam* capturable, const Tensor& loss) {
-  clear_gradients(module);
+  compat::clear_gradients(module);
   sync.prepare();
   gan_.loss_scaler.scale(loss).backward();
   sync.finish();
-  if (capturable != nullptr) {  // runtime.cuda_graphs: the check and the update are part of the graph
-    const Tensor skip = gan_.loss_scaler.on_device() ? agreed_skip_on_device(module) : Tensor();
-    capturable->step(skip);
+  if (gan_.loss_scaler.on_device()) {  // runtime.cuda_graphs with fp16: the check and the update are in the graph
+    capturable->step(agreed_skip_on_device(module));
     return true;  // a skip is counted on the device (LossScaler::note_update)
   }
   if (!gradients_finite(module)) return false;
-  optimizer.step();
+  if (capturable != nullptr) {  // CUDA or runtime.cuda_graphs (see run())
+    capturable->step();
+  } else {
+    optimizer.step();
+  }
   return true;
 }
 
@@ -853,7 +870,7 @@ void Trainer::maybe_checkpoint(int64_t done, const Due& due) {
     augment = AugmentState{p, sign_sum};
   }
   for (auto* adam : {adam_g_ ? &*adam_g_ : nullptr, adam_d_ ? &*adam_d_ : nullptr})
-    if (adam != nullptr) adam->store_host_step();  // CUDA graphs: Adam's step count, as LibTorch saves it
+    if (adam != nullptr) adam->store_host_step();  // CapturableAdam: its step count, as LibTorch saves it
   if (!root_) return;
   CheckpointState state;
   state.augment = augment;

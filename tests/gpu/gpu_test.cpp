@@ -1,13 +1,19 @@
 // The CUDA checks (bench/gpu/run.sh runs them on the GPU machine; everywhere else they are skipped, saying why).
 // Under mpirun with 1 rank (NCCL, which refuses two ranks on one GPU) and 2 ranks (the MPI backend staging CUDA
-// tensors through pinned host memory, both ranks on the same GPU).
+// tensors through pinned host memory, both ranks on the same GPU). The ChildProcesses tests run everywhere: the
+// shardgan-train runs here are processes of their own, started from a rank of this mpirun job.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "basics.hpp"
 #include "comm/communicator.hpp"
@@ -21,6 +27,7 @@
 #include "parallel/tensor_comm.hpp"
 #include "report/rows.hpp"
 #include "run_files.hpp"
+#include "train/capturable_adam.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 
@@ -252,24 +259,88 @@ TEST(GradSyncCuda, OverMpiStagedThroughPinnedMemory) {
   grad_sync_averages(false);
 }
 
+// A process started from a rank of an mpirun job inherits the launch's variables unless they are removed: Open MPI
+// 4.1.4's MPI_Init in it then takes itself for that rank and aborts (reproduced at 1 and 2 ranks: DISABLED_ test
+// below). testing::run removes them; install locations and the user's own MCA parameters stay.
+TEST(ChildProcesses, TheirEnvironmentHasNoMpiLaunchVariables) {
+  const std::vector<std::string> launch = {
+      "OMPI_COMM_WORLD_RANK=1", "OMPI_COMM_WORLD_SIZE=2", "OMPI_COMM_WORLD_LOCAL_RANK=1", "OMPI_UNIVERSE_SIZE=2",
+      "OMPI_FILE_LOCATION=/tmp/ompi.x/pid.1/0/1", "OMPI_ARGV=", "OMPI_MCA_ess=^singleton",
+      "OMPI_MCA_ess_base_jobid=1480589313", "OMPI_MCA_ess_base_vpid=1", "OMPI_MCA_orte_hnp_uri=1480589312.0;tcp://x:1",
+      "OMPI_MCA_orte_launch=1", "OMPI_MCA_pmix=^s1,s2,cray,isolated", "OMPI_MCA_initial_wdir=/work",
+      "OMPI_MCA_mpi_oversubscribe=0", "OMPI_MCA_shmem_RUNTIME_QUERY_hint=mmap", "PMIX_RANK=1", "PMIX_NAMESPACE=7",
+      "PMIX_SERVER_URI41=1480589312.0;tcp4://127.0.0.1:47691", "PMIX_SERVER_TMPDIR=/tmp/ompi.x", "PMIX_ID=7.1",
+      "PRTE_MCA_prte_launch=1", "PMI_RANK=1", "PMI_FD=5", "PMI_SIZE=2"};
+  const std::vector<std::string> kept = {
+      "PATH=/opt/ompi/bin:/usr/bin", "LD_LIBRARY_PATH=/opt/ompi/lib", "OPAL_PREFIX=/opt/ompi",
+      "PMIX_INSTALL_PREFIX=/opt/ompi", "OMPI_MCA_plm_rsh_agent=false", "OMPI_MCA_btl_tcp_if_include=eth0",
+      "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "CUDA_VISIBLE_DEVICES=0", "PMIXED=1",
+      "NCCL_DEBUG=WARN", "SLURM_PROCID=1", "EMPTY="};
+  std::vector<std::string> all;
+  for (std::size_t i = 0; i < std::max(launch.size(), kept.size()); ++i) {  // interleaved: the order is kept
+    if (i < launch.size()) all.push_back(launch[i]);
+    if (i < kept.size()) all.push_back(kept[i]);
+  }
+  EXPECT_EQ(testing::outside_mpi_job(all), kept);
+  for (const auto& entry : launch) EXPECT_TRUE(testing::is_mpi_launch_variable(entry.substr(0, entry.find('='))));
+  // Under mpirun (as ctest runs this binary) this rank has launch variables, and its children none.
+  std::size_t here = 0;
+  for (const auto& entry : testing::current_environment())
+    here += testing::is_mpi_launch_variable(entry.substr(0, entry.find('='))) ? 1 : 0;
+  if (here == 0) std::printf("note: no MPI launch variables here (not started by mpirun?)\n");
+  const auto child = testing::run("env");
+  ASSERT_EQ(child.exit_code, 0) << child.err;
+  std::istringstream lines(child.out);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_FALSE(testing::is_mpi_launch_variable(line.substr(0, line.find('=')))) << line;
+  for (const char* name : {"OPAL_PREFIX", "PMIX_INSTALL_PREFIX", "PATH"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr) {
+      EXPECT_NE(child.out.find(std::string(name) + "=" + value + "\n"), std::string::npos) << name;
+    }
+  }
+}
+
+// The defect itself: from a rank of this job, a child that calls MPI_Init (a singleton: rank 0 of 1) starts.
+TEST(ChildProcesses, StartAnMpiJobOfTheirOwn) {
+  const auto r = testing::run(SHARDGAN_MPI_PROBE_BIN);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "rank 0 of 1\n") << r.err;
+}
+
+// What the cleaning prevents (Open MPI 4.1.4, 1 and 2 ranks: the child's MPI_Init aborts, exit 1; at 2 ranks mpirun
+// then hangs after the tests, waiting for the aborted child). Not run by default: it shows the MPI's behaviour, not
+// shardgan's. By hand: timeout 120 mpirun -np 1 build/tests/gpu_test --gtest_filter='ChildProcesses.DISABLED_*'
+// --gtest_also_run_disabled_tests
+TEST(ChildProcesses, DISABLED_WithTheLaunchVariablesTheirMpiInitFails) {
+  const int status = std::system((std::string("timeout 60 ") + SHARDGAN_MPI_PROBE_BIN + " >/dev/null 2>&1").c_str());
+  EXPECT_NE(status, 0);
+}
+
 /// shardgan-train runs on a small gradient data set with one configuration, each in a run folder of its own, each
-/// its own process (MPI singleton init, no mpirun). `train(name, extra)` returns the run's metrics rows.
+/// its own process (MPI singleton init, no mpirun). `train(name, extra)` returns the run's metrics rows;
+/// `environment` ("NAME=value ...") is set for the run.
 class TrainRuns {
  public:
   explicit TrainRuns(const std::string& toml) {
     testing::write_gradient_set(tmp_ / "data", 64, 16, 3, 32);
     testing::write_text(tmp_ / "c.toml", toml);
   }
-  std::vector<report::MetricsRow> operator()(const std::string& name, const std::string& extra) const {
-    const auto r =
-        testing::run(std::string(SHARDGAN_TRAIN_BIN) + " --set data.path=" + (tmp_ / "data").string() + " --config " +
-                     (tmp_ / "c.toml").string() + " --run-dir " + (tmp_ / name).string() + " " + extra);
+  std::vector<report::MetricsRow> operator()(const std::string& name, const std::string& extra,
+                                             const std::string& environment = "") const {
+    const auto r = testing::run(environment + " " + SHARDGAN_TRAIN_BIN + " --set data.path=" +
+                                (tmp_ / "data").string() + " --config " + (tmp_ / "c.toml").string() + " --run-dir " +
+                                (tmp_ / name).string() + " " + extra);
     EXPECT_EQ(r.exit_code, 0) << name << ": " << r.err;
+    last_err_ = r.err;
     return testing::metric_rows(tmp_ / name);
   }
+  /// The last run's stderr.
+  const std::string& last_err() const { return last_err_; }
 
  private:
   testing::TempDir tmp_;
+  mutable std::string last_err_;
 };
 
 // shardgan-train on the GPU against the CPU: the same data, noise and initial weights; dropout 0 and TF32 off
@@ -306,8 +377,7 @@ TEST(CudaTraining, FirstStepsMatchTheCpuRun) {
 }
 
 // runtime.cuda_graphs against eager mode on the GPU: 3 warm-up steps, a capture, replays. The same kernels on the
-// same numbers except Adam (LibTorch's fused kernel instead of its per-parameter operations), so the losses agree
-// closely; with dropout too, since a replay's masks come from the step's seed as in eager mode; and with augmentation,
+// same numbers (Adam is LibTorch's fused kernel in both), so the losses agree closely; with dropout too, since a replay's masks come from the step's seed as in eager mode; and with augmentation,
 // ADA and lazy R1. bf16 and channels-last graphs run finite, fp16's loss scale moves as in eager mode, and a graph
 // run resumes from an eager checkpoint.
 TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
@@ -370,6 +440,69 @@ TEST(CudaTraining, CudaGraphsTrainTheEagerModel) {
     EXPECT_EQ(*fp16_eager[i].loss_scale, *fp16_graphs[i].loss_scale);
   }
   EXPECT_GT(*fp16_graphs[0].skipped_updates, 0);
+}
+
+// Eager CUDA steps use CapturableAdam's fused kernel and one _foreach_lerp_ for the EMA: both against their
+// per-parameter forms (torch::optim::Adam, lerp_) on the same CUDA numbers, with channels-last weights (the fused
+// kernel wants moments and gradients in the parameter's layout).
+TEST(Cuda, FusedAdamAndForeachEmaMatchThePerParameterForms) {
+  REQUIRE_GPU();
+  no_tf32();
+  auto cfg = tiny_config({"runtime.channels_last=true", "model.g_ema=0.999"});
+  torch::manual_seed(6);
+  train::Gan fused(cfg, kSpec, kGpu);
+  torch::manual_seed(6);
+  train::Gan reference(cfg, kSpec, kGpu);
+  train::CapturableAdam adam(*fused.optim_g);
+  for (int64_t t = 0; t < 4; ++t) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(300 + static_cast<uint64_t>(t));
+    const auto pf = fused.generator->parameters(), pr = reference.generator->parameters();
+    for (std::size_t i = 0; i < pf.size(); ++i) {
+      const Tensor g = torch::randn(pf[i].sizes(), gen).to(kGpu);
+      pf[i].mutable_grad() = torch::empty_like(pf[i], at::MemoryFormat::Preserve).copy_(g);
+      pr[i].mutable_grad() = torch::empty_like(pr[i], at::MemoryFormat::Preserve).copy_(g);
+    }
+    adam.step();
+    reference.optim_g->step();
+    fused.update_ema(t);
+    {
+      torch::NoGradGuard no_grad;
+      const double beta = std::min(0.999, (1.0 + t) / (10.0 + t));
+      const auto ema = reference.generator_ema->parameters();
+      for (std::size_t i = 0; i < ema.size(); ++i) ema[i].lerp_(pr[i], 1.0 - beta);
+    }
+  }
+  EXPECT_EQ(adam.device_step(), 4);
+  const auto a = fused.named_tensors(), b = reference.named_tensors();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_LT(relative_difference(b[i].second, a[i].second), 1e-5) << a[i].first;
+  adam.store_host_step();  // what a checkpoint saves: LibTorch's count
+  for (const auto& entry : fused.optim_g->state())
+    EXPECT_EQ(static_cast<const torch::optim::AdamParamState&>(*entry.second).step(), 4);
+}
+
+// train.deterministic on CUDA needs CUBLAS_WORKSPACE_CONFIG = ":4096:8" or ":16:8" for cuBLAS GEMMs: shardgan-train
+// sets it before CUDA starts when it is missing (the runs above) or invalid (here, with a note), and an eager CUDA
+// run (fused Adam) resumed from its checkpoint continues as the uninterrupted run: Adam's step count reached the
+// checkpoint.
+TEST(CudaTraining, DeterministicRunsFixTheCublasWorkspaceAndResumeTheirAdam) {
+  REQUIRE_GPU();
+  if (testing::mpi_session().rank() != 0) GTEST_SKIP() << "one rank is enough";
+  const TrainRuns train(
+      "[data]\npath = \"x\"\n[model]\nz_dim = 16\ng_width = 8\nd_width = 16\nconditional = true\n"
+      "dropout = 0\n[train]\nbatch_size = 16\nmax_steps = 8\nlog_every = 2\ndeterministic = true\n"
+      "[runtime]\ndevice = \"cuda\"\n");
+  const auto whole = train("whole", "", "CUBLAS_WORKSPACE_CONFIG=:1:1");
+  EXPECT_NE(train.last_err().find("CUBLAS_WORKSPACE_CONFIG=:1:1 would fail train.deterministic; using :4096:8"),
+            std::string::npos)
+      << train.last_err();
+  train("resumed", "--set train.max_steps=4", "CUBLAS_WORKSPACE_CONFIG=:16:8");
+  EXPECT_EQ(train.last_err().find("CUBLAS_WORKSPACE_CONFIG"), std::string::npos) << train.last_err();  // kept
+  const auto resumed = train("resumed", "--resume auto");
+  ASSERT_EQ(whole.size(), 4u);
+  ASSERT_FALSE(resumed.empty());
+  std::printf("step 8: loss_d whole %.9f resumed %.9f\n", whole.back().loss_d, resumed.back().loss_d);
+  EXPECT_NEAR(resumed.back().loss_d, whole.back().loss_d, 1e-5);
+  EXPECT_NEAR(resumed.back().loss_g, whole.back().loss_g, 1e-5);
 }
 
 }  // namespace

@@ -1,11 +1,16 @@
 // Test basics without the data sets' codecs: temp folders, files, running commands, small shard sets.
 #include "basics.hpp"
 
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -52,7 +57,19 @@ std::vector<std::string> RunResult::err_lines() const {
 RunResult run(const std::string& command) {
   TempDir capture;
   const std::string full = command + " >" + (capture / "out").string() + " 2>" + (capture / "err").string();
-  const int status = std::system(full.c_str());
+  // std::system would hand the child this process's environment as it is; /bin/sh -c with the cleaned one instead.
+  const std::vector<std::string> environment = outside_mpi_job(current_environment());
+  std::vector<char*> envp;
+  for (const auto& entry : environment) envp.push_back(const_cast<char*>(entry.c_str()));
+  envp.push_back(nullptr);
+  std::string sh = "sh", dash_c = "-c", script = full;
+  std::array<char*, 4> argv{sh.data(), dash_c.data(), script.data(), nullptr};
+  pid_t pid = -1;
+  if (const int e = posix_spawn(&pid, "/bin/sh", nullptr, nullptr, argv.data(), envp.data()); e != 0)
+    throw std::runtime_error("cannot start /bin/sh: " + std::string(std::strerror(e)));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw std::runtime_error("waitpid: " + std::string(std::strerror(errno)));
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   const auto out = read_bytes(capture / "out");
@@ -60,6 +77,37 @@ RunResult run(const std::string& command) {
   r.out.assign(out.begin(), out.end());
   r.err.assign(err.begin(), err.end());
   return r;
+}
+
+bool is_mpi_launch_variable(std::string_view name) {
+  const auto starts = [&](std::string_view prefix) { return name.substr(0, prefix.size()) == prefix; };
+  if (name == "PMIX_INSTALL_PREFIX") return false;  // where PMIx is installed (Open MPI unpacked outside /)
+  if (starts("PMIX_") || starts("PRTE_") || starts("PMI_")) return true;
+  if (starts("OMPI_ALLOW_RUN_AS_ROOT")) return false;  // the user's consent, read by mpirun
+  if (starts("OMPI_MCA_")) {
+    // MCA parameters are the user's settings (environment, mpirun --mca), except those mpirun adds for the launch
+    // (observed with Open MPI 4.1.4): the ess and pmix selections (ess=^singleton forbids a singleton), ORTE's
+    // daemon URIs, job id, rank, session folders, and the launch's working folder and oversubscription.
+    const std::string_view parameter = name.substr(std::string_view("OMPI_MCA_").size());
+    for (const std::string_view launch : {"ess", "orte_", "pmix", "initial_wdir", "mpi_oversubscribe",
+                                          "shmem_RUNTIME_QUERY_hint"})
+      if (parameter.substr(0, launch.size()) == launch) return true;
+    return false;
+  }
+  return starts("OMPI_");  // OMPI_COMM_WORLD_*, OMPI_UNIVERSE_SIZE, OMPI_FILE_LOCATION, OMPI_ARGV, ...
+}
+
+std::vector<std::string> outside_mpi_job(const std::vector<std::string>& environment) {
+  std::vector<std::string> kept;
+  for (const auto& entry : environment)
+    if (!is_mpi_launch_variable(std::string_view(entry).substr(0, entry.find('=')))) kept.push_back(entry);
+  return kept;
+}
+
+std::vector<std::string> current_environment() {
+  std::vector<std::string> entries;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) entries.emplace_back(*e);
+  return entries;
 }
 
 data::ShardSchema small_schema() {

@@ -110,6 +110,40 @@ TEST(CapturableAdam, ASkippedUpdateChangesNothing) {
   twins.expect_equal();  // the moments were kept too: later updates would differ otherwise
 }
 
+// A checkpoint from a run without runtime.channels_last resumed with it: the moments are contiguous, the parameter
+// channels-last. CapturableAdam gives them the parameter's layout (the fused CUDA kernel refuses others) and the same
+// values, and the updates stay LibTorch's bit for bit (checkpoints keep working: the state is the optimizer's).
+TEST(CapturableAdam, GivesTheMomentsTheirParametersLayout) {
+  Twins twins(13);
+  for (int64_t t = 0; t < 2; ++t) {
+    twins.gradients(t);
+    twins.eager_adam.step();
+    twins.captured_adam.step();
+  }
+  torch::optim::AdamParamState* state = nullptr;  // the 4-D weight's
+  for (auto& entry : twins.captured_adam.state()) {
+    auto& candidate = static_cast<torch::optim::AdamParamState&>(*entry.second);
+    if (candidate.exp_avg().dim() == 4) state = &candidate;
+  }
+  ASSERT_NE(state, nullptr);
+  auto& weight_state = *state;
+  weight_state.exp_avg(weight_state.exp_avg().contiguous());
+  weight_state.exp_avg_sq(weight_state.exp_avg_sq().contiguous());
+  ASSERT_FALSE(weight_state.exp_avg().strides().equals(twins.captured.weight.strides()));
+  const torch::Tensor m = weight_state.exp_avg(), v = weight_state.exp_avg_sq();
+  CapturableAdam capturable(twins.captured_adam);
+  EXPECT_TRUE(weight_state.exp_avg().strides().equals(twins.captured.weight.strides()));
+  EXPECT_TRUE(weight_state.exp_avg_sq().strides().equals(twins.captured.weight.strides()));
+  EXPECT_TRUE(torch::equal(weight_state.exp_avg(), m));
+  EXPECT_TRUE(torch::equal(weight_state.exp_avg_sq(), v));
+  for (int64_t t = 2; t < 6; ++t) {
+    twins.gradients(t);
+    twins.eager_adam.step();
+    capturable.step();
+  }
+  twins.expect_equal();
+}
+
 TEST(CapturableAdam, RefusesWhatItDoesNotImplement) {
   Problem p(3);
   torch::optim::Adam decayed({p.weight}, options().weight_decay(0.1));

@@ -1,8 +1,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
+#include "compat/torch_compat.hpp"
 #include "config/config.hpp"
 #include "train/gan.hpp"
 #include "train/loss.hpp"
@@ -67,6 +72,46 @@ TEST(Ema, FollowsTheGeneratorWithTheWarmedUpDecay) {
   const Tensor second = gan.sampling_generator().forward(z, y);
   EXPECT_TRUE(torch::equal(first, second));
   EXPECT_FALSE(gan.generator_ema->is_training());
+}
+
+// update_ema is one at::_foreach_lerp_ from LibTorch 2.0 on (a per-parameter loop in 1.13): on the CPU the result
+// must be lerp_'s per parameter bit for bit, as earlier checkpoints were made, also for channels-last weights.
+TEST(Ema, ForeachUpdateIsThePerParameterLerpBitForBit) {
+  const train::DataSpec spec{{16, 16, 3}, {"a", "b"}};
+  auto cfg = tiny_config(0.999);
+  cfg.runtime.channels_last = true;
+  train::Gan gan(cfg, spec, torch::kCPU);
+  const auto g = gan.generator->parameters(), ema = gan.generator_ema->parameters();
+  std::vector<Tensor> expected;
+  for (const auto& p : ema) expected.push_back(p.detach().clone(at::MemoryFormat::Preserve));
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
+  torch::NoGradGuard no_grad;
+  for (const int64_t updates : {0, 1, 7, 100, 1'000'000}) {
+    for (auto& p : g) p.add_(torch::randn(p.sizes(), gen).to(p.options()) * 0.1);  // G moves by a step
+    gan.update_ema(updates);
+    const double beta = std::min(0.999, (1.0 + updates) / (10.0 + updates));  // update_ema's decay
+    for (std::size_t i = 0; i < g.size(); ++i) expected[i].lerp_(g[i], 1.0 - beta);
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      EXPECT_TRUE(torch::equal(ema[i], expected[i])) << "parameter " << i << " after update " << updates;
+      EXPECT_EQ(ema[i].strides(), g[i].strides()) << i;
+    }
+  }
+}
+
+// train.deterministic on CUDA: LibTorch refuses cuBLAS GEMMs unless CUBLAS_WORKSPACE_CONFIG is ":4096:8" or
+// ":16:8"; the trainer sets it before CUDA starts when it is missing or another value, and leaves it otherwise.
+TEST(Runtime, DeterministicCudaRunsGetADeterministicCublasWorkspace) {
+  using compat::deterministic_cublas_workspace;
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, nullptr), ":4096:8");     // absent: set
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, ""), ":4096:8");          // invalid: replaced
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, ":4096:2"), ":4096:8");   // cuBLAS's default-ish: replaced
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, ":4096:8 "), ":4096:8");  // not exactly LibTorch's value
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, ":4096:8"), std::nullopt);  // valid: the user's kept
+  EXPECT_EQ(deterministic_cublas_workspace(true, true, ":16:8"), std::nullopt);
+  for (const char* value : {static_cast<const char*>(nullptr), ":1:1", ":16:8"}) {
+    EXPECT_EQ(deterministic_cublas_workspace(false, true, value), std::nullopt);  // not deterministic: untouched
+    EXPECT_EQ(deterministic_cublas_workspace(true, false, value), std::nullopt);  // runtime.device = "cpu"
+  }
 }
 
 TEST(Loss, BceAndHingeMatchTheirFormulas) {
