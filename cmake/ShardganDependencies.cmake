@@ -18,7 +18,27 @@ else()
   find_package(HDF5 REQUIRED COMPONENTS C)
 endif()
 if(NOT SHARDGAN_FUZZ)
+  # A PyTorch wheel's CMake files (torch.utils.cmake_prefix_path = <torch>/share/cmake) find their libraries with
+  # find_library(... PATHS <torch>/lib), which CMake searches after the system's folders: where Debian's libtorch-dev
+  # is installed too, the wheel's headers would be linked with Debian's libtorch.so. So <torch> goes first on the
+  # prefix path, and the libraries found must lie beside the headers.
+  find_file(SHARDGAN_TORCH_CONFIG TorchConfig.cmake PATH_SUFFIXES Torch share/cmake/Torch NO_CACHE)
+  if(SHARDGAN_TORCH_CONFIG)
+    get_filename_component(_shardgan_torch_root "${SHARDGAN_TORCH_CONFIG}/../../../.." ABSOLUTE)
+    if(EXISTS "${_shardgan_torch_root}/lib/libtorch.so")
+      list(PREPEND CMAKE_PREFIX_PATH "${_shardgan_torch_root}")
+    endif()
+  endif()
   find_package(Torch REQUIRED)
+  get_filename_component(_shardgan_torch_lib_dir "${TORCH_LIBRARY}" DIRECTORY)
+  get_filename_component(_shardgan_torch_lib_dir "${_shardgan_torch_lib_dir}" REALPATH)
+  get_filename_component(_shardgan_torch_prefix_lib "${TORCH_INSTALL_PREFIX}/lib" REALPATH)
+  if(EXISTS "${_shardgan_torch_prefix_lib}/libtorch.so" AND
+     NOT _shardgan_torch_lib_dir STREQUAL _shardgan_torch_prefix_lib)
+    message(FATAL_ERROR "LibTorch's headers are from ${TORCH_INSTALL_PREFIX} but libtorch.so was found in "
+      "${_shardgan_torch_lib_dir}: put ${TORCH_INSTALL_PREFIX} first on CMAKE_PREFIX_PATH")
+  endif()
+  message(STATUS "shardgan: LibTorch ${Torch_VERSION} from ${_shardgan_torch_lib_dir}")
 endif()
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
@@ -46,10 +66,15 @@ if(SHARDGAN_WITH_NCCL)
     set(CUDAToolkit_ROOT /usr/local/cuda)
   endif()
   find_package(CUDAToolkit QUIET)
-  find_path(NCCL_INCLUDE_DIR nccl.h
-    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include)
-  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2
-    HINTS ${NCCL_ROOT} ENV NCCL_ROOT ${CUDAToolkit_LIBRARY_DIR} PATH_SUFFIXES lib lib64)
+  # NCCL_ROOT (e.g. the nvidia-nccl wheel's folder, which has lib/libnccl.so.2 but no libnccl.so) is the only place
+  # looked at when it is given, so the CUDA toolkit's own NCCL cannot stand in for it.
+  if(DEFINED NCCL_ROOT OR DEFINED ENV{NCCL_ROOT})
+    set(_shardgan_nccl_where PATHS ${NCCL_ROOT} $ENV{NCCL_ROOT} NO_DEFAULT_PATH)
+  else()
+    set(_shardgan_nccl_where HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_DIR})
+  endif()
+  find_path(NCCL_INCLUDE_DIR nccl.h ${_shardgan_nccl_where} PATH_SUFFIXES include)
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR ${_shardgan_nccl_where} PATH_SUFFIXES lib lib64)
   if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
     add_library(shardgan_nccl UNKNOWN IMPORTED)
     set_target_properties(shardgan_nccl PROPERTIES
@@ -58,6 +83,9 @@ if(SHARDGAN_WITH_NCCL)
     target_link_libraries(shardgan_nccl INTERFACE CUDA::cudart)
     set(SHARDGAN_HAVE_NCCL 1)
     message(STATUS "shardgan: NCCL communicator ON (${NCCL_LIBRARY}, CUDA ${CUDAToolkit_VERSION})")
+  elseif(SHARDGAN_REQUIRE_NCCL)
+    message(FATAL_ERROR "shardgan: NCCL communicator OFF (CUDA found: ${CUDAToolkit_FOUND}; nccl.h: "
+      "${NCCL_INCLUDE_DIR}; libnccl: ${NCCL_LIBRARY}) but SHARDGAN_REQUIRE_NCCL is ON")
   else()
     message(STATUS "shardgan: NCCL communicator OFF (CUDA or NCCL not found)")
   endif()
