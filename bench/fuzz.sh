@@ -22,9 +22,11 @@ fuzz_build=$root/build-fuzz
 work=${SHARDGAN_FUZZ_WORK:-$fuzz_build/work}
 [[ -x $build/tests/shardgan-fixtures && -x $build/src/shardgan-pack ]] ||
   { echo "bench/fuzz.sh: $build lacks tests/shardgan-fixtures or src/shardgan-pack (build it first)" >&2; exit 2; }
-command -v clang++-14 >/dev/null || { echo "bench/fuzz.sh: clang++-14 not found (apt-get install clang-14 libclang-rt-14-dev)" >&2; exit 2; }
+"$root/launch/bootstrap.sh" --fuzz  # clang of this release with libFuzzer and the sanitizers (idempotent)
+clang=$("$root/launch/bootstrap.sh" --fuzz-clang)
+command -v "clang++-$clang" >/dev/null || { echo "bench/fuzz.sh: clang++-$clang not found" >&2; exit 2; }
 
-CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$fuzz_build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang-$clang CXX=clang++-$clang cmake -S "$root" -B "$fuzz_build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSHARDGAN_FUZZ=ON >/dev/null
 cmake --build "$fuzz_build" --parallel "$(nproc)" >/dev/null
 

@@ -3,9 +3,11 @@
 # Idempotent: when everything is already installed it only runs dpkg-query and exits (well under a second).
 #   launch/bootstrap.sh            build + test + run dependencies
 #   launch/bootstrap.sh --bench    also the Python peers used by bench/ (python3-torch, pandas, sklearn, hyperfine)
-#   launch/bootstrap.sh --list     prints the package list (one a line) and installs nothing: the LibTorch 2.6 legs
-#                                  (tests/legs/trixie.sh) install the same names into a Debian 13 chroot (all but the
-#                                  fuzzing compiler, which only this machine's leg uses)
+#   launch/bootstrap.sh --list     prints the package list (one a line) and installs nothing: the Debian 13 leg's
+#                                  chroot (tests/legs/trixie.sh) is made by running this script inside it
+#   launch/bootstrap.sh --fuzz     only the fuzzing compiler (clang with libFuzzer and the sanitizers) of this
+#                                  release: the fuzz leg (bench/fuzz.sh) installs it, the quickstart never does
+#   launch/bootstrap.sh --fuzz-clang  prints that compiler's version suffix (14 on Debian 12, 19 on Debian 13)
 set -euo pipefail
 
 packages=(
@@ -29,15 +31,24 @@ packages=(
   # the run report's test renders report.html in headless Chromium
   chromium
 )
-if [[ "${1:-}" == "--list" ]]; then
-  printf '%s\n' "${packages[@]}"
-  exit 0
-fi
-# This machine only (not the LibTorch 2.6 chroots): clang 14 with libFuzzer and the sanitizers, for bench/fuzz.sh.
-packages+=(clang-14 libclang-rt-14-dev)
-if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-pandas python3-sklearn hyperfine time)
-fi
+# The fuzzing compiler, named for the release (clang-14 is gone from Debian 13).
+fuzz_clang() {
+  local codename
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  case $codename in
+    bookworm) echo 14 ;;
+    trixie) echo 19 ;;
+    *) echo "bootstrap: no fuzzing compiler known for Debian '$codename' (bookworm: 14, trixie: 19)" >&2; return 1 ;;
+  esac
+}
+case "${1:-}" in
+  --list) printf '%s\n' "${packages[@]}"; exit 0 ;;
+  --fuzz-clang) fuzz_clang; exit ;;
+  --fuzz) v=$(fuzz_clang); packages=("clang-$v" "libclang-rt-$v-dev") ;;
+  --bench) packages+=(python3-torch python3-pandas python3-sklearn hyperfine time) ;;
+  "") ;;
+  *) echo "usage: launch/bootstrap.sh [--list | --fuzz | --fuzz-clang | --bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,7 +9,14 @@
 #   SHARDGAN_RUN_DIR     run folder (default: runs/quickstart; replaced on every quickstart)
 #   SHARDGAN_RANKS       MPI ranks (default: 2 CPU ranks; one per GPU when nvidia-smi lists GPUs)
 #   SHARDGAN_STEPS       training steps (default: 400, about 3 minutes on 2 CPU cores)
+#   --setup-only         install and build, then stop (tests/legs/trixie.sh runs this on Debian 13)
 set -euo pipefail
+setup_only=0
+case ${1:-} in
+  --setup-only) setup_only=1 ;;
+  "") ;;
+  *) echo "usage: launch/quickstart.sh [--setup-only]" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${SHARDGAN_BUILD_DIR:-$root/build}
 data=${SHARDGAN_DATA_DIR:-$root/data}
@@ -19,6 +26,10 @@ echo "==> installing Debian packages (launch/bootstrap.sh)"
 echo "==> building shardgan ($build)"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target shardgan-pack shardgan-train shardgan-sample shardgan-eval
+if ((setup_only)); then
+  echo "==> set up: the tools are in $build/src"
+  exit 0
+fi
 pack=$build/src/shardgan-pack
 run=${SHARDGAN_RUN_DIR:-$root/runs/quickstart}
 ranks=${SHARDGAN_RANKS:-}

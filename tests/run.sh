@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# Sets everything up on a fresh Debian 12 machine and runs the whole test suite on every leg: installs the Debian
-# packages (launch/bootstrap.sh), then per leg configures (Release), builds and runs ctest (unit, MPI, integration,
-# Slurm, multi-node). CI runs exactly this (.ci/run).
-#   host         Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda
-#   fuzz         every parser's libFuzzer harness for 20 s (bench/fuzz.sh; clang, ASan + UBSan), after host
-#   trixie-cpu   Debian 13 chroot: LibTorch 2.6 (CPU), Open MPI 5, Slurm 24, GCC 14 (tests/legs/trixie.sh)
-#   trixie-cuda  Debian 13 chroot: CUDA LibTorch 2.6 + NCCL 2.22, -Werror; the CPU suite with the CUDA LibTorch loaded
-# Every leg runs even when an earlier one failed; the exit code is non-zero if any failed.
-#   SHARDGAN_LEGS        which legs (default "host fuzz trixie-cpu trixie-cuda"); e.g. SHARDGAN_LEGS=host for a quick run
-#   SHARDGAN_BUILD_DIR   the host leg's build folder (default: build/ in the checkout; the chroot legs use
-#                        build-trixie-cpu/ and build-trixie-cuda/)
+# Sets everything up on a fresh Debian 12 machine and runs the test suite on every leg: installs the Debian packages
+# (launch/bootstrap.sh), then per leg configures (Release), builds and runs ctest (unit, MPI, integration, Slurm,
+# multi-node). CI runs exactly this (.ci/run).
+#   host        Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda
+#   fuzz        every parser's libFuzzer harness for 20 s (bench/fuzz.sh; clang of the release, ASan + UBSan)
+#   trixie      Debian 13 chroot: the quickstart's set-up, then the suite on LibTorch 2.6 (CPU), Open MPI 5, Slurm 24,
+#               GCC 14 (tests/legs/trixie.sh)
+#   pip-gpu     the GPU machine's wheel (torch 2.11 + nvidia-* wheels): -Werror, NCCL from its wheel, the CPU suite
+#               with the CUDA LibTorch loaded, then bench/gpu/run.sh --cpu in a chroot as bare as the GPU machine
+#               (tests/legs/wheel.sh gpu, tests/legs/bare_gpu.sh)
+#   pip-latest  the newest torch wheel (tests/legs/versions.sh): -Werror, -DC10_NODEPRECATED, the suite
+# Every leg runs even when an earlier one failed; the exit code is non-zero if any failed. Each leg's time is printed.
+#   SHARDGAN_LEGS        which legs (default "host fuzz trixie pip-gpu pip-latest"); SHARDGAN_LEGS=host: a quick run
+#   SHARDGAN_BUILD_DIR   the host leg's build folder (default: build/ in the checkout; the other legs use
+#                        build-trixie/, build-pip-gpu/, build-pip-latest/)
 #   extra arguments go to ctest on every leg, e.g.  ./tests/run.sh -L mpi
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-legs=${SHARDGAN_LEGS:-host fuzz trixie-cpu trixie-cuda}
+legs=${SHARDGAN_LEGS:-host fuzz trixie pip-gpu pip-latest}
 
 "$root/launch/bootstrap.sh"
 log=$(mktemp)
@@ -27,8 +31,9 @@ for leg in $legs; do
     host) "$root/tests/build_and_test.sh" "${SHARDGAN_BUILD_DIR:-$root/build}" "$@" 2>&1 | tee "$log" || rc=$? ;;
     fuzz) SHARDGAN_BUILD_DIR=${SHARDGAN_BUILD_DIR:-$root/build} SHARDGAN_FUZZ_REPLAY=shard "$root/bench/fuzz.sh" 20 2>&1 |
       tee "$log" || rc=$? ;;
-    trixie-cpu | trixie-cuda) "$root/tests/legs/trixie.sh" "${leg#trixie-}" "$@" 2>&1 | tee "$log" || rc=$? ;;
-    *) echo "tests/run.sh: unknown leg '$leg' (host, fuzz, trixie-cpu, trixie-cuda)" >&2; exit 2 ;;
+    trixie) "$root/tests/legs/trixie.sh" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    pip-gpu | pip-latest) "$root/tests/legs/wheel.sh" "${leg#pip-}" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    *) echo "tests/run.sh: unknown leg '$leg' (host, fuzz, trixie, pip-gpu, pip-latest)" >&2; exit 2 ;;
   esac
   # ctest's summary: "NN% tests passed, F tests failed out of T"; bench/fuzz.sh's: "fuzz: P passed, F failed"
   summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
