@@ -3,7 +3,8 @@
 # Python with a CUDA PyTorch wheel but no package archive. Fills .gpu/ (git-ignored; carry it: `carry: [".gpu"]`):
 #   .gpu/debs/    Debian 12 .debs of what the trainer needs and the GPU machine lacks: Open MPI, HDF5, GoogleTest,
 #                 the header-only libraries (CLI11, toml++, nlohmann-json), xxHash, libpng, OpenSSL and zlib headers,
-#                 with the run-time libraries they depend on (run.sh unpacks them with dpkg -x, never into /)
+#                 and every library their programs and libraries load but the C/C++ runtimes (run.sh unpacks them
+#                 with dpkg -x, never into /, and puts on the library path only those the machine lacks)
 #   .gpu/data/    a packed CIFAR-format set (2,000 records of the fixture generator: the seeds' 32x32x3 images)
 #   .gpu/peers/   ../shared/peers/dcgan_gpu.py and dcgan_ddp.py (the PyTorch peer), which do not travel otherwise
 # Usage: bench/gpu/prepare.sh [BUILD_DIR]   (a build with shardgan-pack and tests/shardgan-fixtures; default build/)
@@ -21,21 +22,42 @@ grep -qx '/.gpu/' "$root/.git/info/exclude" 2>/dev/null || grep -q '^/\.gpu/$' "
 rm -rf "$out.new"
 mkdir -p "$out.new/debs" "$out.new/peers"
 
-# The packages, and the libraries they load that a machine with Python and nvcc may lack (run.sh puts on the
-# library path only those the machine does not have itself). libhdf5 links libcurl, which brings its own.
+# The packages; then, until nothing is added, the packages of every library that their programs and libraries load
+# (ldd, resolved on this machine, owner by dpkg -S), but for the C and C++ runtimes every Linux machine has. So a
+# -dev package's links (libz.so, libcrypto.so) have their targets, and libhdf5's libcurl has its own dependencies.
 packages=(
-  openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev libevent-core-2.1-7 libevent-pthreads-2.1-7 libhwloc15
-  libpmix2 libmunge2 libltdl7
-  libhdf5-103-1 libhdf5-dev libsz2 libaec0 libcurl4 libnghttp2-14 librtmp1 libssh2-1 libpsl5 libldap-2.5-0
-  libsasl2-2 libsasl2-modules-db libbrotli1
-  libgtest-dev libcli11-dev libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev libxxhash-dev libxxhash0
-  libpng-dev libpng16-16 libssl-dev zlib1g-dev pkgconf pkgconf-bin libpkgconf3)
-(cd "$out.new/debs" && apt-get download "${packages[@]}" >/dev/null) || die "apt-get download failed"
+  openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev
+  libhdf5-dev libhdf5-103-1 libgtest-dev libcli11-dev libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev
+  libxxhash-dev libxxhash0 libpng-dev libpng16-16 libssl-dev libssl3 zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3)
+always_there='^(libc6|libstdc\+\+6|libgcc-s1|gcc-12-base|libcrypt1)$'
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+declare -A have_pkg=()
+todo=("${packages[@]}")
+while ((${#todo[@]} > 0)); do
+  (cd "$out.new/debs" && apt-get download "${todo[@]}" >/dev/null) || die "apt-get download ${todo[*]} failed"
+  for p in "${todo[@]}"; do have_pkg[$p]=1; done
+  for deb in "$out.new/debs"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+  # What the programs and libraries load, and where the -dev packages' links point (libz.so -> libz.so.1.2.13).
+  mapfile -t libs < <({
+    find "$tmp/root" -type f \( -name '*.so*' -o -path '*/bin/*' \) -exec ldd {} + 2>/dev/null |
+      awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
+    find "$tmp/root" -xtype l -name '*.so*' -printf '%h\t%l\n' |
+      awk -F'\t' -v root="$tmp/root" '{ d = $1; sub("^" root, "", d); print ($2 ~ /^\// ? $2 : d "/" $2) }'
+  } | sort -u)
+  todo=()
+  for lib in "${libs[@]}"; do
+    owner=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+    [[ -z $owner ]] && owner=$(dpkg -S "$lib" 2>/dev/null | head -n 1 | cut -d: -f1) || true
+    [[ -n $owner && -z ${have_pkg[$owner]:-} && ! $owner =~ $always_there ]] || continue
+    have_pkg[$owner]=1
+    todo+=("$owner")
+  done
+done
+echo "bench/gpu/prepare.sh: ${#have_pkg[@]} packages with their run-time libraries" >&2
 find "$out.new/debs" -name '*.deb' -size +12M -printf '%f is large (%s bytes)\n' >&2
 
 # The data: the seeds' image shape, CIFAR-10's binary format, packed by shardgan-pack.
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 "$build/tests/shardgan-fixtures" cifar10 --out "$tmp/cifar" --records 400 >/dev/null
 "$build/src/shardgan-pack" cifar10 --input "$tmp/cifar/cifar-10-batches-bin" --classes 0,1,2,3,4,5,6,7,8,9 \
   --out "$out.new/data" >/dev/null

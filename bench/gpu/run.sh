@@ -7,9 +7,11 @@
 # fp32/bf16/fp16, eager and runtime.cuda_graphs) side by side with the PyTorch peer (eager, AMP, torch.compile
 # reduce-overhead), and writes $OUT/gpu_run.json and $OUT/gpu_run.log (OUT defaults to ./gpu-out).
 #   bench/gpu/prepare.sh            here first: .gpu/ with the .debs, data and peer the GPU machine lacks
-#   bench/gpu/run.sh [--cpu]        there, with .gpu carried; budget: <= 8 minutes
-# --cpu runs the same steps on a CPU machine (LibTorch from the machine, device cpu, short runs), to prove the script
-# end to end before a GPU is lent (CUDA graphs there are the CPU emulation the tests use: the wiring, not the speed).
+#   bench/gpu/run.sh [--cpu]        there, with .gpu carried; budget: <= 8 minutes, every phase under `timeout`
+# --cpu runs the same steps on a CPU machine (device cpu, short runs, longer time limits for 2 cores), to prove the
+# script end to end before a GPU is lent (CUDA graphs there are the CPU emulation the tests use: the wiring, not the
+# speed). tests/legs/bare_gpu.sh runs it so against the GPU machine's wheel in a chroot as bare as that machine.
+# The Python is $PYTHON, else the python3 first on PATH (the one with torch, there and in the rehearsal).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cpu=0
@@ -25,9 +27,15 @@ results=$out/results.tsv  # name <tab> value: gathered into the JSON at the end
 : >"$results"
 record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
 python=${PYTHON:-python3}
-[[ $cpu == 1 ]] && python=/usr/bin/python3
 [[ -d $root/.gpu/debs && -d $root/.gpu/data ]] || die ".gpu/ is missing: run bench/gpu/prepare.sh on the CPU machine"
 jobs=$(nproc)
+# Time limits per phase, seconds (a hang must not spend the whole device call): GPU machine (16 cores) / --cpu (2).
+if [[ $cpu == 1 ]]; then
+  limit_configure=300 limit_build=1800 limit_gpu_test=300 limit_run=300 limit_peer=600
+else
+  limit_configure=120 limit_build=300 limit_gpu_test=120 limit_run=60 limit_peer=90
+fi
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}  # Hopper (H100/H200): no per-arch detection, one target
 
 # --- what the machine lacks, from the carried .debs (unpacked under /tmp, never into /) -------------------------
 deps=/tmp/shardgan-gpu-deps
@@ -57,7 +65,8 @@ say "dependencies: $(ls "$root"/.gpu/debs | wc -l) .debs unpacked in $deps; $(ls
 torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) || torch_prefix=""
 torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null) || torch_version="none"
 [[ -n $torch_prefix && -d $torch_prefix/Torch ]] || torch_prefix=""  # Debian's python3-torch has no CMake files
-nccl_root=$("$python" -c 'import os, nvidia.nccl as n; print(os.path.dirname(n.__file__))' 2>/dev/null) || nccl_root=""
+# The NCCL wheel installs nvidia.nccl as a namespace package: no __file__, its folder is __path__[0].
+nccl_root=$("$python" -c 'import nvidia.nccl as n; print(list(n.__path__)[0])' 2>/dev/null) || nccl_root=""
 say "python torch $torch_version; CMake prefix for Torch: ${torch_prefix:-none, the system LibTorch}; NCCL:" \
   "${nccl_root:-from the CUDA toolkit}"
 record torch_version "$torch_version"
@@ -69,17 +78,23 @@ build=$root/build-gpu
 prefix="$deps/usr${torch_prefix:+;$torch_prefix}"
 args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_PACKER=OFF -DSHARDGAN_BUILD_TESTS=ON
   "-DMPI_CXX_COMPILER=$(command -v mpicxx)" "-DPKG_CONFIG_EXECUTABLE=$(PATH=$PATH:$deps/usr/bin command -v pkg-config)"
-  "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr" "-DCMAKE_CUDA_ARCHITECTURES=90")
+  "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr")
 [[ -n $nccl_root ]] && args+=("-DNCCL_ROOT=$nccl_root")
+# A GPU run without the NCCL communicator would fail every CUDA run in nccl_unavailable.cpp: stop at configure time.
+[[ $cpu == 0 || -n $nccl_root ]] && args+=(-DSHARDGAN_REQUIRE_NCCL=ON)
 export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig
+# Header-only libraries found by the compiler's default /usr/include (toml++) and multiarch headers found through its
+# /usr/include/<triplet> (openssl/opensslconf.h): the unpacked prefix is neither, so search both as system folders.
+export CPLUS_INCLUDE_PATH=$deps/usr/include/x86_64-linux-gnu:$deps/usr/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}
 export PKG_CONFIG_SYSROOT_DIR=$deps
 say "configuring $build"
-cmake -S "$root" -B "$build" "${args[@]}" >"$out/cmake.log" 2>&1 || { tail -n 30 "$out/cmake.log"; die "cmake"; }
+timeout "$limit_configure" cmake -S "$root" -B "$build" "${args[@]}" >"$out/cmake.log" 2>&1 ||
+  { rc=$?; tail -n 30 "$out/cmake.log"; die "cmake (exit $rc; limit $limit_configure s)"; }
 unset PKG_CONFIG_SYSROOT_DIR
 grep -E 'shardgan: NCCL' "$out/cmake.log"
 say "building shardgan-train and gpu_test with $jobs jobs"
-cmake --build "$build" --parallel "$jobs" --target shardgan-train gpu_test >"$out/build.log" 2>&1 ||
-  { grep -E 'error|Error' "$out/build.log" | head -n 30; die "build"; }
+timeout "$limit_build" cmake --build "$build" --parallel "$jobs" --target shardgan-train gpu_test >"$out/build.log" 2>&1 ||
+  { rc=$?; grep -E 'error|Error' "$out/build.log" | head -n 30; die "build (exit $rc; limit $limit_build s)"; }
 record build_seconds $((SECONDS - t0))
 
 # --- the CUDA checks ------------------------------------------------------------------------------------------
@@ -87,7 +102,7 @@ mpirun=(mpirun --oversubscribe --bind-to none)
 [[ $(id -u) == 0 ]] && mpirun+=(--allow-run-as-root)
 for n in 1 2; do
   say "gpu_test under mpirun -np $n"
-  "${mpirun[@]}" -np "$n" "$build/tests/gpu_test" --gtest_color=no >"$out/gpu_test_np$n.log" 2>&1
+  timeout "$limit_gpu_test" "${mpirun[@]}" -np "$n" "$build/tests/gpu_test" --gtest_color=no >"$out/gpu_test_np$n.log" 2>&1
   rc=$?
   grep -E '^\[  (PASSED|FAILED|SKIPPED) |^step ' "$out/gpu_test_np$n.log"
   record "gpu_test_np${n}_exit" "$rc"
@@ -123,8 +138,8 @@ cuda_graphs = $3
 checkpoint_every_steps = 1000000
 sample_every_epochs = 1000
 TOML
-  if SHARDGAN_EMULATE_CUDA_GRAPHS=$cpu "$build/src/shardgan-train" --config "$run.toml" --run-dir "$run" \
-    >"$run.log" 2>&1; then
+  if SHARDGAN_EMULATE_CUDA_GRAPHS=$cpu timeout "$limit_run" "$build/src/shardgan-train" --config "$run.toml" \
+    --run-dir "$run" >"$run.log" 2>&1; then
     tail -n 1 "$run/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'
   else
     echo "error: $(grep -m1 'error' "$run.log" | cut -c1-160)"
@@ -132,7 +147,7 @@ TOML
 }
 peer() {  # BATCH AMP COMPILE -> img/s or the error
   local line
-  line=$(cd "$root/.gpu/peers" && "$python" dcgan_gpu.py --device "$device" --batch "$1" --iters "$peer_iters" \
+  line=$(cd "$root/.gpu/peers" && timeout "$limit_peer" "$python" dcgan_gpu.py --device "$device" --batch "$1" --iters "$peer_iters" \
     --amp "$2" --compile "$3" 2>"$work/peer.err" | grep -o 'img/s=[0-9.]*' | cut -d= -f2)
   [[ -n $line ]] && echo "$line" || echo "error: $(tail -n 1 "$work/peer.err" | cut -c1-160)"
 }
@@ -173,5 +188,7 @@ json.dump(doc, open(sys.argv[2], "w"), indent=2)
 print(json.dumps(doc, indent=2))
 PY
 say "done: $out/gpu_run.json"
-failed=$(awk -F'\t' '$1 ~ /_failed$|_exit$/ && $2 != 0' "$results" | wc -l)
+# Failures: a failed or aborted gpu_test, and a shardgan-train run that gave an error instead of img/s (the peer's
+# errors are its own: recorded, not counted).
+failed=$(awk -F'\t' '($1 ~ /_failed$|_exit$/ && $2 != 0) || ($1 ~ /^shardgan_/ && $2 ~ /^error/)' "$results" | wc -l)
 exit $((failed > 0))
