@@ -44,7 +44,8 @@ mkdir -p "$deps/ld"
 for deb in "$root"/.gpu/debs/*.deb; do dpkg-deb -x "$deb" "$deps" 2>/dev/null || dpkg -x "$deb" "$deps"; done
 # Only libraries this machine does not have go on the library path, so its own (newer) ones stay in use.
 have=$(ldconfig -p | awk '{ print $1 }' | sort -u)
-for lib in "$deps"/usr/lib/x86_64-linux-gnu/*.so.* "$deps"/usr/lib/x86_64-linux-gnu/hdf5/serial/*.so.*; do
+for lib in "$deps"/usr/lib/x86_64-linux-gnu/*.so.* "$deps"/lib/x86_64-linux-gnu/*.so.* \
+  "$deps"/usr/lib/x86_64-linux-gnu/hdf5/serial/*.so.* "$deps"/usr/lib/libpsm1/*.so.*; do
   [[ -e $lib ]] || continue
   name=$(basename "$lib")
   [[ $name =~ \.so\.[0-9]+$ ]] || continue  # sonames only (the loader asks for those)
@@ -57,6 +58,10 @@ if ! command -v mpirun >/dev/null; then
   export OPAL_PREFIX=$deps/usr PMIX_INSTALL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
   export OMPI_MCA_plm_rsh_agent=false  # one node: no ssh
 fi
+# MPI carries only the control plane here (one node; NCCL moves the gradients): shared memory and TCP, no UCX. In the
+# bare rehearsal (tests/legs/bare_gpu.sh) UCX's pml crashed every rank of gpu_test (SIGSEGV in libucs) once a rank
+# started a child process; a user's own OMPI_MCA_pml/btl settings win.
+export OMPI_MCA_pml=${OMPI_MCA_pml:-ob1} OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader,tcp} OMPI_MCA_osc=${OMPI_MCA_osc:-^ucx}
 command -v pkg-config >/dev/null || ln -sf pkgconf "$deps/usr/bin/pkg-config"
 say "dependencies: $(ls "$root"/.gpu/debs | wc -l) .debs unpacked in $deps; $(ls "$deps/ld" | wc -l) libraries the" \
   "machine lacks; mpirun: $(command -v mpirun)"
@@ -88,6 +93,8 @@ export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/
 export CPLUS_INCLUDE_PATH=$deps/usr/include/x86_64-linux-gnu:$deps/usr/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}
 export PKG_CONFIG_SYSROOT_DIR=$deps
 say "configuring $build"
+# Found again every run: the unpacked prefix is made anew, and a cache from an earlier one may name what it lacked.
+rm -f "$build/CMakeCache.txt"
 timeout "$limit_configure" cmake -S "$root" -B "$build" "${args[@]}" >"$out/cmake.log" 2>&1 ||
   { rc=$?; tail -n 30 "$out/cmake.log"; die "cmake (exit $rc; limit $limit_configure s)"; }
 unset PKG_CONFIG_SYSROOT_DIR
