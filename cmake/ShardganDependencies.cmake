@@ -39,6 +39,12 @@ if(NOT SHARDGAN_FUZZ)
       "${_shardgan_torch_lib_dir}: put ${TORCH_INSTALL_PREFIX} first on CMAKE_PREFIX_PATH")
   endif()
   message(STATUS "shardgan: LibTorch ${Torch_VERSION} from ${_shardgan_torch_lib_dir}")
+  # The torch 2.11 wheel's libtorch.so exports its own, unversioned copy of 83 std::filesystem functions (from the
+  # manylinux toolchain's static libstdc++ part). It comes before libstdc++ in an executable's load order, so every
+  # call binds to it, and its remove_all(path, error_code&) jumps to a null pointer (found by the bare GPU rehearsal:
+  # gpu_test crashed in TempDir's destructor). libstdc++ first in every binary's load order makes the system's
+  # definitions win, for our code and LibTorch's alike; harmless with every other LibTorch.
+  add_link_options("LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
 endif()
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)
