@@ -9,7 +9,7 @@
 #include <string>
 #include <system_error>
 
-#include "support/basics.hpp"
+#include "basics.hpp"
 
 namespace shardgan {
 namespace {
