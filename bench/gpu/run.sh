@@ -58,9 +58,8 @@ if ! command -v mpirun >/dev/null; then
   export OPAL_PREFIX=$deps/usr PMIX_INSTALL_PREFIX=$deps/usr PATH=$deps/usr/bin:$PATH
   export OMPI_MCA_plm_rsh_agent=false  # one node: no ssh
 fi
-# MPI carries only the control plane here (one node; NCCL moves the gradients): shared memory and TCP, no UCX. In the
-# bare rehearsal (tests/legs/bare_gpu.sh) UCX's pml crashed every rank of gpu_test (SIGSEGV in libucs) once a rank
-# started a child process; a user's own OMPI_MCA_pml/btl settings win.
+# MPI carries only the control plane here (one node; NCCL moves the gradients): shared memory and TCP, not UCX or
+# InfiniBand, whose libraries a GPU machine's image may lack; a user's own OMPI_MCA_pml/btl/osc settings win.
 export OMPI_MCA_pml=${OMPI_MCA_pml:-ob1} OMPI_MCA_btl=${OMPI_MCA_btl:-self,vader,tcp} OMPI_MCA_osc=${OMPI_MCA_osc:-^ucx}
 command -v pkg-config >/dev/null || ln -sf pkgconf "$deps/usr/bin/pkg-config"
 say "dependencies: $(ls "$root"/.gpu/debs | wc -l) .debs unpacked in $deps; $(ls "$deps/ld" | wc -l) libraries the" \
