@@ -35,6 +35,14 @@ struct Twins {
     eager.gradients(step);
     captured.gradients(step);
   }
+  /// Steps [from, to) with LibTorch's Adam on both.
+  void libtorch_steps(int64_t from, int64_t to) {
+    for (int64_t t = from; t < to; ++t) {
+      gradients(t);
+      eager_adam.step();
+      captured_adam.step();
+    }
+  }
   void expect_equal() const {
     EXPECT_TRUE(torch::equal(eager.weight, captured.weight));
     EXPECT_TRUE(torch::equal(eager.bias, captured.bias));
@@ -49,11 +57,7 @@ struct Twins {
 TEST(CapturableAdam, MatchesLibTorchAdamBitForBitAndKeepsItsState) {
   Twins twins(7);
   // Three LibTorch steps on both, then the capturable one takes over the second optimizer's state.
-  for (int64_t t = 0; t < 3; ++t) {
-    twins.gradients(t);
-    twins.eager_adam.step();
-    twins.captured_adam.step();
-  }
+  twins.libtorch_steps(0, 3);
   CapturableAdam capturable(twins.captured_adam);
   EXPECT_EQ(capturable.device_step(), 3);
   for (int64_t t = 3; t < 20; ++t) {
@@ -115,11 +119,7 @@ TEST(CapturableAdam, ASkippedUpdateChangesNothing) {
 // values, and the updates stay LibTorch's bit for bit (checkpoints keep working: the state is the optimizer's).
 TEST(CapturableAdam, GivesTheMomentsTheirParametersLayout) {
   Twins twins(13);
-  for (int64_t t = 0; t < 2; ++t) {
-    twins.gradients(t);
-    twins.eager_adam.step();
-    twins.captured_adam.step();
-  }
+  twins.libtorch_steps(0, 2);
   torch::optim::AdamParamState* state = nullptr;  // the 4-D weight's
   for (auto& entry : twins.captured_adam.state()) {
     auto& candidate = static_cast<torch::optim::AdamParamState&>(*entry.second);
