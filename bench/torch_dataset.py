@@ -8,6 +8,9 @@
 Pixels are /images (uint8 [N, H, W, C], RGB or grayscale) scaled as shardgan-train scales them (x * (1/127.5) - 1
 in float32: the same values, bit for bit); labels are /labels (int64, index into ds.class_names).
 
+It checks the manifest's format and version, the shard counts and each shard's /images dtype and shape, but not the
+XXH3 checksums: run `shardgan-pack verify DATA_DIR` on data from a shared folder first.
+
 h5py file handles must not cross a fork: every process (the main one and each DataLoader worker) opens the shards
 it reads itself, on first use. The dataset remembers the process id that opened its handles and, in a new process,
 drops the inherited ones unused and reopens; pickling (the "spawn"/"forkserver" start methods) carries no handles.
