@@ -72,7 +72,7 @@ int read(const std::string& dir, const std::string& cache, int64_t batch, int wo
          int threads) {
   data::ShardDataset::Options options;
   options.verify = false;
-  options.cache = cache == "memory" ? config::Cache::kMemory : config::Cache::kStream;
+  options.cache = cache == "memory" ? data::Cache::kMemory : data::Cache::kStream;
   const auto t_open = std::chrono::steady_clock::now();
   data::ShardDataset dataset(dir, options);
   const double open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_open).count();

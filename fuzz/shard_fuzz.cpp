@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     m.shards.push_back(shard);
     m.save(dir);
     data::ShardDataset::Options options;
-    options.cache = config::Cache::kStream;
+    options.cache = data::Cache::kStream;
     data::ShardDataset set(dir, options);
     const int64_t n = std::min<int64_t>(set.size(), 4);
     std::vector<int64_t> indices;

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "compat/error_message.hpp"
 #include "data/shard_dataset.hpp"
 #include "eval/classifier.hpp"
 #include "eval/evaluator.hpp"
@@ -17,7 +18,6 @@
 #include "train/gan.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
-#include "util/error_message.hpp"
 
 namespace {
 
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
       score_command(sc);
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "shardgan-eval: error: %s\n", error_message(e).c_str());
+    std::fprintf(stderr, "shardgan-eval: error: %s\n", shardgan::compat::error_message(e).c_str());
     return 1;
   }
   return 0;

@@ -16,12 +16,12 @@ using testing::TempDir;
 TEST(Loader, ServesEachStepsIndicesInOrderFromMemoryOrStream) {
   TempDir tmp;
   testing::write_set(tmp.path(), 23, 10);
-  for (config::Cache cache : {config::Cache::kMemory, config::Cache::kStream})
+  for (Cache cache : {Cache::kMemory, Cache::kStream})
     for (int threads : {1, 3}) {
       ShardDataset::Options options;
       options.cache = cache;
       const ShardDataset dataset(tmp.path(), options);
-      EXPECT_EQ(dataset.in_memory(), cache == config::Cache::kMemory);
+      EXPECT_EQ(dataset.in_memory(), cache == Cache::kMemory);
       const DistributedSampler sampler(dataset.size(), 3, 2, 1, 5);  // rank 1 of 2, batch 3: 3 steps per epoch
       Loader loader(dataset, sampler, 2, 7, /*depth=*/2, threads);   // crosses two epoch boundaries
       for (int64_t step = 2; step < 7; ++step) {
@@ -45,7 +45,7 @@ TEST(Loader, AReadErrorOnTheThreadIsRethrownByNext) {
   TempDir tmp;
   testing::write_set(tmp.path(), 23, 10);
   ShardDataset::Options options;
-  options.cache = config::Cache::kStream;
+  options.cache = Cache::kStream;
   options.verify = false;
   const ShardDataset dataset(tmp.path(), options);
   std::filesystem::resize_file(tmp / dataset.manifest().shards[1].file, 100);  // truncated after opening
@@ -72,7 +72,7 @@ TEST(Loader, StreamingReadsOnlyTheRowsAskedForNotWholeChunks) {
   TempDir tmp;
   testing::write_set(tmp.path(), 40000, 40000);  // one shard of 60-byte images: 10 chunks of 4369 rows (256 KiB)
   ShardDataset::Options options;
-  options.cache = config::Cache::kStream;
+  options.cache = Cache::kStream;
   options.verify = false;
   const ShardDataset dataset(tmp.path(), options);
   std::vector<uint8_t> out(dataset.shape().bytes());

@@ -2,11 +2,13 @@
 
 #include <filesystem>
 #include <set>
+#include <stdexcept>
 
 #include "fixtures.hpp"
 #include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/error.hpp"
+#include "util/error_message.hpp"
 #include "util/png.hpp"
 #include "util/random.hpp"
 #include "util/staging_dir.hpp"
@@ -102,6 +104,12 @@ TEST(Random, SplitmixKnownValuesAndStreamsThatDoNotCollide) {
   for (int rank = 0; rank < 64; ++rank) EXPECT_TRUE(seeds.insert(rng::rank_step_seed(7, 3, rank)).second) << rank;
   EXPECT_NE(rng::stream_seed(7, rng::Stream::kStepNoise, 3), rng::stream_seed(7, rng::Stream::kStepNoise, 4));
   EXPECT_NE(rng::stream_seed(7, rng::Stream::kStepNoise, 3), rng::stream_seed(8, rng::Stream::kStepNoise, 3));
+}
+
+TEST(ErrorMessage, OneLineWithoutTrailingNewlines) {
+  EXPECT_EQ(error_message(Error("data.toml: bad key\n  line 3\n\n")), "data.toml: bad key   line 3");
+  EXPECT_EQ(error_message(std::runtime_error("plain")), "plain");
+  EXPECT_EQ(error_message(std::runtime_error("\n")), "");
 }
 
 }  // namespace
