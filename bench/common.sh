@@ -33,12 +33,15 @@ seed_setup() {
   seed_toml "$work/data" "$work/seed.toml"
 }
 
-# mpi_launcher: the array `mpi`, mpirun as the benchmarks start it (no binding: 1 thread per rank on few cores;
-# --allow-run-as-root as root).
+# mpi_launcher: the array `mpi`, mpirun as the benchmarks start it: the one mpirun policy (launch/mpi-flags.sh:
+# --bind-to none, --allow-run-as-root as root), without --oversubscribe (a benchmark with more ranks than cores would
+# measure ranks sharing cores: mpirun refuses it instead).
+# shellcheck source=launch/mpi-flags.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../launch/mpi-flags.sh"
 mpi_launcher() {
-  mpi=(mpirun --bind-to none)
-  [[ $(id -u) -eq 0 ]] && mpi+=(--allow-run-as-root)
-  return 0
+  shardgan_mpi_flags
+  # shellcheck disable=SC2034  # used by the scripts that source this file
+  mpi=(mpirun "${mpi_policy_flags[@]}")
 }
 
 # last_img_per_s RUN_DIR: img/s of the last metrics.jsonl row.

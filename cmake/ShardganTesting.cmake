@@ -16,12 +16,20 @@ function(shardgan_add_test name)
     DISCOVERY_TIMEOUT 60)
 endfunction()
 
-# Root may run Open MPI only when told so; more ranks than cores need --oversubscribe.
-set(SHARDGAN_MPIEXEC_FLAGS --oversubscribe --bind-to none)
-execute_process(COMMAND id -u OUTPUT_VARIABLE _shardgan_uid OUTPUT_STRIP_TRAILING_WHITESPACE)
-if(_shardgan_uid STREQUAL "0")
-  list(APPEND SHARDGAN_MPIEXEC_FLAGS --allow-run-as-root)
+# The mpirun flags of the MPI tests: the one mpirun policy (launch/mpi-flags.sh, also used by the launchers and the
+# benchmarks), with --oversubscribe (the 3-rank tests share 2 cores): --bind-to none, --oversubscribe, and
+# --allow-run-as-root when configured as root (Open MPI refuses root otherwise). Read here at configure time, one
+# flag a line; editing the script re-runs the configuration.
+set(_shardgan_mpi_flags_sh ${CMAKE_CURRENT_LIST_DIR}/../launch/mpi-flags.sh)
+execute_process(COMMAND bash ${_shardgan_mpi_flags_sh} --oversubscribe
+  OUTPUT_VARIABLE _shardgan_mpi_flags ERROR_VARIABLE _shardgan_mpi_flags_err RESULT_VARIABLE _shardgan_mpi_flags_rc
+  OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT _shardgan_mpi_flags_rc EQUAL 0 OR _shardgan_mpi_flags STREQUAL "")
+  message(FATAL_ERROR
+    "launch/mpi-flags.sh --oversubscribe failed (${_shardgan_mpi_flags_rc}): ${_shardgan_mpi_flags_err}")
 endif()
+string(REPLACE "\n" ";" SHARDGAN_MPIEXEC_FLAGS "${_shardgan_mpi_flags}")
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_shardgan_mpi_flags_sh})
 
 # shardgan_add_mpi_test(NAME SOURCES... [LIBS ...] [RANKS n...] [TIMEOUT s])
 #   one gtest binary (shared MPI main: tests/support/mpi_main.cpp) run by CTest once per world size under

@@ -1,11 +1,14 @@
 # shellcheck shell=bash disable=SC2154,SC2317
-# Shared helpers for launch/train-local.sh and launch/train-hosts.sh (sourced, not run).
+# Shared helpers for launch/train-local.sh, launch/train-hosts.sh and cluster/slurm/train.sbatch (sourced, not run).
 #   SHARDGAN_TRAIN        the trainer binary (default: $SHARDGAN_BUILD_DIR/src/shardgan-train)
 #   SHARDGAN_BUILD_DIR    build folder (default: build/ in the repository)
 #   SHARDGAN_MPIRUN       mpirun to use (default: mpirun on PATH)
 #   SHARDGAN_MPIRUN_ARGS  extra mpirun arguments, split on blanks (e.g. "--mca btl self,tcp --display-map");
 #                         a --bind-to or --map-by here replaces the scripts' default --bind-to none
 # Needs: $prog (the calling script's name) and $root (the repository) set before sourcing.
+
+# shellcheck source=launch/mpi-flags.sh
+source "$root/launch/mpi-flags.sh"
 
 die() { echo "$prog: $*" >&2; exit 2; }
 
@@ -26,23 +29,16 @@ find_mpirun() {
   printf '%s\n' "$bin"
 }
 
-# mpirun flags every launch gets; fills the global array mpi_flags.
-#  --bind-to none: each rank runs several intra-op threads (runtime.threads, or cores on the node / ranks on the
-#   node), and Open MPI's default for 2 or fewer ranks (bind to core) would squeeze all of a rank's threads onto one
-#   core; --map-by socket:PE=k would bind k cores per rank, but only pays off on multi-socket nodes and fails when
-#   ranks x k exceed the cores, so it is left to SHARDGAN_MPIRUN_ARGS (which then replaces --bind-to none).
-#  --allow-run-as-root: only as root (containers, CI).
+# mpirun flags every launch gets, by the one mpirun policy (launch/mpi-flags.sh: --bind-to none unless
+# SHARDGAN_MPIRUN_ARGS binds, --oversubscribe when asked, --allow-run-as-root as root); fills the global arrays
+# mpi_flags (the policy's) and extra_mpi_args (SHARDGAN_MPIRUN_ARGS, split on blanks).
+#   base_mpi_flags [--oversubscribe]
 mpi_flags=()
 extra_mpi_args=()
 base_mpi_flags() {
   read -r -a extra_mpi_args <<<"${SHARDGAN_MPIRUN_ARGS:-}"
-  local a custom_binding=0
-  for a in "${extra_mpi_args[@]}"; do
-    [[ $a == --bind-to* || $a == --map-by* || $a == -bind-to* || $a == -map-by* ]] && custom_binding=1
-  done
-  ((custom_binding)) || mpi_flags+=(--bind-to none)
-  [[ $(id -u) -eq 0 ]] && mpi_flags+=(--allow-run-as-root)
-  return 0
+  shardgan_mpi_flags "$@" -- "${extra_mpi_args[@]}" || exit 2
+  mpi_flags+=("${mpi_policy_flags[@]}")
 }
 
 # Adds "-x NAME" for every environment variable the ranks need on every node: NCCL_* (NCCL_SOCKET_IFNAME,
@@ -63,27 +59,45 @@ pass_env() {
   done
 }
 
-# Runs the command in the background and waits for it, printing it first (on stderr, shell-quoted).
-#  SIGTERM/SIGUSR1/SIGUSR2 to this script become SIGUSR1 to mpirun, which forwards it to every rank on every node:
-#   the trainer checkpoints after the current step and exits 75. (SIGTERM to mpirun itself would reach the ranks
-#   too, but mpirun then SIGKILLs them after odls_base_sigkill_timeout = 1 s, before a real checkpoint is written,
-#   and exits 1; the trainer does not handle SIGUSR2.)  SIGINT (Ctrl-C) and SIGHUP abort the job as mpirun does.
-# Exits with mpirun's exit code: 0 done, 75 checkpointed after a signal, 70 watchdog, 1 other errors.
+# The one signal-forwarding launch (train-local.sh, train-hosts.sh: mpirun; cluster/slurm/train.sbatch: srun).
+# Runs the command in the background and waits for it, printing it first (on stderr, shell-quoted: "+ cmd ...").
+#  SIGTERM/SIGUSR1/SIGUSR2 to this script become SIGUSR1 to the command (mpirun, srun), which forwards it to every
+#   rank on every node: the trainer checkpoints after the current step and exits 75. (SIGTERM to the launcher itself
+#   would reach the ranks too, but mpirun then SIGKILLs them after odls_base_sigkill_timeout = 1 s and srun at once,
+#   before a real checkpoint is written; the trainer does not handle SIGUSR2.)
+#  SIGINT (Ctrl-C) and SIGHUP to this script abort the job: they reach the command as SIGTERM, which mpirun and srun
+#   both take as "end the job now" (a single SIGINT would only make srun print the tasks' state).
+#  Each signal is reported on stderr ("$prog: got SIGUSR1; ..."). One that arrives before the command has started is
+#  passed on right after it starts; one that arrives after it ended is reported and ignored (the traps stay until
+#  the caller removes them, so that a late signal cannot end the caller before it has acted on the exit code).
+# Returns the command's exit status: 0 done, 75 checkpointed after a signal, 70 watchdog, 1 other errors. The
+# launchers end with it (under set -e a non-zero status ends the script with that code); train.sbatch goes on
+# (requeue after 75) and removes the traps itself before it asks Slurm to requeue (and so end) it.
 run_forwarding_signals() {
   printf '+' >&2
   printf ' %q' "$@" >&2
   printf '\n' >&2
   local rc=0 sig
-  _sg_interrupted=0 _sg_child="" _sg_pending=()
-  # Traps first, so that a signal during the start cannot kill this script and orphan mpirun; one that arrives
-  # before mpirun exists is passed on right after it starts.
-  _sg_forward() {
+  _sg_interrupted=0 _sg_child="" _sg_done=0 _sg_pending=() _sg_name=${1##*/}
+  # Traps first, so that a signal during the start cannot kill this script and orphan the command.
+  _sg_forward() {  # RECEIVED SENT
+    if ((_sg_done)); then
+      echo "$prog: got SIG$1 after $_sg_name ended; ignored" >&2 || true
+      return 0
+    fi
     _sg_interrupted=1
-    if [[ -n $_sg_child ]]; then kill "-$1" "$_sg_child" 2>/dev/null || true; else _sg_pending+=("$1"); fi
+    if [[ $2 == USR1 ]]; then
+      echo "$prog: got SIG$1; asking the ranks to checkpoint and stop (SIGUSR1 to $_sg_name)" >&2 || true
+    else
+      echo "$prog: got SIG$1; ending the job (SIG$2 to $_sg_name)" >&2 || true
+    fi
+    if [[ -n $_sg_child ]]; then kill "-$2" "$_sg_child" 2>/dev/null || true; else _sg_pending+=("$2"); fi
   }
-  trap '_sg_forward USR1' TERM USR1 USR2
-  trap '_sg_forward INT' INT
-  trap '_sg_forward HUP' HUP
+  trap '_sg_forward TERM USR1' TERM
+  trap '_sg_forward USR1 USR1' USR1
+  trap '_sg_forward USR2 USR1' USR2
+  trap '_sg_forward INT TERM' INT
+  trap '_sg_forward HUP TERM' HUP
   "$@" &
   _sg_child=$!
   for sig in "${_sg_pending[@]}"; do kill "-$sig" "$_sg_child" 2>/dev/null || true; done
@@ -95,6 +109,6 @@ run_forwarding_signals() {
     if ((_sg_interrupted)); then _sg_interrupted=0; continue; fi
     break
   done
-  trap - TERM USR1 USR2 INT HUP
-  exit "$rc"
+  _sg_done=1 _sg_child=""
+  return "$rc"
 }

@@ -26,9 +26,11 @@
 # Threads: each rank uses runtime.threads, or (default 0) cores on its node / ranks on its node; OMP_NUM_THREADS
 # is passed on only when you set it. Devices: each rank uses GPU (local rank mod GPUs on its node) when the node
 # has GPUs (runtime.device = auto), so give each host as many slots as it has GPUs.
-# Signals: SIGTERM, SIGUSR1 or SIGUSR2 to this script reach every rank on every host as SIGUSR1: they checkpoint
-# after the current step and the script exits 75 (continue with --resume auto). Exit code = mpirun's (0, 1, 70,
-# 75); 2 = bad input (one line saying what). SIGINT/SIGHUP abort the job as mpirun does.
+# Signals (launch/lib.sh, run_forwarding_signals): SIGTERM, SIGUSR1 or SIGUSR2 to this script reach every rank on
+# every host as SIGUSR1: they checkpoint after the current step and the script exits 75 (continue with --resume
+# auto). Exit code = mpirun's (0, 1, 70, 75); 2 = bad input (one line saying what). SIGINT/SIGHUP abort the job
+# (SIGTERM to mpirun). mpirun flags: the policy of launch/mpi-flags.sh (--bind-to none unless SHARDGAN_MPIRUN_ARGS
+# binds, --allow-run-as-root as root).
 # The mpirun command is printed (on stderr) before it runs.
 set -euo pipefail
 prog="train-hosts.sh"
@@ -73,6 +75,7 @@ else
   echo "$prog: one rank per slot on $hosts host(s) from $hostfile (some hosts without slots=)" >&2
 fi
 
+# shellcheck disable=SC2119  # no --oversubscribe: the hostfile's slots decide
 base_mpi_flags
 pass_env
 run_forwarding_signals "$mpirun" "${np_flags[@]}" --hostfile "$hostfile" "${mpi_flags[@]}" "${extra_mpi_args[@]}" \

@@ -11,13 +11,18 @@
 #   (in CONFIG or as --set runtime.device=cpu); when no GPU was counted but runtime.device is "auto" (e.g.
 #   SHARDGAN_GPUS=0 on a GPU machine, or GPUs without nvidia-smi), --set runtime.device=cpu is added after your
 #   arguments, so that the ranks do not pick up GPUs by themselves (NPROC may then exceed the GPUs).
+#   runtime.device is read from the trainer's dry run, run once as a single process (no mpirun) before the launch:
+#   `shardgan-train --config CONFIG [your arguments] --set data.verify=false --set data.cache=stream --dry-run --json`
+#   (nothing hashed or loaded; python3 reads its JSON); a config or data error stops the script there, with the
+#   trainer's message and exit code.
 # Threads: OMP_NUM_THREADS = cores / NPROC (at least 1) unless already set; the trainer itself uses
 #   runtime.threads, or cores on the node / ranks on the node when that is 0 (the default) — the same number.
-#   Ranks are started with --bind-to none so those threads may use every core (see launch/lib.sh).
-#   More ranks than cores adds --oversubscribe (with a warning: ranks then share cores).
-# Signals: SIGTERM, SIGUSR1 or SIGUSR2 to this script reach every rank as SIGUSR1: they checkpoint after the
-#   current step and the script exits 75 (continue with --resume auto). Exit code = mpirun's (0, 1, 70 watchdog, 75);
-#   2 = bad input (one line saying what). SIGINT/SIGHUP abort the job as mpirun does.
+#   Ranks are started with --bind-to none so those threads may use every core, and more ranks than cores adds
+#   --oversubscribe (with a warning: ranks then share cores): the mpirun policy of launch/mpi-flags.sh.
+# Signals (launch/lib.sh, run_forwarding_signals): SIGTERM, SIGUSR1 or SIGUSR2 to this script reach every rank as
+#   SIGUSR1: they checkpoint after the current step and the script exits 75 (continue with --resume auto). Exit code
+#   = mpirun's (0, 1, 70 watchdog, 75); 2 = bad input (one line saying what); the dry run's code when it fails.
+#   SIGINT/SIGHUP abort the job (SIGTERM to mpirun).
 # Environment:
 #   SHARDGAN_TRAIN, SHARDGAN_BUILD_DIR   the trainer (default: build/src/shardgan-train in this repository)
 #   SHARDGAN_MPIRUN                      mpirun to use (default: mpirun)
@@ -42,25 +47,20 @@ config=$(abs_path "$config")
 train=$(find_trainer)
 mpirun=$(find_mpirun)
 
-# runtime.device from the trainer arguments (last --set wins), else from the config's [runtime] section.
-device=
-args=("$@")
-for ((i = 0; i < ${#args[@]}; i++)); do
-  a=${args[i]}
-  [[ $a == --set && $((i + 1)) -lt ${#args[@]} ]] && a=${args[i + 1]}
-  a=${a#--set=}
-  if [[ $a =~ ^runtime\.device=[\"\']?([a-z]+)[\"\']?$ ]]; then device=${BASH_REMATCH[1]}; fi
-done
-if [[ -z $device ]]; then
-  device=$(awk '
-    /^[[:space:]]*\[/ { s = $0; sub(/#.*$/, "", s); gsub(/[][[:space:]]/, "", s) }
-    s == "runtime" && /^[[:space:]]*device[[:space:]]*=/ {
-      v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]*#.*$/, "", v); gsub(/["\047[:space:]]/, "", v)
-      print v
-    }
-  ' "$config" | tail -1)
-fi
-device=${device:-auto}
+# runtime.device as the trainer resolves the configuration (CONFIG, then the --set arguments in order; before it
+# is matched to a device): from the trainer's own dry run, as one process (no mpirun), with data.verify=false so
+# that no shard is re-hashed. It prints one JSON object on stdout ({"config": {"runtime.device": ...}, "plan": ...});
+# its error (one line on stderr, e.g. a bad key or no data) ends this script with the trainer's exit code.
+command -v python3 >/dev/null 2>&1 || die "python3 not found (launch/bootstrap.sh installs it)"
+dry_rc=0
+dry_json=$("$train" --config "$config" "$@" --set data.verify=false --set data.cache=stream --dry-run --json) || dry_rc=$?
+((dry_rc == 0)) || exit "$dry_rc"
+device=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["config"]["runtime.device"])' \
+  <<<"$dry_json" 2>/dev/null) ||
+  die "the trainer's dry run (--dry-run --json) printed no config.runtime.device:" \
+    "$(head -c 200 <<<"$dry_json" | tr '\n' ' ')"
+[[ $device == @(auto|cpu|cuda) ]] ||
+  die "the trainer's dry run gave runtime.device = '$device' (auto, cpu or cuda expected)"
 
 count_gpus() {
   if [[ -n ${SHARDGAN_GPUS:-} ]]; then
@@ -102,11 +102,12 @@ threads=$((cores / np))
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads}
 echo "$prog: $what, $cores core(s), OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
 
-base_mpi_flags
+oversubscribe=()
 if ((np > cores)); then
-  mpi_flags+=(--oversubscribe)
+  oversubscribe=(--oversubscribe)
   echo "$prog: warning: $np ranks on $cores core(s): ranks share cores (slower than fewer ranks)" >&2
 fi
+base_mpi_flags "${oversubscribe[@]}"
 pass_env
 run_forwarding_signals "$mpirun" -np "$np" "${mpi_flags[@]}" "${extra_mpi_args[@]}" \
   "$train" --config "$config" "$@" "${cpu_args[@]}"

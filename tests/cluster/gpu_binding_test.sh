@@ -12,7 +12,8 @@
 #           count 2 / 2 / 1 / 0 / 0 and the ranks get the GPUs listed; SHARDGAN_GPUS overrides the count (0: CPU
 #           ranks even on a GPU machine); runtime.device = cpu (config, --set, --set=) gives CPU ranks with GPUs
 #           present; GPUs without nvidia-smi give CPU ranks; NCCL_*/SHARDGAN_* reach the ranks (mpirun -x);
-#           OMP_NUM_THREADS = cores / ranks.
+#           OMP_NUM_THREADS = cores / ranks; runtime.device comes from one dry run of the trainer (the probe answers
+#           --dry-run --json), run without mpirun, whose error and exit code are passed on.
 #   slurm   cluster/slurm/train.sbatch on a real one-machine Slurm cluster (cluster/local-slurm/up.sh with
 #           LOCAL_SLURM_GPUS=2: character devices made with mknod, declared as GRES gpu:2 in gres.conf), so that
 #           Slurm itself sets CUDA_VISIBLE_DEVICES per task: --gpus-per-node=2 --ntasks-per-node=2 (every task sees
@@ -94,10 +95,28 @@ for ((i = 0; i < n; i++)); do
   printf 'GPU %d: NVIDIA H100 80GB HBM3 (UUID: %s)\n' "\$i" "\$(printf 'GPU-5e1f0c2a-%04d-4b7d-9c1e-%012d' "\$i" "\$i")"
 done
 EOF
-# Stands in for shardgan-train: one file per rank in SHARDGAN_PROBE_DIR (written whole, then renamed).
+# Stands in for shardgan-train: one file per rank in SHARDGAN_PROBE_DIR (written whole, then renamed). Asked for
+# train-local.sh's dry run (--dry-run --json, one process before the launch) it records its arguments in dry-run
+# and answers as shardgan-train would: runtime.device from the config (device = "..." in the test's configs) and
+# the --set arguments (last wins), or shardgan-train's error line and exit 1 for a value it refuses.
 cat >"$tmp/bin/probe-train" <<'EOF'
 #!/usr/bin/env bash
 set -euo pipefail
+if [[ " $* " == *" --dry-run "* ]]; then
+  printf 'arg=%s\n' "$@" >>"$SHARDGAN_PROBE_DIR/dry-run"
+  [[ -n ${OMPI_COMM_WORLD_RANK:-} ]] && echo "under_mpirun" >>"$SHARDGAN_PROBE_DIR/dry-run"
+  device=auto prev=""
+  for a in "$@"; do  # in order: --config first, then the --set arguments
+    [[ $prev == --config ]] && device=$(sed -n 's/^device = "\([a-z]*\)".*/\1/p' "$a" | tail -1 | grep . || echo auto)
+    [[ $prev == --set ]] && a="--set=$a"
+    [[ $a =~ ^--set=runtime\.device=[\"\']?([a-z]*)[\"\']?$ ]] && device=${BASH_REMATCH[1]}
+    prev=$a
+  done
+  [[ $device == @(auto|cpu|cuda) ]] ||
+    { echo "shardgan-train: error: runtime.device: '$device' is not one of auto, cpu, cuda" >&2; exit 1; }
+  printf '{"config":{"runtime.device":"%s","runtime.threads":1},"plan":{"world_size":1,"device":"cpu"}}\n' "$device"
+  exit 0
+fi
 rank=${OMPI_COMM_WORLD_RANK:-${PMIX_RANK:-${SLURM_PROCID:-}}}
 [[ -n $rank ]] || { echo "probe-train: no rank in the environment" >&2; exit 1; }
 out=$SHARDGAN_PROBE_DIR/rank-$rank
@@ -245,7 +264,15 @@ test_local() {
   for want in "-x NCCL_DEBUG" "-x NCCL_SOCKET_IFNAME" "-x SHARDGAN_EXTRA"; do
     grep '^+ ' "$last_log" | grep -qF -- "$want" || fail "auto, 2 GPUs: mpirun was not given $want"
   done
-  ok "train-local.sh auto, 2 GPUs: 2 ranks on GPUs 0 and 1; arguments, NCCL_*, SHARDGAN_*, OMP_NUM_THREADS passed"
+  # runtime.device came from one dry run of the trainer, as one process (not under mpirun), with the user's
+  # arguments and data.verify=false, data.cache=stream after them (nothing hashed, nothing loaded).
+  want=$(printf 'arg=%s\n' --config "$cfg" --run-dir "$tmp/run dir" --set train.max_steps=3 --set data.verify=false \
+    --set data.cache=stream --dry-run --json)
+  [[ -f $probe_dir/dry-run ]] || fail "auto, 2 GPUs: train-local.sh ran no dry run of the trainer"
+  [[ $(<"$probe_dir/dry-run") == "$want" ]] ||
+    fail "auto, 2 GPUs: the dry run (once, without mpirun) was not as expected: $(tr '\n' ' ' <"$probe_dir/dry-run")"
+  ok "train-local.sh auto, 2 GPUs: 2 ranks on GPUs 0 and 1; arguments, NCCL_*, SHARDGAN_*, OMP_NUM_THREADS passed;" \
+    "one dry run first (no mpirun, --set data.verify=false --dry-run --json)"
 
   launch auto-4 4 -- auto "$cfg"
   ran "auto, 4 GPUs"
@@ -335,8 +362,15 @@ test_local() {
   expect_ranks "config cpu, --set runtime.device=auto, 2 GPUs" 2 cpu "gpu 0" "gpu 1"
   launch cuda-none 2 CUDA_VISIBLE_DEVICES=-1 -- 1 "$cfg" --set runtime.device=cuda
   refused "--set runtime.device=cuda, CUDA_VISIBLE_DEVICES=-1" "runtime.device = cuda but no GPU found"
+  # The trainer's dry run refuses the value: its line and exit code, nothing started.
+  launch dry-run-error 2 -- 2 "$cfg" --set runtime.device=gpu
+  ((rc == 1)) || fail "--set runtime.device=gpu: exit code $rc, expected the dry run's 1"
+  says "shardgan-train: error: runtime.device: 'gpu' is not one of" "--set runtime.device=gpu"
+  [[ -z $(rank_files) ]] || fail "--set runtime.device=gpu: ranks were started although the dry run failed"
+  grep -q '^+ ' "$last_log" && fail "--set runtime.device=gpu: the mpirun command ran although the dry run failed"
   ok "train-local.sh runtime.device=cpu (--set, --set=, config): CPU ranks with GPUs present, NPROC > GPUs allowed;" \
-    "--set runtime.device=auto over the config's cpu -> GPU ranks; cuda without a GPU refused"
+    "--set runtime.device=auto over the config's cpu -> GPU ranks; cuda without a GPU refused; the dry run's error" \
+    "passed on (exit 1, nothing started)"
 }
 
 # --- slurm: cluster/slurm/train.sbatch on a local cluster with 2 fake GPUs as GRES -------------------------------
