@@ -97,7 +97,8 @@ class WatchedCommunicator final : public Communicator {
 
 }  // namespace
 
-Watchdog::Watchdog(int rank, double timeout_s) : rank_(rank), timeout_s_(timeout_s), thread_([this] { run(); }) {}
+Watchdog::Watchdog(int rank, double timeout_s, std::chrono::milliseconds poll)
+    : rank_(rank), timeout_s_(timeout_s), poll_(poll), thread_([this] { run(); }) {}
 
 Watchdog::~Watchdog() {
   {
@@ -125,11 +126,12 @@ void Watchdog::set_timeout_action(std::function<void()> action) {
 
 void Watchdog::run() {
   std::unique_lock<std::mutex> lock(mutex_);
-  while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; })) {
+  while (!stop_cv_.wait_for(lock, poll_, [&] { return stop_; })) {
     const char* what = what_.load();
-    if (what == nullptr) continue;
-    const double waited = static_cast<double>(now_ns() - started_ns_.load()) * 1e-9;
-    if (waited < timeout_s_) continue;
+    if (what == nullptr || static_cast<double>(now_ns() - started_ns_.load()) * 1e-9 < timeout_s_) {
+      checks_.fetch_add(1);
+      continue;
+    }
     const std::function<void()> action = timeout_action_;
     lock.unlock();
     const int bucket = bucket_.load();
@@ -139,7 +141,7 @@ void Watchdog::run() {
     char when[48] = "before the first step";
     if (step >= 0) std::snprintf(when, sizeof(when), "at step %lld", step);
     std::fprintf(stderr,
-                 "shardgan-train: error: rank %d: %s%s %s did not complete within %.0f s (comm.timeout_s): "
+                 "shardgan-train: error: rank %d: %s%s %s did not complete within %g s (comm.timeout_s): "
                  "another rank died or hangs, ranks issued different collectives, or a file could not be read in "
                  "time; ending the job\n",
                  rank_, what, bucket_text, when, timeout_s_);

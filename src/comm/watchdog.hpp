@@ -1,5 +1,6 @@
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -12,14 +13,15 @@
 namespace shardgan::comm {
 
 /// Ends the job when a collective does not complete in time: a rank that died without MPI noticing, a hung NCCL
-/// kernel, or ranks that issue different collectives. A background thread looks once a second; when one wait has
-/// run longer than the timeout it runs the timeout action (the communicator's abort_collectives: ncclCommAbort for
-/// NCCL), prints rank, step and operation on stderr and ends this process (exit code 70) — mpirun/srun then take
-/// the other ranks down. Never a silent hang. What is timed is any wait between begin and end (a Scope): blocking
-/// collectives, bucket waits, the host's poll of a device fence, and the communicator's creation.
+/// kernel, or ranks that issue different collectives. A background thread looks every `poll` (once a second); when
+/// one wait has run longer than the timeout it runs the timeout action (the communicator's abort_collectives:
+/// ncclCommAbort for NCCL), prints rank, step and operation on stderr and ends this process (exit code 70) —
+/// mpirun/srun then take the other ranks down. Never a silent hang. What is timed is any wait between begin and end (a
+/// Scope): blocking collectives, bucket waits, the host's poll of a device fence, and the communicator's creation.
 class Watchdog {
  public:
-  Watchdog(int rank, double timeout_s);
+  /// `poll`: how often the thread looks (a timeout is noticed up to one poll late); tests use a short one.
+  Watchdog(int rank, double timeout_s, std::chrono::milliseconds poll = std::chrono::seconds(1));
   ~Watchdog();
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
@@ -47,17 +49,21 @@ class Watchdog {
   void set_timeout_action(std::function<void()> action);
   /// The number of the next asynchronous (bucket) all-reduce in this step.
   int next_bucket() { return bucket_counter_.fetch_add(1); }
+  /// How many times the thread has looked and found nothing to end (no wait, or one still within the timeout).
+  int64_t checks() const { return checks_.load(); }
 
  private:
   void run();
 
   int rank_;
   double timeout_s_;
+  std::chrono::milliseconds poll_;
   std::atomic<int64_t> step_{-1};
   std::atomic<const char*> what_{nullptr};
   std::atomic<int> bucket_{-1};
   std::atomic<int> bucket_counter_{0};
   std::atomic<int64_t> started_ns_{0};
+  std::atomic<int64_t> checks_{0};
   std::mutex mutex_;
   std::function<void()> timeout_action_;  ///< guarded by mutex_
   std::condition_variable stop_cv_;
