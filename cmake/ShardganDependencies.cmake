@@ -53,6 +53,18 @@ find_package(PNG REQUIRED)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(XXHash REQUIRED IMPORTED_TARGET libxxhash)
+# OpenCV's core and imgproc draw losses.png (src/report/plot.cpp): every build with LibTorch needs them, the fuzz build
+# does not. Found by header and library rather than find_package(OpenCV): Debian's OpenCVConfig.cmake (libopencv-dev)
+# fails unless the libraries of all ~55 of its modules are installed, where these two need only libopencv-core-dev and
+# libopencv-imgproc-dev. Kept apart from OpenCV_LIBS, so that the trainer links no codec when the packer is built.
+if(NOT SHARDGAN_FUZZ)
+  find_path(SHARDGAN_OPENCV_INCLUDE_DIR opencv2/imgproc.hpp PATH_SUFFIXES opencv4 REQUIRED)
+  find_library(SHARDGAN_OPENCV_CORE_LIBRARY opencv_core REQUIRED)
+  find_library(SHARDGAN_OPENCV_IMGPROC_LIBRARY opencv_imgproc REQUIRED)
+  set(SHARDGAN_OPENCV_DRAW_INCLUDE_DIRS ${SHARDGAN_OPENCV_INCLUDE_DIR})
+  set(SHARDGAN_OPENCV_DRAW_LIBS ${SHARDGAN_OPENCV_IMGPROC_LIBRARY} ${SHARDGAN_OPENCV_CORE_LIBRARY})
+  message(STATUS "shardgan: OpenCV core + imgproc (losses.png): ${SHARDGAN_OPENCV_CORE_LIBRARY}")
+endif()
 if(SHARDGAN_BUILD_PACKER)  # the packer's codecs
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)
   pkg_check_modules(LibArchive REQUIRED IMPORTED_TARGET libarchive)

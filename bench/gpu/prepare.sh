@@ -3,8 +3,10 @@
 # Python with a CUDA PyTorch wheel but no package archive. Fills .gpu/ (git-ignored; carry it: `carry: [".gpu"]`):
 #   .gpu/debs/    Debian 12 .debs of what the trainer needs and the GPU machine lacks: Open MPI, HDF5, GoogleTest,
 #                 the header-only libraries (CLI11, toml++, nlohmann-json), xxHash, libpng, OpenSSL and zlib headers,
-#                 and every library their programs and libraries load but the C/C++ runtimes (run.sh unpacks them
-#                 with dpkg -x, never into /, and puts on the library path only those the machine lacks)
+#                 OpenCV's core and imgproc (losses.png; not its codecs, which only the packer needs), and every
+#                 library their programs and libraries load but the C/C++ runtimes (OpenCV's core brings BLAS/LAPACK,
+#                 libGLX, X11 and TBB; run.sh unpacks them with dpkg -x, never into /, and puts on the library path
+#                 only those the machine lacks)
 #   .gpu/data/    a packed CIFAR-format set (2,000 records of the fixture generator: the seeds' 32x32x3 images)
 #   .gpu/peers/   ../shared/peers/dcgan_gpu.py and dcgan_ddp.py (the PyTorch peer), which do not travel otherwise
 # Usage: bench/gpu/prepare.sh [BUILD_DIR]   (a build with shardgan-pack and tests/shardgan-fixtures; default build/)
@@ -28,7 +30,8 @@ mkdir -p "$out.new/debs" "$out.new/peers"
 packages=(
   openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev
   libhdf5-dev libhdf5-103-1 libgtest-dev libcli11-dev libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev
-  libxxhash-dev libxxhash0 libpng-dev libpng16-16 libssl-dev libssl3 zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3)
+  libxxhash-dev libxxhash0 libpng-dev libpng16-16 libssl-dev libssl3 zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3
+  libopencv-core-dev libopencv-imgproc-dev libopencv-core406 libopencv-imgproc406)
 always_there='^(libc6|libstdc\+\+6|libgcc-s1|gcc-12-base|libcrypt1)$'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

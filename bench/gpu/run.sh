@@ -52,6 +52,26 @@ for lib in "$deps"/usr/lib/x86_64-linux-gnu/*.so.* "$deps"/lib/x86_64-linux-gnu/
   grep -qx "$name" <<<"$have" || ln -sf "$lib" "$deps/ld/$name"
 done
 export LD_LIBRARY_PATH=$deps/ld${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# dpkg -x makes no alternatives links either: OpenCV's core needs libblas.so.3 and liblapack.so.3, which live in
+# openblas-openmp/ (or blas/, lapack/). So whatever the unpacked libraries and programs still cannot load (ldd: "not
+# found", hence absent from this machine too) is linked in from wherever the unpacked tree holds it (the first path in
+# sorted order; else a file named SONAME.*), until nothing more is found: a library linked in may need another
+# (openblas' libblas.so.3 finds libopenblas.so.0 through $ORIGIN, which is ld/ once it is loaded through the link).
+for _ in 1 2 3 4 5 6; do
+  mapfile -t missing < <(find "$deps/usr" "$deps/lib" -type f \( -name '*.so*' -o -path '*/bin/*' \) -print0 \
+    2>/dev/null | xargs -0 -r ldd 2>/dev/null | awk '$2 == "=>" && $3 == "not" { print $1 }' | sort -u)
+  linked=0
+  for name in "${missing[@]}"; do
+    [[ $name == */* || -e $deps/ld/$name ]] && continue
+    lib=$(find "$deps/usr" "$deps/lib" -name "$name" \( -type f -o -type l \) 2>/dev/null | sort | head -n 1)
+    # else the file the link would name (libpsm1/libpsm_infinipath.so.1.16 for libpsm_infinipath.so.1)
+    [[ -n $lib ]] || lib=$(find "$deps/usr" "$deps/lib" -name "$name.*" -type f 2>/dev/null | sort | head -n 1)
+    [[ -n $lib && -e $lib ]] || continue
+    ln -sf "$lib" "$deps/ld/$name"
+    linked=$((linked + 1))
+  done
+  ((linked > 0)) || break
+done
 if ! command -v mpirun >/dev/null; then
   # Debian installs mpirun/mpicxx as alternatives links that dpkg -x does not make: make them here.
   for tool in mpirun mpiexec mpicxx mpicc; do ln -sf "$tool.openmpi" "$deps/usr/bin/$tool"; done
@@ -76,13 +96,16 @@ say "python torch $torch_version; CMake prefix for Torch: ${torch_prefix:-none, 
 record torch_version "$torch_version"
 record gpu "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 || echo none)"
 
-# --- build: the trainer and the CUDA checks (no packer: OpenCV and friends are not needed) --------------------
+# --- build: the trainer and the CUDA checks (no packer: OpenCV's codecs and friends are not needed) ----------
 build=$root/build-gpu
 [[ $cpu == 1 ]] && build=$root/build-gpu-cpu
 prefix="$deps/usr${torch_prefix:+;$torch_prefix}"
 args=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DSHARDGAN_BUILD_PACKER=OFF -DSHARDGAN_BUILD_TESTS=ON
   "-DMPI_CXX_COMPILER=$(command -v mpicxx)" "-DPKG_CONFIG_EXECUTABLE=$(PATH=$PATH:$deps/usr/bin command -v pkg-config)"
-  "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr")
+  "-DCMAKE_PREFIX_PATH=$prefix" "-DSHARDGAN_HDF5_DIR=$deps/usr"
+  # OpenCV core + imgproc (losses.png), found by find_path/find_library: CMAKE_PREFIX_PATH covers include/opencv4 and
+  # lib/<triplet> where CMake knows the triplet; these name the unpacked folders outright where it does not.
+  "-DCMAKE_INCLUDE_PATH=$deps/usr/include" "-DCMAKE_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu")
 [[ -n $nccl_root ]] && args+=("-DNCCL_ROOT=$nccl_root")
 # A GPU run without the NCCL communicator would fail every CUDA run in nccl_unavailable.cpp: stop at configure time.
 [[ $cpu == 0 || -n $nccl_root ]] && args+=(-DSHARDGAN_REQUIRE_NCCL=ON)
@@ -99,7 +122,7 @@ timeout "$limit_configure" cmake -S "$root" -B "$build" "${args[@]}" >"$out/cmak
 unset PKG_CONFIG_SYSROOT_DIR
 grep -E 'shardgan: NCCL' "$out/cmake.log"
 say "building shardgan-train and gpu_test with $jobs jobs"
-timeout "$limit_build" cmake --build "$build" --parallel "$jobs" --target shardgan-train gpu_test >"$out/build.log" 2>&1 ||
+timeout "$limit_build" cmake --build "$build" --parallel "$jobs" --target shardgan-train shardgan-train-emulated-graphs gpu_test >"$out/build.log" 2>&1 ||
   { rc=$?; grep -E 'error|Error' "$out/build.log" | head -n 30; die "build (exit $rc; limit $limit_build s)"; }
 record build_seconds $((SECONDS - t0))
 
@@ -144,7 +167,10 @@ cuda_graphs = $3
 checkpoint_every_steps = 1000000
 sample_every_epochs = 1000
 TOML
-  if SHARDGAN_EMULATE_CUDA_GRAPHS=$cpu timeout "$limit_run" "$build/src/shardgan-train" --config "$run.toml" \
+  # --cpu: runtime.cuda_graphs runs through the test build's twin of shardgan-train, which injects the CPU emulation.
+  local trainer=$build/src/shardgan-train
+  [[ $cpu == 1 && $3 == true ]] && trainer=$build/tests/shardgan-train-emulated-graphs
+  if timeout "$limit_run" "$trainer" --config "$run.toml" \
     --run-dir "$run" >"$run.log" 2>&1; then
     tail -n 1 "$run/metrics.jsonl" | sed 's/.*"img_per_s":\([0-9.]*\).*/\1/'
   else

@@ -121,56 +121,10 @@ figure img{image-rendering:pixelated;border:1px solid #ddd;width:320px} figcapti
 pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px} .muted{color:#666}
 )";
 
-}  // namespace
-
-std::string base64(const std::string& bytes) {
-  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                       static_cast<uint8_t>(bytes[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += alphabet[(v >> s) & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>& rows,
-                          const std::vector<EvalRow>& evals, const std::vector<ReportImage>& images) {
-  Curve loss_d{"loss_d", "#d62728", {}, {}}, loss_g{"loss_g", "#1f77b4", {}, {}};
-  Curve d_real{"D(x)", "#2ca02c", {}, {}}, d_fake{"D(G(z))", "#ff7f0e", {}, {}};
-  Curve speed{"img/s", "#9467bd", {}, {}}, augment_p{"p", "#e377c2", {}, {}};
-  for (const auto& r : rows) {
-    const auto s = static_cast<double>(r.step);
-    loss_d.x.push_back(s), loss_d.y.push_back(r.loss_d);
-    loss_g.x.push_back(s), loss_g.y.push_back(r.loss_g);
-    d_real.x.push_back(s), d_real.y.push_back(r.d_real);
-    d_fake.x.push_back(s), d_fake.y.push_back(r.d_fake);
-    if (r.img_per_s > 0) speed.x.push_back(s), speed.y.push_back(r.img_per_s);
-    if (r.augment_p) augment_p.x.push_back(s), augment_p.y.push_back(*r.augment_p);
-  }
-  Curve fd{"FD-clf", "#8c564b", {}, {}}, consistency{"class consistency", "#17becf", {}, {}};
-  for (const auto& e : evals) {
-    fd.x.push_back(e.epoch_fraction), fd.y.push_back(e.fd_clf);
-    if (e.class_consistency) consistency.x.push_back(e.epoch_fraction), consistency.y.push_back(*e.class_consistency);
-  }
-
-  std::string h =
-      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>shardgan report: " + escape(info.title) +
-      "</title><style>" + kStyle + "</style></head><body>\n";
-  h += "<h1>shardgan run report: " + escape(info.title) + "</h1>\n";
-  h += "<p class=\"muted\">Written by shardgan-train at every sample time; self-contained (opens offline).</p>\n";
-
-  h += "<h2>Summary</h2><table>";
+/// The summary table: steps, ranks, and, from the last rows, throughput, elapsed time, losses and metrics.
+std::string summary_section(const ReportInfo& info, const std::vector<MetricsRow>& rows,
+                            const std::vector<EvalRow>& evals) {
+  std::string h = "<h2>Summary</h2><table>";
   const MetricsRow* last = rows.empty() ? nullptr : &rows.back();
   auto row = [&](const std::string& k, const std::string& v) { h += "<tr><th>" + k + "</th><td>" + v + "</td></tr>"; };
   row("steps",
@@ -198,8 +152,31 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
         metric + ", " + num(static_cast<double>(e.n), "%.0f") + " images, " + escape(e.generator) + " generator");
   }
   h += "</table>\n";
+  return h;
+}
 
-  h += "<h2>Curves</h2><div class=\"charts\">";
+/// The charts: losses, D's probabilities and throughput by step, ADA's p when the rows have it, and the metrics by
+/// epoch when there are evaluations.
+std::string curves_section(const std::vector<MetricsRow>& rows, const std::vector<EvalRow>& evals) {
+  Curve loss_d{"loss_d", "#d62728", {}, {}}, loss_g{"loss_g", "#1f77b4", {}, {}};
+  Curve d_real{"D(x)", "#2ca02c", {}, {}}, d_fake{"D(G(z))", "#ff7f0e", {}, {}};
+  Curve speed{"img/s", "#9467bd", {}, {}}, augment_p{"p", "#e377c2", {}, {}};
+  for (const auto& r : rows) {
+    const auto s = static_cast<double>(r.step);
+    loss_d.x.push_back(s), loss_d.y.push_back(r.loss_d);
+    loss_g.x.push_back(s), loss_g.y.push_back(r.loss_g);
+    d_real.x.push_back(s), d_real.y.push_back(r.d_real);
+    d_fake.x.push_back(s), d_fake.y.push_back(r.d_fake);
+    if (r.img_per_s > 0) speed.x.push_back(s), speed.y.push_back(r.img_per_s);
+    if (r.augment_p) augment_p.x.push_back(s), augment_p.y.push_back(*r.augment_p);
+  }
+  Curve fd{"FD-clf", "#8c564b", {}, {}}, consistency{"class consistency", "#17becf", {}, {}};
+  for (const auto& e : evals) {
+    fd.x.push_back(e.epoch_fraction), fd.y.push_back(e.fd_clf);
+    if (e.class_consistency) consistency.x.push_back(e.epoch_fraction), consistency.y.push_back(*e.class_consistency);
+  }
+
+  std::string h = "<h2>Curves</h2><div class=\"charts\">";
   h += chart("Losses", "step", {loss_d, loss_g});
   h += chart("Discriminator's mean probability", "step", {d_real, d_fake});
   h += chart("Throughput (img/s, all ranks)", "step", {speed});
@@ -209,26 +186,35 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
     if (!consistency.x.empty()) h += chart("Class consistency (higher is better)", "epoch", {consistency});
   }
   h += "</div>\n";
-  if (!evals.empty()) {
-    h += "<p class=\"muted\">FD-clf: Fréchet distance between real and generated images in the feature space of the "
-         "run's own classifier (shardgan-eval train-classifier); not comparable with Inception FID. Class "
-         "consistency: how often that classifier assigns a generated image to the class it was generated for. "
-         "Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020): k-NN manifolds "
-         "(k = 3) in the same feature space; fidelity (precision, density) and diversity (recall, coverage).</p>";
-    h += "<table><tr><th>step</th><th>epoch</th><th>FD-clf</th><th>class consistency</th><th>precision</th>"
-         "<th>recall</th><th>density</th><th>coverage</th><th>D(real)</th><th>D(fake)</th></tr>";
-    for (const auto& e : evals)
-      h += "<tr><td>" + num(static_cast<double>(e.step), "%.0f") + "</td><td>" + num(e.epoch_fraction, "%.2f") +
-           "</td><td>" + num(e.fd_clf) + "</td><td>" +
-           (e.class_consistency ? num(*e.class_consistency * 100, "%.1f") + " %" : std::string("–")) + "</td><td>" +
-           num(e.precision, "%.3f") + "</td><td>" + num(e.recall, "%.3f") + "</td><td>" + num(e.density, "%.3f") +
-           "</td><td>" + num(e.coverage, "%.3f") + "</td><td>" + num(e.d_real, "%.3f") + "</td><td>" +
-           num(e.d_fake, "%.3f") + "</td></tr>";
-    h += "</table>\n";
-  }
+  return h;
+}
 
-  h += "<h2>Samples (fixed noise" + std::string(info.class_names.empty() ? "" : ", one row per class") +
-       ")</h2><div class=\"samples\">";
+/// What the metrics mean, and a table of every evaluation ("" when there is none).
+std::string metrics_section(const std::vector<EvalRow>& evals) {
+  if (evals.empty()) return "";
+  std::string h =
+      "<p class=\"muted\">FD-clf: Fréchet distance between real and generated images in the feature space of the "
+      "run's own classifier (shardgan-eval train-classifier); not comparable with Inception FID. Class "
+      "consistency: how often that classifier assigns a generated image to the class it was generated for. "
+      "Precision, recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020): k-NN manifolds "
+      "(k = 3) in the same feature space; fidelity (precision, density) and diversity (recall, coverage).</p>";
+  h += "<table><tr><th>step</th><th>epoch</th><th>FD-clf</th><th>class consistency</th><th>precision</th>"
+       "<th>recall</th><th>density</th><th>coverage</th><th>D(real)</th><th>D(fake)</th></tr>";
+  for (const auto& e : evals)
+    h += "<tr><td>" + num(static_cast<double>(e.step), "%.0f") + "</td><td>" + num(e.epoch_fraction, "%.2f") +
+         "</td><td>" + num(e.fd_clf) + "</td><td>" +
+         (e.class_consistency ? num(*e.class_consistency * 100, "%.1f") + " %" : std::string("–")) + "</td><td>" +
+         num(e.precision, "%.3f") + "</td><td>" + num(e.recall, "%.3f") + "</td><td>" + num(e.density, "%.3f") +
+         "</td><td>" + num(e.coverage, "%.3f") + "</td><td>" + num(e.d_real, "%.3f") + "</td><td>" +
+         num(e.d_fake, "%.3f") + "</td></tr>";
+  h += "</table>\n";
+  return h;
+}
+
+/// The sample grids, newest first, as data: URIs, and which class each row shows when the run has classes.
+std::string samples_section(const ReportInfo& info, const std::vector<ReportImage>& images) {
+  std::string h = "<h2>Samples (fixed noise" + std::string(info.class_names.empty() ? "" : ", one row per class") +
+                  ")</h2><div class=\"samples\">";
   for (auto it = images.rbegin(); it != images.rend(); ++it)  // newest first
     h += "<figure><img alt=\"" + escape(it->caption) + "\" src=\"data:image/png;base64," + base64(it->png) +
          "\"><figcaption>" + escape(it->caption) + "</figcaption></figure>";
@@ -240,6 +226,43 @@ std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>&
       names += (i ? ", " : "") + num(static_cast<double>(i), "%.0f") + " " + escape(info.class_names[i]);
     h += "<p class=\"muted\">Rows: " + names + "</p>\n";
   }
+  return h;
+}
+
+}  // namespace
+
+std::string base64(const std::string& bytes) {
+  static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
+                       static_cast<uint8_t>(bytes[i + 2]);
+    for (int s : {18, 12, 6, 0}) out += alphabet[(v >> s) & 63];
+  }
+  if (i < bytes.size()) {
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += i + 1 < bytes.size() ? alphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string render_report(const ReportInfo& info, const std::vector<MetricsRow>& rows,
+                          const std::vector<EvalRow>& evals, const std::vector<ReportImage>& images) {
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>shardgan report: " + escape(info.title) +
+      "</title><style>" + kStyle + "</style></head><body>\n";
+  h += "<h1>shardgan run report: " + escape(info.title) + "</h1>\n";
+  h += "<p class=\"muted\">Written by shardgan-train at every sample time; self-contained (opens offline).</p>\n";
+  h += summary_section(info, rows, evals);
+  h += curves_section(rows, evals);
+  h += metrics_section(evals);
+  h += samples_section(info, images);
   h += "<h2>Configuration (resolved)</h2><pre>" + escape(info.config_toml) + "</pre>\n</body></html>\n";
   return h;
 }

@@ -7,7 +7,6 @@
 #include <nlohmann/json.hpp>
 
 #include "fixtures.hpp"
-#include "report/font.hpp"
 #include "report/report.hpp"
 #include "report/rows.hpp"
 #include "report/run_outputs.hpp"
@@ -188,18 +187,6 @@ TEST(Rows, NonFiniteValuesRoundTripAsNaN) {
   EXPECT_EQ(e->n, 0);
   EXPECT_EQ(e->generator, "");
   EXPECT_FALSE(report::parse_eval_row(nlohmann::ordered_json::parse("{\"kind\":5,\"step\":3}")));
-}
-
-TEST(Font, DrawsDigitsAndSkipsPixelsOutsideTheImage) {
-  Image img(20, 10, 3, 0);
-  const uint8_t white[3] = {255, 255, 255};
-  report::draw_text(img, -3, 5, "18?", white);  // partly outside; '?' is not in the font
-  int lit = 0;
-  for (uint8_t v : img.pixels) lit += v == 255;
-  EXPECT_GT(lit, 0);
-  Image blank(20, 10, 3, 0);
-  report::draw_text(blank, 0, 0, "?", white);
-  for (uint8_t v : blank.pixels) EXPECT_EQ(v, 0);
 }
 
 }  // namespace
