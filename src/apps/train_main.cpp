@@ -1,54 +1,6 @@
 // shardgan-train: trains a GAN on packed shards, as one process or as N ranks under mpirun/srun.
-#include <CLI/CLI.hpp>
-#include <cstdio>
-
-#include "comm/mpi_session.hpp"
-#include "config/config.hpp"
-#include "shardgan/config.hpp"
-#include "train/stop_signal.hpp"
-#include "train/trainer.hpp"
-#include "util/error_message.hpp"
+#include "apps/train_cli.hpp"
 
 int main(int argc, char** argv) {
-  using namespace shardgan;
-  CLI::App app{"shardgan-train " SHARDGAN_VERSION
-               ": data-parallel GAN training on shardgan shards "
-               "(one process, or N ranks under mpirun/srun). Keys: docs/configuration.md"};
-  std::string config_file, run_dir, resume;
-  std::vector<std::string> overrides;
-  bool dry_run = false;
-  app.add_option("--config", config_file, "TOML run configuration")->required();
-  app.add_option("--set", overrides, "override a key: section.key=value (repeatable)");
-  app.add_option("--run-dir", run_dir, "output folder (default: runs/<config name>)");
-  app.add_option("--resume", resume, "auto (newest valid checkpoint, or start fresh) or a checkpoint/run folder");
-  app.add_flag("--dry-run", dry_run, "validate config and data, print the plan, train nothing");
-  app.set_version_flag("--version", SHARDGAN_VERSION);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-
-  train::tune_allocator();
-  train::install_stop_handlers();  // before MPI_Init, which may wait for the other ranks
-  comm::MpiSession session(&argc, &argv);
-  train::install_stop_handlers();  // again, in case the MPI library installed its own
-  try {
-    train::TrainOptions options;
-    options.config = config::load(config_file, overrides);
-    options.run_dir = run_dir.empty() ? std::filesystem::path("runs") / std::filesystem::path(config_file).stem()
-                                      : std::filesystem::path(run_dir);
-    options.resume = resume;
-    options.dry_run = dry_run;
-    return train::train(options, session);
-  } catch (const std::exception& e) {
-    if (session.size() > 1) {
-      std::fprintf(stderr, "shardgan-train: error: rank %d: %s\n", session.rank(), error_message(e).c_str());
-      std::fflush(stderr);
-      comm::MpiSession::abort(1);  // no rank is left waiting in a collective
-    }
-    std::fprintf(stderr, "shardgan-train: error: %s\n", error_message(e).c_str());
-    return 1;
-  }
-  return 0;
+  return shardgan::apps::train_cli(argc, argv, /*make_graph=*/{});
 }

@@ -2,6 +2,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 namespace shardgan::config {
@@ -107,6 +109,9 @@ struct Config {
 
   /// The resolved configuration as TOML (every key, defaults included).
   std::string to_toml() const;
+  /// Every key ("section.key") with its value, in the order of to_toml (words such as runtime.device as strings).
+  using Value = std::variant<std::string, bool, int64_t, double>;
+  std::vector<std::pair<std::string, Value>> entries() const;
   /// Hash of the keys that change the models' shapes (model.*): a checkpoint only loads into the same.
   std::string model_hash() const;
   /// Hash of the whole resolved configuration.

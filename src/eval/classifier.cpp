@@ -11,6 +11,7 @@
 #include "model/image_tensor.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 #include "util/random.hpp"
 
 namespace shardgan::eval {
@@ -45,6 +46,31 @@ double accuracy(Classifier& model, const data::ShardDataset& dataset, const std:
   }
   model->train();
   return indices.empty() ? 0.0 : static_cast<double>(correct) / static_cast<double>(indices.size());
+}
+
+/// The images a classifier trains on and those held out for its accuracy.
+struct Split {
+  std::vector<int64_t> train, holdout;
+};
+
+/// The test split when the ids have both it and others, else a random `options.holdout_fraction` held out (the
+/// order from `options.seed`'s holdout stream).
+Split split_holdout(const data::ShardDataset& dataset, const TrainClassifierOptions& options) {
+  const std::vector<std::string> ids = dataset.ids();
+  std::vector<int64_t> train, holdout;
+  // Test-split ids as shardgan-pack writes them: Fashion-MNIST "test#17", CIFAR-10 "test_batch.bin#17".
+  const auto is_test = [](const std::string& id) {
+    return id.rfind("test#", 0) == 0 || id.rfind("test_batch.bin#", 0) == 0;
+  };
+  for (std::size_t i = 0; i < ids.size(); ++i) (is_test(ids[i]) ? holdout : train).push_back(i);
+  if (holdout.empty() || train.empty()) {
+    train.clear(), holdout.clear();
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(options.seed, rng::Stream::kHoldout));
+    const Tensor order = torch::randperm(dataset.size(), gen, torch::kInt64);
+    const auto n_holdout = static_cast<int64_t>(static_cast<double>(dataset.size()) * options.holdout_fraction);
+    for (int64_t i = 0; i < dataset.size(); ++i) (i < n_holdout ? holdout : train).push_back(order[i].item<int64_t>());
+  }
+  return {std::move(train), std::move(holdout)};
 }
 
 }  // namespace
@@ -104,10 +130,11 @@ void save_classifier(const fs::path& file, Classifier& classifier, const Classif
 }
 
 Classifier load_classifier(const fs::path& file, ClassifierInfo* info, torch::Device device) {
-  if (!fs::exists(file))
+  if (file_kind(file) == FileKind::kMissing)
     fail(file.string(),
          ": classifier file does not exist (make one with shardgan-eval "
          "train-classifier)");
+  require_regular_file(file, "classifier file");  // before torch::load opens it: a FIFO would block it
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(file.string());
@@ -134,7 +161,7 @@ Classifier load_classifier(const fs::path& file, ClassifierInfo* info, torch::De
     if (info != nullptr) *info = i;
     return model;
   } catch (const c10::Error& e) {
-    fail(file.string(), ": cannot read classifier (", e.what_without_backtrace(), ")");
+    fail(file.string(), ": cannot read classifier (", shardgan::quoted(e.what_without_backtrace(), 1000), ")");
   }
 }
 
@@ -152,20 +179,7 @@ Classifier train_classifier(const data::ShardDataset& dataset, const TrainClassi
                             ClassifierInfo* info) {
   const auto& names = dataset.manifest().class_names;
   if (names.size() < 2) fail("a classifier needs at least 2 classes; this data set has ", names.size());
-  const std::vector<std::string> ids = dataset.ids();
-  std::vector<int64_t> train, holdout;
-  // Test-split ids as shardgan-pack writes them: Fashion-MNIST "test#17", CIFAR-10 "test_batch.bin#17".
-  const auto is_test = [](const std::string& id) {
-    return id.rfind("test#", 0) == 0 || id.rfind("test_batch.bin#", 0) == 0;
-  };
-  for (std::size_t i = 0; i < ids.size(); ++i) (is_test(ids[i]) ? holdout : train).push_back(i);
-  if (holdout.empty() || train.empty()) {
-    train.clear(), holdout.clear();
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(rng::stream_seed(options.seed, rng::Stream::kHoldout));
-    const Tensor order = torch::randperm(dataset.size(), gen, torch::kInt64);
-    const auto n_holdout = static_cast<int64_t>(static_cast<double>(dataset.size()) * options.holdout_fraction);
-    for (int64_t i = 0; i < dataset.size(); ++i) (i < n_holdout ? holdout : train).push_back(order[i].item<int64_t>());
-  }
+  const auto [train, holdout] = split_holdout(dataset, options);
   if (train.empty()) fail("no training images left after holding out ", holdout.size());
 
   ClassifierInfo i;

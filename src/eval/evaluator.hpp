@@ -7,6 +7,7 @@
 
 #include "comm/communicator.hpp"
 #include "eval/classifier.hpp"
+#include "eval/eval_result.hpp"
 #include "eval/frechet.hpp"
 #include "model/discriminator.hpp"
 #include "model/generator.hpp"
@@ -17,18 +18,6 @@ class ShardDataset;
 
 namespace shardgan::eval {
 
-/// One evaluation of a generator (and its discriminator) against the real data.
-struct EvalResult {
-  int64_t n = 0;                            ///< generated images (= real images) compared
-  double fd_clf = 0;                        ///< Fréchet distance in the classifier's feature space
-  std::optional<double> class_consistency;  ///< conditional models: classifier accuracy on the requested classes
-  std::vector<double> per_class;            ///< the same per class (conditional models)
-  double d_real = 0, d_fake = 0;            ///< discriminator's mean probability on the real and the generated images
-  /// k-NN manifold metrics in the classifier's feature space (eval/manifold.hpp, k = 3).
-  double precision = 0, recall = 0, density = 0, coverage = 0;
-  std::vector<double> fd_per_class;  ///< conditional models: FD-clf of each class's images (NaN below 2 per class)
-  double seconds = 0;
-};
 
 /// FD-clf, precision/recall/density/coverage, class consistency and per-class FD-clf, and discriminator scores,
 /// sharded over the ranks of `comm` (nullptr: one process).

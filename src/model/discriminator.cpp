@@ -5,6 +5,11 @@
 #include <torch/nn/modules/batchnorm.h>
 #include <torch/nn/modules/conv.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+
+#include <mutex>
+
 #include "model/fast_dropout.hpp"
 #include "model/generator.hpp"
 #include "model/spectral_norm.hpp"
@@ -14,7 +19,7 @@ namespace shardgan::model {
 DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(options) {
   namespace nn = torch::nn;
   check_image_size(options.image_size());
-  if (options.resnet()) {
+  if (options.arch() == Arch::kResNet) {
     ResNetOptions r;
     r.image_size = options.image_size();
     r.channels = options.channels();
@@ -34,7 +39,7 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
       blocks->push_back(conv);
     }
     blocks->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.2)));
-    if (size > 8 && options.dropout() > 0) blocks->push_back(FastDropout(options.dropout()));
+    if (size > 8 && options.dropout() > 0) blocks->push_back(FastDropout(options.dropout(), dropout_generator_));
     in = out;
     out *= 2;
   }
@@ -47,6 +52,29 @@ DiscriminatorImpl::DiscriminatorImpl(DiscriminatorOptions options) : options_(op
     head_ = nn::AnyModule(register_module("head", head));
   }
   if (options.num_classes() > 0) embed_ = register_module("embed", nn::Embedding(options.num_classes(), in * 16));
+}
+
+void DiscriminatorImpl::seed_dropout(uint64_t seed) {
+  {
+    std::lock_guard<std::mutex> lock(dropout_generator_.mutex());
+    dropout_generator_.set_current_seed(seed);
+  }
+  const auto params = parameters();
+  if (params.empty() || !params.front().is_cuda()) return;
+  at::Generator device_generator = at::globalContext().defaultGenerator(params.front().device());
+  std::lock_guard<std::mutex> lock(device_generator.mutex());
+  device_generator.set_current_seed(seed);
+}
+
+void init_weights(Arch arch, torch::nn::Module& module) {
+  switch (arch) {
+    case Arch::kResNet:
+      resnet_init(module);
+      return;
+    case Arch::kDcgan:
+      break;
+  }
+  dcgan_init(module);
 }
 
 torch::Tensor DiscriminatorImpl::forward(const torch::Tensor& images, const torch::Tensor& labels) {

@@ -5,7 +5,9 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
+#include <ATen/CPUGeneratorImpl.h>
 
+#include "model/architecture.hpp"
 #include "model/resnet.hpp"
 
 namespace shardgan::model {
@@ -21,8 +23,8 @@ struct DiscriminatorOptions {
   TORCH_ARG(int64_t, num_classes) = 0;
   /// Spectral normalisation of every convolution and of the linear head (model/spectral_norm.hpp).
   TORCH_ARG(bool, spectral_norm) = false;
-  /// The residual network of model/resnet.hpp instead of the DCGAN (no dropout).
-  TORCH_ARG(bool, resnet) = false;
+  /// Which network (model/architecture.hpp).
+  TORCH_ARG(Arch, arch) = Arch::kDcgan;
 };
 
 /// [Conv(4, s2) → LeakyReLU(0.2) → Dropout]×k (no dropout after the last) → flatten → Linear(1): one logit per image
@@ -33,9 +35,13 @@ class DiscriminatorImpl : public torch::nn::Module {
   /// images: [B, C, S, S]; labels: [B] (conditional only). Returns logits [B].
   torch::Tensor forward(const torch::Tensor& images, const torch::Tensor& labels = {});
   const DiscriminatorOptions& options() const { return options_; }
+  /// Seeds the generator dropout draws from (its own CPU generator; on a GPU the device's default one, which a CUDA
+  /// graph replays): the trainer seeds it for every step and rank, so masks depend on nothing else.
+  void seed_dropout(uint64_t seed);
 
  private:
   DiscriminatorOptions options_;
+  at::Generator dropout_generator_ = at::make_generator<at::CPUGeneratorImpl>(0);
   torch::nn::Sequential blocks_{nullptr};
   torch::nn::AnyModule head_;  ///< Linear(features → 1), spectrally normalised or not
   torch::nn::Embedding embed_{nullptr};

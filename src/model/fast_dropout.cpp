@@ -64,8 +64,8 @@ torch::Tensor dropout_mask(torch::IntArrayRef sizes, double p, uint64_t seed, co
 torch::Tensor FastDropoutImpl::forward(const torch::Tensor& input) {
   if (!is_training() || p_ <= 0) return input;
   if (!input.device().is_cpu()) return torch::dropout(input, p_, /*train=*/true);
-  const auto seed =
-      static_cast<uint64_t>(torch::randint(std::numeric_limits<int64_t>::max(), {1}, torch::kInt64).item<int64_t>());
+  const auto seed = static_cast<uint64_t>(
+      torch::randint(std::numeric_limits<int64_t>::max(), {1}, generator_, torch::kInt64).item<int64_t>());
   return MaskedScale::apply(input, dropout_mask(input.sizes(), p_, seed, input.options()));
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
+#include <ATen/core/Generator.h>
 #include <torch/types.h>
 
 namespace shardgan::model {
@@ -8,17 +9,19 @@ namespace shardgan::model {
 /// Inverted dropout whose CPU mask comes from a counter-based generator (splitmix64, 16 bits per element) instead of
 /// one Mersenne-Twister draw per element: the same distribution (keep probability resolved to 1/65536), about ten
 /// times cheaper to draw — dropout was 15% of a CPU training step of the seeds' DCGAN with torch::nn::Dropout. Its
-/// seed is one draw from LibTorch's global generator per call, so torch::manual_seed still makes runs reproducible.
-/// CUDA tensors use torch::dropout.
+/// seed is one draw per call from `generator`, a CPU generator its owner seeds (the discriminator's: see
+/// DiscriminatorImpl::seed_dropout), never LibTorch's global one. CUDA tensors use torch::dropout, which draws from
+/// the device's default generator (the one a CUDA graph can replay).
 class FastDropoutImpl : public torch::nn::Cloneable<FastDropoutImpl> {
  public:
-  explicit FastDropoutImpl(double p = 0.5) : p_(p) {}
+  FastDropoutImpl(double p, at::Generator generator) : p_(p), generator_(std::move(generator)) {}
   void reset() override {}
   torch::Tensor forward(const torch::Tensor& input);
   double p() const { return p_; }
 
  private:
   double p_;
+  at::Generator generator_;
 };
 TORCH_MODULE(FastDropout);
 

@@ -28,7 +28,7 @@ void check_image_size(int64_t image_size) {
 GeneratorImpl::GeneratorImpl(GeneratorOptions options) : options_(options) {
   namespace nn = torch::nn;
   check_image_size(options.image_size());
-  if (options.resnet()) {
+  if (options.arch() == Arch::kResNet) {
     ResNetOptions r;
     r.image_size = options.image_size();
     r.channels = options.channels();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/communicator.hpp"
+#include "model/architecture.hpp"
 #include "model/resnet.hpp"
 #include "model/sync_batch_norm.hpp"
 
@@ -29,9 +30,8 @@ struct GeneratorOptions {
   TORCH_ARG(int64_t, embed_dim) = 50;
   /// Spectral normalisation of the projection and every transposed convolution (model/spectral_norm.hpp).
   TORCH_ARG(bool, spectral_norm) = false;
-  /// The residual network of model/resnet.hpp instead of the DCGAN (class-conditional BatchNorm instead of the label
-  /// embedding; embed_dim unused).
-  TORCH_ARG(bool, resnet) = false;
+  /// Which network (model/architecture.hpp).
+  TORCH_ARG(Arch, arch) = Arch::kDcgan;
 };
 
 /// BatchNorm layers are SyncBatchNorm modules: per-rank statistics (`local`, identical to torch::nn::BatchNorm) until

@@ -28,20 +28,9 @@ std::string text(const ordered_json& j, const char* key) {
 
 EvalRow eval_row(const eval::EvalResult& r, int64_t step, double epoch_fraction, const std::string& generator) {
   EvalRow row;
+  static_cast<eval::EvalResult&>(row) = r;
   row.step = step;
   row.epoch_fraction = epoch_fraction;
-  row.fd_clf = r.fd_clf;
-  row.class_consistency = r.class_consistency;
-  row.per_class = r.per_class;
-  row.d_real = r.d_real;
-  row.d_fake = r.d_fake;
-  row.precision = r.precision;
-  row.recall = r.recall;
-  row.density = r.density;
-  row.coverage = r.coverage;
-  row.fd_per_class = r.fd_per_class;
-  row.n = r.n;
-  row.seconds = r.seconds;
   row.generator = generator;
   return row;
 }

@@ -7,9 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace shardgan::eval {
-struct EvalResult;
-}
+#include "eval/eval_result.hpp"
 
 namespace shardgan::report {
 
@@ -24,18 +22,11 @@ struct MetricsRow {
 };
 
 /// One evaluation (a line of metrics.jsonl with "kind": "eval"; also what shardgan-eval score prints).
-struct EvalRow {
+/// The evaluation's numbers are eval::EvalResult's (one type); the row adds when and of which generator.
+struct EvalRow : eval::EvalResult {
   int64_t step = 0;
   double epoch_fraction = 0;  ///< steps done / steps per epoch
-  double fd_clf = 0;
-  std::optional<double> class_consistency;
-  std::vector<double> per_class;
-  double d_real = 0, d_fake = 0;
-  double precision = 0, recall = 0, density = 0, coverage = 0;
-  std::vector<double> fd_per_class;  ///< conditional models, in class order (NaN: fewer than 2 images of a class)
-  int64_t n = 0;
-  double seconds = 0;
-  std::string generator;  ///< "ema" or "g"
+  std::string generator;      ///< "ema" or "g"
 };
 
 /// The row of an evaluation of `generator` ("ema" or "g") after `step` steps.

@@ -20,6 +20,7 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
   if (spec.shape.height != spec.shape.width)
     fail("images are ", spec.shape.height, "x", spec.shape.width, "; the models need square images");
   model::check_image_size(spec.shape.height);
+  const config::Arch arch = config.model.arch;
   const int64_t classes = conditional ? static_cast<int64_t>(spec.class_names.size()) : 0;
   const auto g_options = model::GeneratorOptions(spec.shape.height, spec.shape.channels)
                              .z_dim(config.model.z_dim)
@@ -28,17 +29,16 @@ Gan::Gan(const config::Config& config, const DataSpec& data_spec, torch::Device 
                              .num_classes(classes)
                              .embed_dim(config.model.embed_dim)
                              .spectral_norm(config.model.spectral_norm == config::SpectralNorm::kGD)
-                             .resnet(config.model.arch == config::Arch::kResNet);
+                             .arch(arch);
   generator = model::Generator(g_options);
   discriminator = model::Discriminator(model::DiscriminatorOptions(spec.shape.height, spec.shape.channels)
                                            .width(config.model.d_width)
                                            .dropout(config.model.dropout)
                                            .num_classes(classes)
                                            .spectral_norm(config.model.spectral_norm != config::SpectralNorm::kNone)
-                                           .resnet(config.model.arch == config::Arch::kResNet));
-  const auto init = config.model.arch == config::Arch::kResNet ? model::resnet_init : model::dcgan_init;
-  init(*generator);
-  init(*discriminator);
+                                           .arch(arch));
+  model::init_weights(arch, *generator);
+  model::init_weights(arch, *discriminator);
   generator->to(device);
   discriminator->to(device);
   if (config.runtime.channels_last) {
@@ -120,17 +120,6 @@ model::GeneratorImpl& Gan::sampling_generator(bool use_ema) {
   }
   generator_ema->eval();
   return *generator_ema;
-}
-
-parallel::NamedTensors Gan::named_tensors() const {
-  parallel::NamedTensors named;
-  for (const auto& p : generator->named_parameters()) named.emplace_back("generator/" + p.key(), p.value());
-  for (const auto& b : generator->named_buffers()) named.emplace_back("generator/" + b.key(), b.value());
-  for (const auto& p : discriminator->named_parameters()) named.emplace_back("discriminator/" + p.key(), p.value());
-  for (const auto& b : discriminator->named_buffers()) named.emplace_back("discriminator/" + b.key(), b.value());
-  if (generator_ema)
-    for (const auto& p : generator_ema->named_parameters()) named.emplace_back("generator_ema/" + p.key(), p.value());
-  return named;
 }
 
 int64_t parameter_count(const torch::nn::Module& module) {

@@ -10,7 +10,6 @@
 #include "model/discriminator.hpp"
 #include "model/generator.hpp"
 #include "model/spectral_norm.hpp"
-#include "parallel/consistency.hpp"
 #include "train/loss_scaler.hpp"
 
 namespace shardgan::train {
@@ -34,9 +33,6 @@ struct Gan {
   /// G's weights, not to their average); or G itself when model.g_ema = 0 (or `use_ema` is false). Restore G's
   /// training mode after use.
   model::GeneratorImpl& sampling_generator(bool use_ema = true);
-  /// Every tensor the ranks must agree on, named: G's parameters and buffers, D's parameters and buffers (spectral
-  /// normalisation's u, v), the EMA generator's parameters ("generator/…", "discriminator/…", "generator_ema/…").
-  parallel::NamedTensors named_tensors() const;
 
   DataSpec spec;
   bool conditional;

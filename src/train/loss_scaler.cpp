@@ -40,9 +40,11 @@ torch::Tensor LossScaler::unscale_and_check(const std::vector<torch::Tensor>& pa
   return torch::stack(bad).any();
 }
 
-void LossScaler::update(bool skipped) {
-  if (!enabled_ || on_device()) return;
-  if (skipped) {
+void LossScaler::update(int skipped) {
+  if (!enabled_) return;
+  if (on_device()) fail("LossScaler::update on a device-mode scaler: its step ends with end_step_on_device");
+  if (skipped > 0) {
+    host_skips_ += skipped;
     scale_ = std::max(kMinScale, scale_ * kBackoff);
     good_steps_ = 0;
   } else if (++good_steps_ >= growth_every_) {
@@ -98,8 +100,12 @@ void LossScaler::end_step_on_device() {
 }
 
 int64_t LossScaler::take_skips() {
-  const auto n = static_cast<int64_t>(skips_.item<double>());
-  skips_.zero_();
+  int64_t n = host_skips_;
+  host_skips_ = 0;
+  if (on_device()) {
+    n += static_cast<int64_t>(skips_.item<double>());
+    skips_.zero_();
+  }
   return n;
 }
 

@@ -29,8 +29,9 @@ class LossScaler {
   /// waiting for it) a boolean scalar: whether any element is inf or NaN. This is this rank's verdict: the trainer
   /// reads it under the watchdog and all-reduces it, so that every rank skips the same updates.
   torch::Tensor unscale_and_check(const std::vector<torch::Tensor>& parameters) const;
-  /// End of a training step: `skipped` says whether any update of the step was skipped. Nothing on the device.
-  void update(bool skipped);
+  /// End of a training step in host mode: `skipped` updates of the step were skipped (0: none). A device-mode
+  /// scaler ends its steps with end_step_on_device instead (calling this one is an error).
+  void update(int skipped);
 
   /// From now on the state lives on `device` (runtime.cuda_graphs); enabled scalers only.
   void to_device(torch::Device device);
@@ -39,7 +40,7 @@ class LossScaler {
   void note_update(const torch::Tensor& skipped);
   /// Device mode: the end of a training step (the rule of `update`, on the device, from the noted verdicts).
   void end_step_on_device();
-  /// Device mode: updates skipped since the last call (reads the device).
+  /// Updates skipped since the last call, in either mode (device mode: reads the device).
   int64_t take_skips();
 
   double value() const;
@@ -52,6 +53,7 @@ class LossScaler {
   double scale_;
   int64_t growth_every_;
   int64_t good_steps_ = 0;
+  int64_t host_skips_ = 0;  ///< host mode: updates skipped since take_skips
   torch::Tensor scale_t_, good_steps_t_, step_skipped_, skips_;  ///< device mode (float64 scalars)
 };
 

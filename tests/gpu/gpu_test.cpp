@@ -30,6 +30,7 @@
 #include "train/capturable_adam.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
+#include "train/model_state.hpp"
 
 namespace shardgan {
 namespace {
@@ -101,7 +102,7 @@ TEST(Cuda, CheckpointsMoveBetweenCudaAndCpu) {
   torch::manual_seed(3);
   train::Gan cpu(cfg, kSpec, torch::kCPU);
   train::load_checkpoint(dir, cpu, cfg.model_hash(), /*optimizers=*/true);
-  const auto a = gpu.named_tensors(), b = cpu.named_tensors();
+  const auto a = train::state_tensors(gpu), b = train::state_tensors(cpu);
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(b[i].second.device().is_cpu()) << b[i].first;
     EXPECT_TRUE(torch::equal(a[i].second.cpu(), b[i].second)) << a[i].first;
@@ -112,7 +113,7 @@ TEST(Cuda, CheckpointsMoveBetweenCudaAndCpu) {
   torch::manual_seed(4);
   train::Gan gpu2(cfg, kSpec, kGpu);
   train::load_checkpoint(back, gpu2, cfg.model_hash(), /*optimizers=*/true);
-  const auto c = gpu2.named_tensors();
+  const auto c = train::state_tensors(gpu2);
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(c[i].second.is_cuda()) << c[i].first;
     EXPECT_TRUE(torch::equal(a[i].second, c[i].second)) << a[i].first;
@@ -473,7 +474,7 @@ TEST(Cuda, FusedAdamAndForeachEmaMatchThePerParameterForms) {
     }
   }
   EXPECT_EQ(adam.device_step(), 4);
-  const auto a = fused.named_tensors(), b = reference.named_tensors();
+  const auto a = train::state_tensors(fused), b = train::state_tensors(reference);
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_LT(relative_difference(b[i].second, a[i].second), 1e-5) << a[i].first;
   adam.store_host_step();  // what a checkpoint saves: LibTorch's count
   for (const auto& entry : fused.optim_g->state())

@@ -17,6 +17,7 @@
 #include "run_files.hpp"
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
+#include "train/model_state.hpp"
 #include "compat/torch_compat.hpp"
 #include "util/checksum.hpp"
 #include "util/png.hpp"
@@ -50,17 +51,20 @@ class TrainCli : public ::testing::Test {
                                      "keep_checkpoints = 2\n[runtime]\nthreads = 1\n");
   }
   /// `env`: variable assignments for the command ("NAME=value ").
-  RunResult train(const std::string& args, const std::string& env = "") const {
-    return testing::run(env + SHARDGAN_TRAIN_BIN + " --config " + q(config_) + " " + args);
+  /// `bin`: shardgan-train, or its test twin that injects the CPU graph emulation (kEmulatedGraphs).
+  RunResult train(const std::string& args, const std::string& env = "", const char* bin = SHARDGAN_TRAIN_BIN) const {
+    return testing::run(env + bin + " --config " + q(config_) + " " + args);
   }
-  RunResult train_mpi(int ranks, const std::string& args, const std::string& env = "") const {
-    return testing::run(env + SHARDGAN_MPIEXEC + " -np " + std::to_string(ranks) + " " + SHARDGAN_TRAIN_BIN +
-                        " --config " + q(config_) + " " + args);
+  RunResult train_mpi(int ranks, const std::string& args, const std::string& env = "",
+                      const char* bin = SHARDGAN_TRAIN_BIN) const {
+    return testing::run(env + SHARDGAN_MPIEXEC + " -np " + std::to_string(ranks) + " " + bin + " --config " +
+                        q(config_) + " " + args);
   }
-  /// runtime.cuda_graphs without a GPU: the graph code path with the CPU emulation the trainer has for tests.
-  static inline const std::string kEmulatedGraphs = "SHARDGAN_EMULATE_CUDA_GRAPHS=1 ";
+  /// runtime.cuda_graphs without a GPU: the graph code path through the CPU emulation, which the test build's twin
+  /// of shardgan-train (tests/support/train_emulated_graphs.cpp) injects; shardgan-train itself has no such switch.
+  static inline const char* const kEmulatedGraphs = SHARDGAN_TRAIN_GRAPHS_BIN;
   RunResult train_graphs(const std::string& args) const {
-    return train(args + " --set runtime.cuda_graphs=true", kEmulatedGraphs);
+    return train(args + " --set runtime.cuda_graphs=true", "", kEmulatedGraphs);
   }
   static RunResult sample(const std::string& args) {
     return testing::run(std::string(SHARDGAN_SAMPLE_BIN) + " " + args);
@@ -93,14 +97,8 @@ class TrainCli : public ::testing::Test {
 /// All parameters and buffers of the checkpoint's models, by name.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const fs::path& dir) {
   train::RestoredModels restored = train::restore_models(dir);
-  train::Gan& gan = restored.gan;
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  std::vector<torch::nn::Module*> modules{gan.generator.get(), gan.discriminator.get()};
-  if (gan.generator_ema) modules.push_back(gan.generator_ema.get());
-  for (auto* m : modules) {
-    for (const auto& p : m->named_parameters()) out.emplace_back(p.key(), p.value().clone());
-    for (const auto& b : m->named_buffers()) out.emplace_back(b.key(), b.value().clone());
-  }
+  for (const auto& [name, t] : train::state_tensors(restored.gan)) out.emplace_back(name, t.clone());
   return out;
 }
 
@@ -123,6 +121,16 @@ TEST_F(TrainCli, DryRunPrintsThePlan) {
   EXPECT_NE(r.out.find("8 per rank, 8 global"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("12 per epoch x 3 epochs = 36"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(tmp_ / "run"));
+  // --json: the same plan as one JSON object on stdout (what launch/train-local.sh reads), the --set applied.
+  const auto j = train("--dry-run --json --set runtime.device=cpu --run-dir " + q(tmp_ / "run"));
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  const auto plan = nlohmann::json::parse(j.out);
+  EXPECT_EQ(plan["config"]["runtime.device"], "cpu");
+  EXPECT_EQ(plan["config"]["data.path"], (data_->path() / "tiny").string());
+  EXPECT_EQ(plan["plan"]["total_steps"], 36);
+  EXPECT_EQ(plan["plan"]["class_names"].size(), 2u);
+  EXPECT_FALSE(fs::exists(tmp_ / "run"));
+  EXPECT_NE(train("--json").exit_code, 0);  // only with --dry-run
 }
 
 TEST_F(TrainCli, ShortRunWritesOutputsLossesMoveAndSamplesChange) {
@@ -308,8 +316,8 @@ TEST_F(TrainCli, TwoRanksUnderMpirunTrainOneModel) {
   for (const auto& row : rows) EXPECT_TRUE(std::isfinite(row.loss_d) && std::isfinite(row.loss_g));
   torch::manual_seed(0);
   const train::Gan initial(config::load(config_, {"train.batch_size=4"}), state.spec, torch::kCPU);
-  const auto trained = train::restore_models(tmp_ / "run").gan.named_tensors();
-  const auto init = initial.named_tensors();
+  const auto trained = train::state_tensors(train::restore_models(tmp_ / "run").gan);
+  const auto init = train::state_tensors(initial);
   ASSERT_EQ(trained.size(), init.size());
   int moved = 0;
   for (std::size_t i = 0; i < init.size(); ++i) moved += !torch::equal(trained[i].second, init[i].second);
@@ -419,7 +427,8 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
   const auto no_r1 = at_12("no-r1");
   ASSERT_EQ(one.size(), no_r1.size());
   const auto d_head = [](const auto& tensors) {  // D's head weight (only D has a head)
-    return std::find_if(tensors.begin(), tensors.end(), [](const auto& t) { return t.first == "head.layer.weight"; });
+    return std::find_if(tensors.begin(), tensors.end(),
+                        [](const auto& t) { return t.first == "discriminator/head.layer.weight"; });
   };
   ASSERT_NE(d_head(one), one.end());
   EXPECT_FALSE(torch::equal(d_head(one)->second, d_head(no_r1)->second));  // R1 changed D
@@ -440,7 +449,7 @@ TEST_F(TrainCli, SmallDataToolsKeepRanksTimesBatchAndBitIdenticalResume) {
   const auto has = [&](const std::string& name) {
     return std::any_of(one.begin(), one.end(), [&](const auto& t) { return t.first == name; });
   };
-  EXPECT_TRUE(has("blocks.0.u") && has("head.v") && has("project.u"));
+  EXPECT_TRUE(has("discriminator/blocks.0.u") && has("discriminator/head.v") && has("generator/project.u"));
 
   // p moved, is logged, and is the same in the three runs' checkpoints.
   const auto state = [&](const char* run) {
@@ -565,7 +574,7 @@ TEST_F(TrainCli, Fp16TrainsWithADynamicLossScaleOrIsRefusedWhereLibTorchCannot) 
       train_mpi(2,
                 "--run-dir " + q(tmp_ / "two-graphs") + fp16 +
                     " --set train.max_steps=8 --set train.batch_size=4 --set runtime.cuda_graphs=true",
-                kEmulatedGraphs);
+                "", kEmulatedGraphs);
   ASSERT_EQ(two_graphed.exit_code, 0) << two_graphed.err;
   for (const auto& [eager, graphed, step] : std::vector<std::tuple<std::string, std::string, std::string>>{
            {"straight", "graphs", "step-000012"}, {"two", "two-graphs", "step-000008"}}) {

@@ -80,13 +80,16 @@ TEST(FastDropout, KeepsOneMinusPScaledAndIsReproducible) {
   const double both = (a.select(1, 0) * a.select(1, 1)).mean().item<double>();
   EXPECT_NEAR(both, 0.49, 0.003);
 
-  FastDropout dropout(0.3);
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  FastDropout dropout(0.3, gen);
   const torch::Tensor x = torch::ones({64, 100}, torch::requires_grad());
-  torch::manual_seed(7);
+  gen.set_current_seed(7);
   const auto y1 = dropout->forward(x);
-  torch::manual_seed(7);
+  torch::manual_seed(1);  // LibTorch's global generator plays no part
+  gen.set_current_seed(7);
   const auto y2 = dropout->forward(x);
-  EXPECT_TRUE(torch::equal(y1, y2));  // seeded from LibTorch's generator
+  EXPECT_TRUE(torch::equal(y1, y2));  // seeded from its own generator
+  EXPECT_FALSE(torch::equal(y1, dropout->forward(x)));  // which advances
   y1.sum().backward();
   EXPECT_TRUE(torch::equal(x.grad(), y1.detach()));  // gradient passes through the same mask
   dropout->eval();
@@ -199,8 +202,8 @@ namespace {
 TEST(ResNet, BuildsFor32To128PixelsAndTrainsEveryParameter) {
   for (int64_t size : {32, 64, 128}) {
     torch::manual_seed(1);
-    Generator g(GeneratorOptions(size, 3).resnet(true).width(8).z_dim(16).num_classes(3).spectral_norm(true));
-    Discriminator d(DiscriminatorOptions(size, 3).resnet(true).width(8).num_classes(3).spectral_norm(true));
+    Generator g(GeneratorOptions(size, 3).arch(Arch::kResNet).width(8).z_dim(16).num_classes(3).spectral_norm(true));
+    Discriminator d(DiscriminatorOptions(size, 3).arch(Arch::kResNet).width(8).num_classes(3).spectral_norm(true));
     dcgan_init(*g);  // replaced below by the ResNet initialisation
     resnet_init(*g);
     resnet_init(*d);
@@ -220,7 +223,7 @@ TEST(ResNet, BuildsFor32To128PixelsAndTrainsEveryParameter) {
 
 TEST(ResNet, ClassConditionalBatchNormStartsAsPlainBatchNormAndThenDependsOnTheClass) {
   torch::manual_seed(2);
-  Generator g(GeneratorOptions(32, 1).resnet(true).width(4).z_dim(8).num_classes(2));
+  Generator g(GeneratorOptions(32, 1).arch(Arch::kResNet).width(4).z_dim(8).num_classes(2));
   resnet_init(*g);
   g->eval();
   const torch::Tensor z = torch::randn({1, 8}).repeat({2, 1});

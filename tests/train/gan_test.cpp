@@ -10,6 +10,7 @@
 #include "compat/torch_compat.hpp"
 #include "config/config.hpp"
 #include "train/gan.hpp"
+#include "train/model_state.hpp"
 #include "train/loss.hpp"
 
 namespace shardgan {
@@ -33,7 +34,7 @@ TEST(Gan, ChannelsLastPutsEvery4dWeightInThatLayoutAndKeepsTheValues) {
   auto cfg = tiny_config(0.999);
   cfg.runtime.channels_last = true;
   const train::Gan nhwc(cfg, spec, torch::kCPU);
-  const auto a = plain.named_tensors(), b = nhwc.named_tensors();
+  const auto a = train::state_tensors(plain), b = train::state_tensors(nhwc);
   ASSERT_EQ(a.size(), b.size());
   int four_d = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -127,15 +128,29 @@ TEST(Loss, BceAndHingeMatchTheirFormulas) {
   EXPECT_NEAR(hinge->generator(fake).item<float>(), -(-3.0f + 0.0f + 1.5f) / 3, 1e-6);
 }
 
-TEST(Gan, NamedTensorsCoverEveryModelTensorOnce) {
+// The one state registry: every tensor of every model once, named by its model; the agreed view leaves out exactly
+// the EMA generator's buffers (re-estimated when it samples).
+TEST(Gan, StateTensorsCoverEveryModelTensorOnce) {
   const train::DataSpec spec{{8, 8, 1}, {"a", "b"}};
   train::Gan gan(tiny_config(0.999), spec, torch::kCPU);
-  const auto named = gan.named_tensors();
+  const auto named = train::state_tensors(gan);
   std::set<std::string> names;
   for (const auto& [name, t] : named) EXPECT_TRUE(names.insert(name).second) << name;
-  EXPECT_EQ(named.size(), gan.generator->parameters().size() + gan.generator->buffers().size() +
-                              gan.discriminator->parameters().size() + gan.generator_ema->parameters().size());
+  std::size_t expected = 0;
+  for (const auto* m : std::vector<const torch::nn::Module*>{gan.generator.get(), gan.discriminator.get(),
+                                                             gan.generator_ema.get()})
+    expected += m->parameters().size() + m->buffers().size();
+  EXPECT_EQ(named.size(), expected);
   EXPECT_EQ(names.count("generator_ema/" + gan.generator_ema->named_parameters().begin()->key()), 1u);
+  ASSERT_FALSE(gan.generator_ema->buffers().empty());
+  const auto agreed = train::state_tensors(gan, train::StateView::kAgreed);
+  EXPECT_EQ(agreed.size(), expected - gan.generator_ema->buffers().size());
+  for (const auto& b : gan.generator_ema->named_buffers())
+    for (const auto& [name, t] : agreed) EXPECT_NE(name, "generator_ema/" + b.key());
+  const auto modules = train::state_modules(gan);
+  ASSERT_EQ(modules.size(), 3u);
+  EXPECT_EQ(modules[2].name, "generator_ema");
+  EXPECT_EQ(train::state_optimizers(gan).size(), 2u);
 }
 
 }  // namespace

@@ -70,5 +70,26 @@ TEST(LossScaler, DisabledPassesEverythingThrough) {
   EXPECT_EQ(s.value(), 65536);
 }
 
+// Skipped updates are counted one way in both modes: take_skips gives the updates skipped since the last call.
+TEST(LossScaler, TakeSkipsCountsSkippedUpdatesInBothModes) {
+  LossScaler host(true, 64, 100);
+  host.update(2);  // both updates of a step skipped
+  host.update(0);
+  host.update(1);
+  EXPECT_EQ(host.take_skips(), 3);
+  EXPECT_EQ(host.take_skips(), 0);
+  EXPECT_EQ(host.value(), 16);  // halved twice: once per step with a skip
+
+  LossScaler device(true, 64, 100);
+  device.to_device(torch::kCPU);
+  device.note_update(torch::ones({}, torch::kFloat64));
+  device.note_update(torch::zeros({}, torch::kFloat64));
+  device.end_step_on_device();
+  EXPECT_EQ(device.take_skips(), 1);
+  EXPECT_EQ(device.value(), 32);
+  // A device-mode scaler's step ends on the device: the host rule is refused, not silently ignored.
+  EXPECT_THROW(device.update(1), std::exception);
+}
+
 }  // namespace
 }  // namespace shardgan::train
