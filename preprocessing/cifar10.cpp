@@ -2,14 +2,20 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
+#include <span>
 
-#include "image_index.hpp"
 #include "util/checksum.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::pack {
 namespace fs = std::filesystem;
@@ -41,7 +47,7 @@ class RecordPacker {
   }
 
   /// Checks the size is whole records and every label byte is 0-9, keeps the selected records (CHW→HWC).
-  std::vector<uint8_t> select(const std::string& where, const std::vector<uint8_t>& bytes,
+  std::vector<uint8_t> select(const std::string& where, std::span<const uint8_t> bytes,
                               std::vector<std::pair<int64_t, int>>& picked) const {
     if (bytes.size() % kRecordBytes != 0)
       fail(where, ": ", bytes.size(), " bytes is not a whole number of ", kRecordBytes,
@@ -66,7 +72,7 @@ class RecordPacker {
     return images;
   }
 
-  void write(const std::string& file, const std::vector<uint8_t>& bytes) {
+  void write(const std::string& file, std::span<const uint8_t> bytes) {
     std::vector<std::pair<int64_t, int>> picked;
     const auto images = select(file, bytes, picked);
     for (std::size_t i = 0; i < picked.size(); ++i) {
@@ -102,12 +108,41 @@ struct ArchiveReader {
   }
 };
 
+/// "<size> bytes is over the 64 MiB limit of a CIFAR-10 batch file (...)" when `size` is, else empty.
+std::string batch_size_problem(int64_t size) {
+  if (size >= 0 && static_cast<uint64_t>(size) <= kMaxCifar10BatchBytes) {
+    if (size % static_cast<int64_t>(kRecordBytes) == 0) return "";
+    return cat(size, " bytes is not a whole number of ", kRecordBytes, "-byte records (truncated file?)");
+  }
+  return cat(size, " bytes is over the ", byte_size(kMaxCifar10BatchBytes),
+             " limit of a CIFAR-10 batch file (the published ones are 30730000 bytes, 10000 records)");
+}
+
+/// Opens the regular file `path` for reading without blocking on it (a FIFO put in its place after the check is
+/// refused, not waited on).
+std::FILE* open_regular(const fs::path& path, std::string_view what) {
+  require_regular_file(path, what);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) fail(path.string(), ": cannot open (", std::strerror(errno), ")");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(what, " ", path.string(), ": is not a regular file (it changed while being opened)");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::FILE* file = ::fdopen(fd, "rb");
+  if (file == nullptr) {
+    ::close(fd);
+    fail(path.string(), ": cannot open (", std::strerror(errno), ")");
+  }
+  return file;
+}
+
 void pack_from_archive(const Cifar10Options& options, const std::vector<std::string>& files, RecordPacker& packer,
                        PackOutput& output) {
   const std::string where = options.input.string();
   ArchiveReader reader;
-  reader.file = std::fopen(options.input.c_str(), "rb");
-  if (reader.file == nullptr) fail(where, ": cannot open");
+  reader.file = open_regular(options.input, "CIFAR-10 archive");
   struct archive* a = archive_read_new();
   archive_read_support_filter_all(a);
   archive_read_support_format_tar(a);
@@ -123,7 +158,8 @@ void pack_from_archive(const Cifar10Options& options, const std::vector<std::str
     fail(where, ": not a readable archive (", archive_error_string(a), ")");
 
   // Members may come in any order: each is packed when its turn comes in `files` order, so the output order does not
-  // depend on the archive's; one arriving early is held in memory until then.
+  // depend on the archive's; one arriving early is held in memory until then (at most all six batch files, each
+  // within kMaxCifar10BatchBytes).
   std::map<std::string, std::vector<uint8_t>> waiting;
   std::size_t next = 0;
   bool saw_folder = false;
@@ -137,12 +173,13 @@ void pack_from_archive(const Cifar10Options& options, const std::vector<std::str
     const std::string base = name.substr(slash + std::string(kFolder).size() + 1);
     if (std::find(files.begin(), files.end(), base) == files.end()) continue;
     const auto size = archive_entry_size(entry);
-    if (size % static_cast<la_int64_t>(kRecordBytes) != 0)
-      fail(where, ":", name, ": ", size, " bytes is not a whole number of ", kRecordBytes,
-           "-byte records (truncated file?)");
+    if (const std::string problem = batch_size_problem(size); !problem.empty())
+      fail(where, ":", shardgan::quoted(name), ": ", problem);
+    if (waiting.count(base) > 0 || std::find(files.begin(), files.begin() + next, base) != files.begin() + next)
+      fail(where, ":", shardgan::quoted(name), ": a second ", base, " in the archive (which one is meant?)");
     std::vector<uint8_t> bytes(static_cast<std::size_t>(size));
     const la_ssize_t got = archive_read_data(a, bytes.data(), bytes.size());
-    if (got != size) fail(where, ":", name, ": read failed (", archive_error_string(a), ")");
+    if (got != size) fail(where, ":", shardgan::quoted(name), ": read failed (", archive_error_string(a), ")");
     waiting[base] = std::move(bytes);
     while (next < files.size() && waiting.count(files[next])) {
       packer.write(files[next], waiting[files[next]]);
@@ -163,17 +200,35 @@ void pack_from_archive(const Cifar10Options& options, const std::vector<std::str
   output.note("archive_md5_matches_published", official ? "true" : "false");
 }
 
-void pack_from_folder(const Cifar10Options& options, const std::vector<std::string>& files, RecordPacker& packer) {
-  fs::path folder = options.input;
-  if (!fs::exists(folder / files.front()) && fs::is_directory(folder / kFolder)) folder /= kFolder;
+/// The batch files of `files` in the folder `input` (or in its cifar-10-batches-bin), each checked before anything
+/// is read or written: a regular file of whole records within kMaxCifar10BatchBytes.
+std::vector<fs::path> batch_files(const fs::path& input, const std::vector<std::string>& files) {
+  fs::path folder = input;
+  if (file_kind(folder / files.front()) == FileKind::kMissing && file_kind(folder / kFolder) == FileKind::kDirectory)
+    folder /= kFolder;
+  std::vector<fs::path> paths;
   for (const auto& name : files) {
     const fs::path file = folder / name;
-    if (!fs::exists(file)) fail(file.string(), ": is missing (expected the ", kFolder, " folder)");
-    const auto size = fs::file_size(file);
-    if (size % kRecordBytes != 0)
-      fail(file.string(), ": ", size, " bytes is not a whole number of ", kRecordBytes,
-           "-byte records (truncated file?)");
-    packer.write(name, read_file(file));
+    const FileKind kind = file_kind(file);
+    if (kind == FileKind::kMissing) fail(file.string(), ": is missing (expected the ", kFolder, " folder)");
+    if (kind != FileKind::kRegular)
+      fail(file.string(), ": ", shardgan::describe(kind), " (a CIFAR-10 batch file, a regular file, is needed)");
+    std::error_code ec;
+    const auto size = fs::file_size(file, ec);
+    if (ec) fail(file.string(), ": cannot read its size (", ec.message(), ")");
+    if (const std::string problem = batch_size_problem(static_cast<int64_t>(size)); !problem.empty())
+      fail(file.string(), ": ", problem);
+    paths.push_back(file);
+  }
+  return paths;
+}
+
+void pack_from_folder(const std::vector<fs::path>& paths, const std::vector<std::string>& files, RecordPacker& packer) {
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const std::string bytes = read_bounded(paths[i], kMaxCifar10BatchBytes, "CIFAR-10 batch file");
+    if (const std::string problem = batch_size_problem(static_cast<int64_t>(bytes.size())); !problem.empty())
+      fail(paths[i].string(), ": ", problem, " (it changed while being read)");
+    packer.write(files[i], std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
   }
 }
 
@@ -211,8 +266,14 @@ std::vector<int> resolve_cifar10_classes(const std::vector<std::string>& classes
 data::Manifest pack_cifar10(const Cifar10Options& options) {
   const auto files = split_files(options.split);
   const auto classes = resolve_cifar10_classes(options.classes);
-  if (!fs::exists(options.input)) fail(options.input.string(), ": does not exist");
-  const bool archive = !fs::is_directory(options.input);
+  // What the input is, and (a folder) every batch file, is checked before the output's staging folder exists.
+  const FileKind kind = file_kind(options.input);
+  if (kind == FileKind::kMissing) fail("--input ", options.input.string(), ": is missing");
+  if (kind != FileKind::kRegular && kind != FileKind::kDirectory)
+    fail("--input ", options.input.string(), ": ", shardgan::describe(kind), " (cifar-10-binary.tar.gz or the ",
+         kFolder, " folder is needed)");
+  const bool archive = kind == FileKind::kRegular;
+  const std::vector<fs::path> paths = archive ? std::vector<fs::path>{} : batch_files(options.input, files);
 
   data::ShardSchema schema;
   schema.source = "cifar10";
@@ -226,7 +287,7 @@ data::Manifest pack_cifar10(const Cifar10Options& options) {
   if (archive) {
     pack_from_archive(options, files, packer, output);
   } else {
-    pack_from_folder(options, files, packer);
+    pack_from_folder(paths, files, packer);
   }
   std::string selection;
   for (const auto& n : schema.class_names) selection += (selection.empty() ? "" : ",") + n;

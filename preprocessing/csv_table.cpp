@@ -1,10 +1,9 @@
 #include "csv_table.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::pack {
 
@@ -22,10 +21,16 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
-char detect_delimiter(const std::string& text, std::size_t start) {
-  std::size_t end = text.find('\n', start);
-  if (end == std::string::npos) end = text.size();
-  const auto header = std::string_view(text).substr(start, end - start);
+/// Tab when the header line (the first that is not blank; its first kMaxCsvLineBytes at most) holds more tabs than
+/// commas.
+char detect_delimiter(std::string_view text) {
+  std::size_t start = 0, end = 0;
+  for (;; start = end + 1) {
+    end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    if (end >= text.size() || text.substr(start, end - start).find_first_not_of('\r') != std::string_view::npos) break;
+  }
+  const auto header = text.substr(start, std::min(end - start, kMaxCsvLineBytes));
   const auto tabs = std::count(header.begin(), header.end(), '\t');
   const auto commas = std::count(header.begin(), header.end(), ',');
   return tabs > commas ? '\t' : ',';
@@ -33,95 +38,135 @@ char detect_delimiter(const std::string& text, std::size_t start) {
 
 }  // namespace
 
-CsvTable parse_csv(const std::string& text, const std::string& source) {
-  CsvTable table;
-  std::size_t pos = 0;
-  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) pos = 3;
-  table.delimiter = detect_delimiter(text, pos);
+CsvReader::CsvReader(const std::filesystem::path& file, std::string_view what)
+    : text_(read_bounded(file, kMaxCsvBytes, what)), source_(file.string()) {
+  start();
+}
 
-  int line = 1;
-  std::vector<std::vector<std::string>> records;
-  std::vector<int> record_lines;
-  std::vector<std::string> fields;
+CsvReader::CsvReader(std::string text, std::string source) : text_(std::move(text)), source_(std::move(source)) {
+  start();
+}
+
+void CsvReader::start() {
+  if (text_.compare(0, 3, "\xEF\xBB\xBF") == 0) pos_ = 3;
+  delimiter_ = detect_delimiter(std::string_view(text_).substr(pos_));
+  std::vector<std::string> names;
+  int line = 0;
+  do {
+    if (!next_record(names, line)) fail(source_, ": empty file (no header line)");
+  } while (names.empty());
+  for (auto& name : names) header_.push_back(trim(name));
+}
+
+int CsvReader::column(const std::string& name) const {
+  const auto it = std::find(header_.begin(), header_.end(), name);
+  return it == header_.end() ? -1 : static_cast<int>(it - header_.begin());
+}
+
+bool CsvReader::next(CsvTable::Row& row) {
+  do {
+    if (!next_record(row.fields, row.line)) return false;
+  } while (row.fields.empty());
+  if (row.fields.size() != header_.size())
+    fail(source_, ": line ", row.line, ": has ", row.fields.size(), " fields, the header has ", header_.size());
+  return true;
+}
+
+// One record: fields up to an unquoted line end. A blank line gives no fields. Every byte taken is counted against
+// the record's and the field's limits, so an input that never ends a field or a line is refused after at most
+// kMaxCsvLineBytes of it.
+bool CsvReader::next_record(std::vector<std::string>& fields, int& record_line) {
+  fields.clear();
+  const std::size_t size = text_.size();
+  if (pos_ >= size) return false;
+  record_line = line_;
+  const std::size_t record_start = pos_;
   std::string field;
   bool quoted_field = false;  // the current field was quoted (so "" is an empty value, not a blank line)
-  int record_line = line;
-  auto end_record = [&] {
+  auto take = [&](char c, int opened) {
+    if (field.size() == kMaxCsvFieldBytes) {
+      if (quoted_field)
+        fail(source_, ": line ", opened, ": a quoted field is over the ", byte_size(kMaxCsvFieldBytes),
+             " limit of a field (is its closing quote missing?)");
+      fail(source_, ": line ", record_line, ": a field is over the ", byte_size(kMaxCsvFieldBytes),
+           " limit of a field");
+    }
+    field.push_back(c);
+  };
+  auto check_line = [&] {
+    if (pos_ - record_start > kMaxCsvLineBytes)
+      fail(source_, ": line ", record_line, ": is over the ", byte_size(kMaxCsvLineBytes), " limit of a line");
+  };
+  auto end_field = [&] {
     fields.push_back(std::move(field));
     field.clear();
-    const bool blank = fields.size() == 1 && fields[0].empty() && !quoted_field;  // an empty line
-    if (!blank) {
-      records.push_back(std::move(fields));
-      record_lines.push_back(record_line);
-    }
-    fields.clear();
     quoted_field = false;
   };
 
-  while (pos < text.size()) {
-    const char c = text[pos];
+  while (pos_ < size) {
+    check_line();
+    const char c = text_[pos_];
     if (c == '"' && field.empty() && !quoted_field) {
       // Quoted field: runs to the closing quote; "" inside is one quote; may span lines.
       quoted_field = true;
-      const int opened = line;
-      ++pos;
+      const int opened = line_;
+      ++pos_;
       while (true) {
-        if (pos >= text.size()) fail(source, ": line ", opened, ": quoted field is never closed");
-        const char q = text[pos];
+        if (pos_ >= size) fail(source_, ": line ", opened, ": quoted field is never closed");
+        check_line();
+        const char q = text_[pos_];
         if (q == '"') {
-          if (pos + 1 < text.size() && text[pos + 1] == '"') {
-            field.push_back('"');
-            pos += 2;
+          if (pos_ + 1 < size && text_[pos_ + 1] == '"') {
+            take('"', opened);
+            pos_ += 2;
             continue;
           }
-          ++pos;
+          ++pos_;
           break;
         }
-        if (q == '\n') ++line;
-        field.push_back(q);
-        ++pos;
+        if (q == '\n') ++line_;
+        take(q, opened);
+        ++pos_;
       }
-      if (pos < text.size() && text[pos] != table.delimiter && text[pos] != '\n' && text[pos] != '\r')
-        fail(source, ": line ", line, ": unexpected text after a closing quote");
+      if (pos_ < size && text_[pos_] != delimiter_ && text_[pos_] != '\n' && text_[pos_] != '\r')
+        fail(source_, ": line ", line_, ": unexpected text after a closing quote");
       continue;
     }
-    if (c == table.delimiter) {
-      fields.push_back(std::move(field));
-      field.clear();
-      quoted_field = false;
-      ++pos;
-    } else if (c == '\r' && pos + 1 < text.size() && text[pos + 1] == '\n') {
-      ++pos;  // CRLF: the \n ends the record
+    if (c == delimiter_) {
+      end_field();
+      ++pos_;
+    } else if (c == '\r' && pos_ + 1 < size && text_[pos_ + 1] == '\n') {
+      ++pos_;  // CRLF: the \n ends the record
     } else if (c == '\n' || c == '\r') {
-      end_record();
-      ++line;
-      record_line = line;
-      ++pos;
+      ++pos_;
+      ++line_;
+      break;
     } else {
-      field.push_back(c);
-      ++pos;
+      take(c, record_line);
+      ++pos_;
     }
   }
-  if (!field.empty() || !fields.empty() || quoted_field) end_record();
+  const bool blank = fields.empty() && field.empty() && !quoted_field;
+  if (!blank) end_field();
+  return true;
+}
 
-  if (records.empty()) fail(source, ": empty file (no header line)");
-  for (auto& name : records.front()) table.header.push_back(trim(name));
-  for (std::size_t i = 1; i < records.size(); ++i) {
-    if (records[i].size() != table.header.size())
-      fail(source, ": line ", record_lines[i], ": has ", records[i].size(), " fields, the header has ",
-           table.header.size());
-    table.rows.push_back(CsvTable::Row{record_lines[i], std::move(records[i])});
-  }
+CsvTable parse_csv(const std::string& text, const std::string& source) {
+  CsvReader reader(text, source);
+  CsvTable table;
+  table.delimiter = reader.delimiter();
+  table.header = reader.header();
+  for (CsvTable::Row row; reader.next(row);) table.rows.push_back(std::move(row));
   return table;
 }
 
 CsvTable read_csv(const std::filesystem::path& file) {
-  if (!std::filesystem::exists(file)) fail(file.string(), ": does not exist");
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file.string(), ": cannot open");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_csv(text.str(), file.string());
+  CsvReader reader(file, "table");
+  CsvTable table;
+  table.delimiter = reader.delimiter();
+  table.header = reader.header();
+  for (CsvTable::Row row; reader.next(row);) table.rows.push_back(std::move(row));
+  return table;
 }
 
 }  // namespace shardgan::pack

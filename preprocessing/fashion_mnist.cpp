@@ -1,11 +1,18 @@
 #include "fashion_mnist.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::pack {
 namespace fs = std::filesystem;
@@ -15,13 +22,26 @@ namespace {
 constexpr uint32_t kImagesMagic = 0x00000803;
 constexpr uint32_t kLabelsMagic = 0x00000801;
 
-/// One IDX file, read through zlib (which also reads files that are not compressed).
+/// One IDX file, read through zlib (which also reads files that are not compressed) in pieces: an image and a label
+/// at a time, whatever the header declares. It must be a regular file (a FIFO or a device is refused, not read).
 class IdxFile {
  public:
   explicit IdxFile(const fs::path& path) : where_(path.string()) {
-    if (!fs::exists(path)) fail(where_, ": does not exist");
-    file_ = gzopen(path.c_str(), "rb");
-    if (file_ == nullptr) fail(where_, ": cannot open");
+    require_regular_file(path, "IDX file");
+    // Without blocking: a FIFO put in its place after the check is refused by the fstat below, not waited on.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) fail(where_, ": cannot open (", std::strerror(errno), ")");
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      fail("IDX file ", where_, ": is not a regular file (it changed while being opened)");
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    file_ = gzdopen(fd, "rb");
+    if (file_ == nullptr) {
+      ::close(fd);
+      fail(where_, ": cannot open");
+    }
   }
   ~IdxFile() { gzclose(file_); }
   IdxFile(const IdxFile&) = delete;
@@ -47,18 +67,29 @@ class IdxFile {
   gzFile file_ = nullptr;
 };
 
+/// The .gz or the plain IDX file; whichever exists in any form (a dangling link too: opening it says what it is).
 fs::path find_idx(const fs::path& dir, const std::string& stem) {
   for (const char* suffix : {".gz", ""}) {
     const fs::path p = dir / (stem + suffix);
-    if (fs::exists(p)) return p;
+    if (file_kind(p) != FileKind::kMissing) return p;
   }
   fail((dir / (stem + ".gz")).string(), ": does not exist (Debian package dataset-fashion-mnist installs it)");
 }
 
-void pack_split(const fs::path& dir, const std::string& prefix, const std::string& id_prefix, int size,
-                PackOutput& output) {
-  IdxFile images(find_idx(dir, prefix + "-images-idx3-ubyte"));
-  IdxFile labels(find_idx(dir, prefix + "-labels-idx1-ubyte"));
+/// A split's two files, found and checked for what they are (regular files) before anything is read or written.
+struct SplitFiles {
+  fs::path images, labels;
+};
+SplitFiles split_files(const fs::path& dir, const std::string& prefix) {
+  SplitFiles f{find_idx(dir, prefix + "-images-idx3-ubyte"), find_idx(dir, prefix + "-labels-idx1-ubyte")};
+  require_regular_file(f.images, "IDX file");
+  require_regular_file(f.labels, "IDX file");
+  return f;
+}
+
+void pack_split(const SplitFiles& files, const std::string& id_prefix, int size, PackOutput& output) {
+  IdxFile images(files.images);
+  IdxFile labels(files.labels);
   if (images.read_u32("header") != kImagesMagic) fail(images.where(), ": not an IDX image file (magic number)");
   if (labels.read_u32("header") != kLabelsMagic) fail(labels.where(), ": not an IDX label file (magic number)");
   const uint32_t n = images.read_u32("header");
@@ -102,7 +133,10 @@ data::Manifest pack_fashion_mnist(const FashionMnistOptions& options) {
   if (options.size < 4 || options.size > 1024) fail("--size: ", options.size, " is outside 4..1024");
   if (options.split != "train" && options.split != "test" && options.split != "all")
     fail("--split: '", options.split, "' is not one of train, test, all");
-  if (!fs::is_directory(options.input)) fail(options.input.string(), ": folder does not exist");
+  require_directory(options.input, "--input");
+  std::vector<std::pair<SplitFiles, std::string>> splits;
+  if (options.split != "test") splits.emplace_back(split_files(options.input, "train"), "train");
+  if (options.split != "train") splits.emplace_back(split_files(options.input, "t10k"), "test");
   data::ShardSchema schema;
   schema.source = "fashion-mnist";
   schema.shape = data::ImageShape{options.size, options.size, 1};
@@ -110,8 +144,7 @@ data::Manifest pack_fashion_mnist(const FashionMnistOptions& options) {
   PackOutput output(options.output, schema);
   output.note("split", options.split);
   output.note("resize", options.size >= 28 && options.size <= 32 ? "zero-padded" : "resized");
-  if (options.split != "test") pack_split(options.input, "train", "train", options.size, output);
-  if (options.split != "train") pack_split(options.input, "t10k", "test", options.size, output);
+  for (const auto& [files, id_prefix] : splits) pack_split(files, id_prefix, options.size, output);
   return output.finish(options.input.string() + " (split " + options.split + ")");
 }
 

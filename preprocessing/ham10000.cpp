@@ -13,6 +13,7 @@
 #include "csv_table.hpp"
 #include "image_index.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::pack {
 namespace fs = std::filesystem;
@@ -42,7 +43,7 @@ bool valid_image_id(const std::string& id) {
 
 HamMetadata read_ham_metadata(const fs::path& file) {
   const std::string where = file.string();
-  const CsvTable table = read_csv(file);
+  CsvReader table(file, "metadata table");
   const int image_id = table.column("image_id");
   const int dx = table.column("dx");
   if (image_id < 0) fail(where, ": column 'image_id' is missing from the header");
@@ -58,28 +59,33 @@ HamMetadata read_ham_metadata(const fs::path& file) {
     m.meta_columns.push_back(name);
     meta_indices.push_back(c);
   }
-  for (std::size_t c = 0; c < table.header.size(); ++c) {
-    const auto& name = table.header[c];
+  const auto& header = table.header();
+  for (std::size_t c = 0; c < header.size(); ++c) {
+    const auto& name = header[c];
     if (name != "image_id" && name != "dx" && name != "age" &&
         std::find(m.meta_columns.begin(), m.meta_columns.end(), name) == m.meta_columns.end())
       m.ignored_columns.push_back(name.empty() ? "(unnamed column " + std::to_string(c + 1) + ")" : name);
   }
 
+  // Row by row: only the columns kept are held, and a bad row is refused as soon as it is read.
   std::unordered_map<std::string, int> seen;
   std::set<std::string> classes;
-  for (const auto& r : table.rows) {
+  for (CsvTable::Row r; table.next(r);) {
+    if (m.rows.size() == kMaxHamRows)
+      fail(where, ": line ", r.line, ": more than ", kMaxHamRows, " rows, the limit of a metadata table");
     HamRow row;
     row.line = r.line;
-    row.image_id = r.fields[static_cast<std::size_t>(image_id)];
-    row.dx = r.fields[static_cast<std::size_t>(dx)];
+    row.image_id = std::move(r.fields[static_cast<std::size_t>(image_id)]);
+    row.dx = std::move(r.fields[static_cast<std::size_t>(dx)]);
     if (!valid_image_id(row.image_id))
-      fail(where, ": line ", r.line, ": image_id '", row.image_id, "' is empty or not a file name");
-    if (row.dx.empty()) fail(where, ": line ", r.line, ": dx is empty (image ", row.image_id, ")");
+      fail(where, ": line ", r.line, ": image_id '", shardgan::quoted(row.image_id), "' is empty or not a file name");
+    if (row.dx.empty()) fail(where, ": line ", r.line, ": dx is empty (image ", shardgan::quoted(row.image_id), ")");
     if (!valid_dx(row.dx))
-      fail(where, ": line ", r.line, ": dx '", row.dx,
+      fail(where, ": line ", r.line, ": dx '", shardgan::quoted(row.dx),
            "' is not a diagnosis code (lower-case letters, digits, '_' or '-', like nv or mel)");
     const auto [it, fresh] = seen.emplace(row.image_id, r.line);
-    if (!fresh) fail(where, ": line ", r.line, ": image_id ", row.image_id, " repeats line ", it->second);
+    if (!fresh)
+      fail(where, ": line ", r.line, ": image_id ", shardgan::quoted(row.image_id), " repeats line ", it->second);
     row.age = std::nanf("");
     if (m.has_age) {
       const std::string& text = r.fields[static_cast<std::size_t>(age)];
@@ -87,10 +93,10 @@ HamMetadata read_ham_metadata(const fs::path& file) {
         char* end = nullptr;
         row.age = std::strtof(text.c_str(), &end);
         if (end == text.c_str() || *end != '\0' || !std::isfinite(row.age))
-          fail(where, ": line ", r.line, ": age '", text, "' is not a number");
+          fail(where, ": line ", r.line, ": age '", shardgan::quoted(text), "' is not a number");
       }
     }
-    for (int c : meta_indices) row.meta.push_back(r.fields[static_cast<std::size_t>(c)]);
+    for (int c : meta_indices) row.meta.push_back(std::move(r.fields[static_cast<std::size_t>(c)]));
     classes.insert(row.dx);
     m.rows.push_back(std::move(row));
   }
@@ -103,8 +109,13 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
   if (options.size < 4 || options.size > 1024) fail("--size: ", options.size, " is outside 4..1024");
   if (options.threads < 1) fail("--threads: must be at least 1");
   const HamMetadata metadata = read_ham_metadata(options.metadata);
-  for (const auto& c : metadata.ignored_columns)
-    std::cerr << "shardgan-pack: " << options.metadata.string() << ": ignoring column " << c << '\n';
+  constexpr std::size_t kIgnoredShown = 10;  // a header of thousands of columns is not echoed column by column
+  for (std::size_t i = 0; i < metadata.ignored_columns.size() && i < kIgnoredShown; ++i)
+    std::cerr << "shardgan-pack: " << options.metadata.string() << ": ignoring column "
+              << shardgan::quoted(metadata.ignored_columns[i]) << '\n';
+  if (metadata.ignored_columns.size() > kIgnoredShown)
+    std::cerr << "shardgan-pack: " << options.metadata.string() << ": ignoring "
+              << metadata.ignored_columns.size() - kIgnoredShown << " more columns\n";
   const ImageIndex index(options.images, {".jpg", ".jpeg"});
   if (index.duplicates() > 0)
     std::cerr << "shardgan-pack: " << index.duplicates()
@@ -142,7 +153,7 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
         const ImageLocation* location = index.find(row.image_id);
         if (location == nullptr) {
           sources[i] = csv + ":" + std::to_string(row.line);
-          errors[i] = "image file " + row.image_id + ".jpg not found under --images";
+          errors[i] = "image file " + shardgan::quoted(row.image_id) + ".jpg not found under --images";
           continue;
         }
         sources[i] = index.describe(*location);
@@ -164,7 +175,7 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
       const HamRow& row = metadata.rows[first + i];
       if (!errors[i].empty()) {
         if (options.on_error == OnError::kFail)
-          fail(sources[i], ": image ", row.image_id, " (metadata line ", row.line, "): ", errors[i],
+          fail(sources[i], ": image ", shardgan::quoted(row.image_id), " (metadata line ", row.line, "): ", errors[i],
                " (use --on-error skip to leave it out)");
         output.skip(data::SkippedInput{row.image_id, sources[i], errors[i]});
         continue;

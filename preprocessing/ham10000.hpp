@@ -28,6 +28,11 @@ struct HamMetadata {
   std::vector<std::string> class_names;
 };
 
+/// Rows a metadata table may hold: HAM10000 has 10,015, the whole ISIC archive ~400,000. With kMaxCsvBytes it bounds
+/// the memory the rows take (~300 MB at worst, rows of one-letter fields; ~100 MB for 150,000 HAM-like rows).
+inline constexpr std::size_t kMaxHamRows = 500'000;
+
+/// Reads and validates the metadata table, a regular file within the limits of csv_table.hpp and kMaxHamRows.
 HamMetadata read_ham_metadata(const std::filesystem::path& file);
 
 enum class OnError { kFail, kSkip };

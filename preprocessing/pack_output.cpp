@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "data/manifest.hpp"
 #include "shardgan/config.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 #include "util/random.hpp"
 
 namespace shardgan::pack {
@@ -107,9 +110,33 @@ PackOutput::PackOutput(const OutputOptions& options, data::ShardSchema schema)
   writer_ = std::make_unique<data::ShardWriter>(dir, std::move(schema), options.shard_size);
 }
 
+// A shard writer whose write or close failed (a full disk: HDF5's H5Fclose fails flushing its caches) is not
+// destroyed: HDF5 1.10 keeps the identifier of a file whose close failed, and the writer's destructor closes it a
+// second time, which crashes inside H5F__close (SIGSEGV before the error is printed, the staging folder left
+// behind). It is left to the process's end instead; the staging folder is still removed (member order: staging_
+// is destroyed after writer_).
+PackOutput::~PackOutput() {
+  if (writer_failed_) static_cast<void>(writer_.release());
+}
+
+template <class Write>
+decltype(auto) PackOutput::writing(Write&& write) {
+  try {
+    return write();
+  } catch (...) {
+    writer_failed_ = true;
+    throw;
+  }
+}
+
+void PackOutput::append(const uint8_t* pixels, int64_t label, std::string_view id,
+                        const std::vector<data::ColumnValue>& columns) {
+  writing([&] { writer_->append(pixels, label, id, columns); });
+}
+
 void PackOutput::select_subset() {
   const fs::path all_dir = staging_.path() / "all";
-  const std::vector<data::ShardInfo> staged = writer_->finish();
+  const std::vector<data::ShardInfo> staged = writing([&] { return writer_->finish(); });
   std::vector<int64_t> labels;
   std::vector<std::string> ids;
   for (const auto& shard : staged) {
@@ -121,7 +148,7 @@ void PackOutput::select_subset() {
   note("max_images", std::to_string(options_.max_images));
   note("selected_from", std::to_string(labels.size()));
   note("selection", "stratified by class; within a class the lowest hashes of the ids");
-  writer_ = std::make_unique<data::ShardWriter>(staging_.path(), schema_, options_.shard_size);
+  writer_ = writing([&] { return std::make_unique<data::ShardWriter>(staging_.path(), schema_, options_.shard_size); });
   std::size_t row = 0;
   std::vector<uint8_t> pixels;
   for (const auto& shard : staged) {
@@ -140,27 +167,47 @@ void PackOutput::select_subset() {
     }
     for (int64_t i = 0; i < reader.count(); ++i, ++row)
       if (keep[row])
-        writer_->append(pixels.data() + static_cast<std::size_t>(i) * bytes, labels[row], ids[row],
-                        columns[static_cast<std::size_t>(i)]);
+        append(pixels.data() + static_cast<std::size_t>(i) * bytes, labels[row], ids[row],
+               columns[static_cast<std::size_t>(i)]);
     throw_if_interrupted();
   }
   fs::remove_all(all_dir);
 }
 
 void PackOutput::skip(data::SkippedInput skipped) {
-  std::cerr << "shardgan-pack: skipped " << skipped.id << " (" << skipped.file << "): " << skipped.reason << '\n';
+  if (skipped_.size() < kSkipsShown) {
+    std::cerr << "shardgan-pack: skipped " << shardgan::quoted(skipped.id) << " (" << shardgan::quoted(skipped.file)
+              << "): " << shardgan::quoted(skipped.reason, 4 * kMaxQuoted) << '\n';
+  } else if (skipped_.size() == kSkipsShown) {
+    std::cerr << "shardgan-pack: skipping more inputs; only the first " << kSkipsShown
+              << " are shown here (manifest.json lists every one)\n";
+  }
   skipped_.push_back(std::move(skipped));
+}
+
+// Manifest::save says "<file>: cannot write" without the reason; the reason the system gave (errno, set by the write
+// that failed: "No space left on device") is added here, until it says so itself.
+void PackOutput::save_manifest(const data::Manifest& m) {
+  errno = 0;
+  try {
+    m.save(staging_.path());
+  } catch (const Error& e) {
+    const int error = errno;
+    const std::string message = e.what();
+    if (error == 0 || message.find(std::strerror(error)) != std::string::npos) throw;
+    fail(message, " (", std::strerror(error), ")");
+  }
 }
 
 data::Manifest PackOutput::finish(const std::string& what_was_selected) {
   throw_if_interrupted();
   if (writer_->count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
   if (options_.max_images > 0) select_subset();
-  data::Manifest m = data::finish_dataset(*writer_, schema_, SHARDGAN_VERSION);
+  data::Manifest m = writing([&] { return data::finish_dataset(*writer_, schema_, SHARDGAN_VERSION); });
   m.command_line = options_.command_line;
   m.skipped = skipped_;
   m.source_info = source_info_;
-  m.save(staging_.path());
+  save_manifest(m);
   check_replaceable(options_.out, options_.force, replace_rule(options_));  // again: it may have changed meanwhile
   staging_.commit(options_.force);
 

@@ -37,13 +37,16 @@ std::vector<bool> stratified_subset(const std::vector<int64_t>& labels, const st
 class PackOutput {
  public:
   PackOutput(const OutputOptions& options, data::ShardSchema schema);
+  ~PackOutput();
+  PackOutput(const PackOutput&) = delete;
+  PackOutput& operator=(const PackOutput&) = delete;
 
   void append(const uint8_t* pixels, int64_t label, std::string_view id,
-              const std::vector<data::ColumnValue>& columns = {}) {
-    writer_->append(pixels, label, id, columns);
-  }
-  /// Records an input left out (also printed on stderr).
+              const std::vector<data::ColumnValue>& columns = {});
+  /// Records an input left out (also printed on stderr: the first kSkipsShown of them, then one line saying more
+  /// were left out; manifest.json lists every one).
   void skip(data::SkippedInput skipped);
+  static constexpr std::size_t kSkipsShown = 20;
   /// Facts about the input for the manifest's source_info.
   void note(std::string key, std::string value) { source_info_.emplace_back(std::move(key), std::move(value)); }
 
@@ -53,11 +56,17 @@ class PackOutput {
  private:
   /// max_images: the staged images' stratified subset into a new writer in the staging folder itself.
   void select_subset();
+  /// Writes manifest.json into the staging folder (Error naming it and the system's reason when it cannot).
+  void save_manifest(const data::Manifest& m);
+  /// Runs `write` (a call on the shard writer); when it throws, the writer is marked failed (see ~PackOutput).
+  template <class Write>
+  decltype(auto) writing(Write&& write);
 
   OutputOptions options_;
   data::ShardSchema schema_;
   StagingDir staging_;
   std::unique_ptr<data::ShardWriter> writer_;
+  bool writer_failed_ = false;  ///< a write or a close of a shard threw: the writer is not closed again
   std::vector<data::SkippedInput> skipped_;
   std::vector<std::pair<std::string, std::string>> source_info_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

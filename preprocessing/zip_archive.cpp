@@ -1,6 +1,7 @@
 #include "zip_archive.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -8,6 +9,7 @@
 #include <cstring>
 
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::pack {
 namespace {
@@ -33,9 +35,7 @@ bool inside(uint64_t offset, uint64_t size, uint64_t file_size) {
   return size <= file_size && offset <= file_size - size;
 }
 
-/// An entry's uncompressed bytes at most: no image comes near it, and it bounds what a declared size can make us
-/// allocate. Deflate cannot expand more than 1032:1 either, which bounds it by the bytes present.
-constexpr uint64_t kMaxEntryBytes = uint64_t{256} << 20;
+/// Deflate cannot expand more than 1032:1, which bounds an entry's size by the bytes present too.
 constexpr uint64_t kMaxDeflateRatio = 1032;
 
 }  // namespace
@@ -55,8 +55,17 @@ bool safe_member_name(const std::string& name) {
 
 ZipArchive::ZipArchive(const std::filesystem::path& file) : path_(file) {
   const std::string where = file.string();
-  fd_ = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  require_regular_file(file, "zip archive");
+  // Without blocking: a FIFO put in its place after the check is refused by the fstat below, not waited on.
+  fd_ = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd_ < 0) fail(where, ": cannot open (", std::strerror(errno), ")");
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    fail("zip archive ", where, ": is not a regular file (it changed while being opened)");
+  }
+  ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
   try {
     read_central_directory();
   } catch (...) {  // a constructor that throws runs no destructor: close the file here
@@ -101,6 +110,9 @@ void ZipArchive::read_central_directory() {
   }
   if (!inside(cd_offset, cd_size, file_size_))
     fail(where, ": central directory lies outside the file (truncated zip?)");
+  if (cd_size > kMaxCentralDirectoryBytes)
+    fail(where, ": central directory of ", cd_size, " bytes is over the ", byte_size(kMaxCentralDirectoryBytes),
+         " limit of a zip's central directory");
 
   std::vector<uint8_t> cd(cd_size);
   read_at(cd_offset, cd.data(), cd.size());
@@ -144,8 +156,8 @@ void ZipArchive::read_central_directory() {
     }
     pos += 46 + name_length + extra_length + comment_length;
     if (!safe_member_name(entry.name))
-      fail(where, ": entry '", entry.name, "' escapes the archive's folder; refusing this archive");
-    if (flags & 1) fail(where, ": entry '", entry.name, "' is encrypted");
+      fail(where, ": entry '", shardgan::quoted(entry.name), "' escapes the archive's folder; refusing this archive");
+    if (flags & 1) fail(where, ": entry '", shardgan::quoted(entry.name), "' is encrypted");
     if (!entry.name.empty() && entry.name.back() == '/') continue;  // a folder
     entries_.push_back(std::move(entry));
   }
@@ -169,7 +181,7 @@ void ZipArchive::read_at(uint64_t offset, void* out, std::size_t size) const {
 
 std::vector<uint8_t> ZipArchive::read(std::size_t index) const {
   const Entry& entry = entries_.at(index);
-  const std::string where = path_.string() + ":" + entry.name;
+  const std::string where = path_.string() + ":" + shardgan::quoted(entry.name);
   uint8_t local[30];
   if (!inside(entry.local_header_offset, sizeof(local), file_size_))
     fail(where, ": local header lies outside the file");
@@ -179,8 +191,8 @@ std::vector<uint8_t> ZipArchive::read(std::size_t index) const {
   const uint64_t data_offset = entry.local_header_offset + 30 + u16(local + 26) + u16(local + 28);
   if (!inside(data_offset, entry.compressed_size, file_size_)) fail(where, ": entry data lies outside the file");
   if (entry.size > kMaxEntryBytes)
-    fail(where, ": entry declares ", entry.size, " bytes, more than the ", kMaxEntryBytes >> 20,
-         " MiB an image may have");
+    fail(where, ": entry declares ", entry.size, " bytes, more than the ", byte_size(kMaxEntryBytes),
+         " limit of an image");
   if (entry.method == 8 && entry.size > entry.compressed_size * kMaxDeflateRatio + 1024)
     fail(where, ": entry declares ", entry.size, " bytes from ", entry.compressed_size,
          " compressed ones, more than deflate can produce (corrupt entry)");

@@ -6,10 +6,19 @@
 
 namespace shardgan::pack {
 
+/// An entry's uncompressed bytes at most, and an image file's (image_index.hpp): a HAM10000 JPEG is ~0.3 MB, a
+/// full-resolution dermoscopy JPEG (24 megapixels) ~10 MB. It bounds what one image, or a size an entry declares,
+/// can make a decoding thread allocate.
+inline constexpr uint64_t kMaxEntryBytes = uint64_t{64} << 20;
+/// The central directory at most, read whole when an archive is opened: ~60 bytes an entry, so ~1,000,000 entries
+/// (HAM10000's two zips hold ~5,000 each, 0.4 MB).
+inline constexpr uint64_t kMaxCentralDirectoryBytes = uint64_t{64} << 20;
+
 /// Random-access reader of a .zip file: reads the central directory once, then any entry by index with pread, so
 /// several threads can read entries of one archive at the same time. Supports stored and deflated entries and
 /// ZIP64; verifies each entry's CRC-32. Entry names that would escape the archive's folder ("../x", "/x") are
-/// refused when the archive is opened.
+/// refused when the archive is opened. The file must be a regular file (a FIFO or a device is refused, never waited
+/// on). Entry names are quoted in messages (at most 200 characters of each).
 class ZipArchive {
  public:
   struct Entry {

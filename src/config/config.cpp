@@ -3,122 +3,28 @@
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <functional>
 #include <sstream>
 #include <variant>
 
+#include "config/config_schema.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::config {
 namespace {
 
-template <typename E>
-struct Spelling {
-  E value;
-  const char* word;
-};
-constexpr Spelling<Cache> kCache[] = {{Cache::kAuto, "auto"}, {Cache::kMemory, "memory"}, {Cache::kStream, "stream"}};
-constexpr Spelling<Sampling> kSampling[] = {{Sampling::kUniform, "uniform"},
-                                            {Sampling::kClassBalanced, "class_balanced"}};
-constexpr Spelling<BatchNorm> kBatchNorm[] = {
-    {BatchNorm::kLocal, "local"}, {BatchNorm::kSync, "sync"}, {BatchNorm::kNone, "none"}};
-constexpr Spelling<Loss> kLoss[] = {{Loss::kBce, "bce"}, {Loss::kHinge, "hinge"}};
-constexpr Spelling<Arch> kArch[] = {{Arch::kDcgan, "dcgan"}, {Arch::kResNet, "resnet"}};
-constexpr Spelling<SpectralNorm> kSpectralNorm[] = {
-    {SpectralNorm::kNone, "none"}, {SpectralNorm::kD, "d"}, {SpectralNorm::kGD, "gd"}};
-constexpr Spelling<Device> kDevice[] = {{Device::kAuto, "auto"}, {Device::kCpu, "cpu"}, {Device::kCuda, "cuda"}};
-constexpr Spelling<Precision> kPrecision[] = {
-    {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
-constexpr Spelling<Backend> kBackend[] = {{Backend::kAuto, "auto"}, {Backend::kNccl, "nccl"}, {Backend::kMpi, "mpi"}};
+using detail::Choice;
+using detail::Field;
+using detail::Key;
+using detail::kMaxKeyChars;
+using detail::kMaxStringValueChars;
 
-template <typename E, std::size_t N>
-const char* word_of(const Spelling<E> (&table)[N], E value) {
-  for (const auto& s : table)
-    if (s.value == value) return s.word;
-  return "?";
-}
-
-/// A key whose TOML value is one of a few words, stored as an enum.
-struct Choice {
-  std::vector<std::string> words;
-  std::function<std::string()> get;
-  std::function<void(std::size_t)> set;  ///< index into `words`
-};
-
-template <typename E, std::size_t N>
-Choice choice(E& field, const Spelling<E> (&table)[N]) {
-  Choice c;
-  for (const auto& s : table) c.words.emplace_back(s.word);
-  c.get = [&field, &table] { return std::string(word_of(table, field)); };
-  c.set = [&field, &table](std::size_t i) { field = table[i].value; };
-  return c;
-}
-
-using Field = std::variant<std::string*, bool*, int64_t*, double*, Choice>;
-struct Key {
-  std::string name;  ///< "section.key"
-  Field field;
-};
-
-/// The schema: every key with where it lives in Config. Built over a Config so `load` fills it in place.
-std::vector<Key> schema(Config& c) {
-  return {
-      {"data.path", &c.data.path},
-      {"data.cache", choice(c.data.cache, kCache)},
-      {"data.sampling", choice(c.data.sampling, kSampling)},
-      {"data.hflip", &c.data.hflip},
-      {"data.verify", &c.data.verify},
-      {"data.read_threads", &c.data.read_threads},
-      {"model.arch", choice(c.model.arch, kArch)},
-      {"model.z_dim", &c.model.z_dim},
-      {"model.g_width", &c.model.g_width},
-      {"model.d_width", &c.model.d_width},
-      {"model.dropout", &c.model.dropout},
-      {"model.conditional", &c.model.conditional},
-      {"model.embed_dim", &c.model.embed_dim},
-      {"model.batchnorm", choice(c.model.batchnorm, kBatchNorm)},
-      {"model.loss", choice(c.model.loss, kLoss)},
-      {"model.g_ema", &c.model.g_ema},
-      {"model.spectral_norm", choice(c.model.spectral_norm, kSpectralNorm)},
-      {"augment.policy", &c.augment.policy},
-      {"augment.ada_target", &c.augment.ada_target},
-      {"augment.ada_interval", &c.augment.ada_interval},
-      {"augment.ada_kimg", &c.augment.ada_kimg},
-      {"optim.lr_g", &c.optim.lr_g},
-      {"optim.lr_d", &c.optim.lr_d},
-      {"optim.beta1", &c.optim.beta1},
-      {"optim.beta2", &c.optim.beta2},
-      {"train.batch_size", &c.train.batch_size},
-      {"train.global_batch", &c.train.global_batch},
-      {"train.epochs", &c.train.epochs},
-      {"train.max_steps", &c.train.max_steps},
-      {"train.seed", &c.train.seed},
-      {"train.deterministic", &c.train.deterministic},
-      {"train.log_every", &c.train.log_every},
-      {"train.r1_gamma", &c.train.r1_gamma},
-      {"train.r1_every", &c.train.r1_every},
-      {"output.sample_every_epochs", &c.output.sample_every_epochs},
-      {"output.sample_every_steps", &c.output.sample_every_steps},
-      {"output.sample_count", &c.output.sample_count},
-      {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps},
-      {"output.keep_checkpoints", &c.output.keep_checkpoints},
-      {"eval.classifier", &c.eval.classifier},
-      {"eval.every_epochs", &c.eval.every_epochs},
-      {"eval.n", &c.eval.n},
-      {"runtime.device", choice(c.runtime.device, kDevice)},
-      {"runtime.threads", &c.runtime.threads},
-      {"runtime.precision", choice(c.runtime.precision, kPrecision)},
-      {"runtime.channels_last", &c.runtime.channels_last},
-      {"runtime.loss_scale", &c.runtime.loss_scale},
-      {"runtime.loss_scale_growth_every", &c.runtime.loss_scale_growth_every},
-      {"runtime.cuda_graphs", &c.runtime.cuda_graphs},
-      {"comm.backend", choice(c.comm.backend, kBackend)},
-      {"comm.check_every", &c.comm.check_every},
-      {"comm.timeout_s", &c.comm.timeout_s},
-      {"comm.bucket_mb", &c.comm.bucket_mb},
-      {"comm.overlap", &c.comm.overlap},
-  };
+/// Error unless `name` could be a key: a longer one is none, and is refused without a suggestion (whose edit
+/// distances grow with its length) and quoted short.
+void require_key_length(const std::string& name, const std::string& source) {
+  if (name.size() > kMaxKeyChars)
+    fail(source, ": key '", shardgan::quoted(name, kMaxKeyChars), "' is longer than ", kMaxKeyChars,
+         " characters (no key is; see docs/configuration.md)");
 }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
@@ -170,7 +76,7 @@ void assign_choice(const Key& key, const Choice& c, const std::string& value, co
   if (it == c.words.end()) {
     std::string list;
     for (const auto& w : c.words) list += (list.empty() ? "" : ", ") + w;
-    fail(source, ": key '", key.name, "' is \"", value, "\"; expected one of ", list);
+    fail(source, ": key '", key.name, "' is \"", shardgan::quoted(value), "\"; expected one of ", list);
   }
   c.set(static_cast<std::size_t>(it - c.words.begin()));
 }
@@ -192,6 +98,13 @@ void assign(const Key& key, const toml::node& node, const std::string& source) {
             return (*p = *v, true);
           }
           if (auto v = node.value_exact<int64_t>()) return (*p = static_cast<double>(*v), true);
+          return false;
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          auto v = node.value_exact<std::string>();
+          if (v && v->size() > kMaxStringValueChars)
+            fail(source, ": key '", key.name, "' is ", v->size(), " characters long, longer than ",
+                 kMaxStringValueChars, " (the most a value may have)");
+          if (v) return (*field = std::move(*v), true);
           return false;
         } else {
           if (auto v = node.value_exact<T>()) return (*field = *v, true);
@@ -215,8 +128,8 @@ void parse_augment_policy(Config::Augment& a, const std::string& source) {
                  : word == "cutout"      ? &a.cutout
                                          : nullptr;
     if (flag == nullptr || *flag)
-      fail(source, ": key 'augment.policy' has ", flag ? "a repeated" : "an unknown", " operation \"", word,
-           "\"; expected a comma-separated list of color, translation, cutout");
+      fail(source, ": key 'augment.policy' has ", flag ? "a repeated" : "an unknown", " operation \"",
+           shardgan::quoted(word), "\"; expected a comma-separated list of color, translation, cutout");
     *flag = true;
   }
   if (a.ada_target < 0 || a.ada_target >= 1) fail(source, ": key 'augment.ada_target' must be in [0, 1) (0: off)");
@@ -276,39 +189,6 @@ void check_range(Config& c, const std::string& source) {
   }
 }
 
-std::string hex64(uint64_t v) {
-  char text[17];
-  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(v));
-  return text;
-}
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
-  return h;
-}
-
-std::string format_value(const Field& f) {
-  return std::visit(
-      [](const auto& p) -> std::string {
-        using T = std::remove_pointer_t<std::decay_t<decltype(p)>>;
-        std::ostringstream out;
-        if constexpr (std::is_same_v<T, Choice>) {
-          out << toml::value<std::string>(p.get());
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          out << toml::value<std::string>(*p);
-        } else if constexpr (std::is_same_v<T, bool>) {
-          out << (*p ? "true" : "false");
-        } else if constexpr (std::is_same_v<T, double>) {
-          out << toml::value<double>(*p);
-        } else {
-          out << *p;
-        }
-        return out.str();
-      },
-      f);
-}
-
 /// TOML allows characters beyond ASCII only inside strings and comments. toml++ 3.3 reaches undefined behaviour
 /// (__builtin_unreachable in its whitespace table, found by fuzz/config_fuzz.cpp) when one appears anywhere else, so
 /// such text is refused here, with the line, before toml++ sees it.
@@ -352,32 +232,39 @@ void require_ascii_outside_strings(const std::string& text, const std::string& s
 
 Config parse(const std::string& text, const std::string& source, const std::vector<std::string>& overrides) {
   Config c;
-  const auto keys = schema(c);
+  const auto keys = detail::schema(c);
   toml::table table;
   require_ascii_outside_strings(text, source);
   try {
     table = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
-    fail(source, ":", e.source().begin.line, ": TOML syntax error: ", e.description());
+    fail(source, ":", e.source().begin.line, ": TOML syntax error: ", shardgan::quoted(e.description()));
   }
   for (const auto& [section, node] : table) {
     const std::string section_name(section.str());
+    require_key_length(section_name, source);
     const auto* sub = node.as_table();
     if (sub == nullptr)
-      fail(source, ": '", section_name, "' must be a [section]", suggestion(section_name + ".", keys));
+      fail(source, ": '", shardgan::quoted(section_name), "' must be a [section]",
+           suggestion(section_name + ".", keys));
     for (const auto& [key, value] : *sub) {
       const std::string name = section_name + "." + std::string(key.str());
+      require_key_length(name, source);
       const auto it = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
-      if (it == keys.end()) fail(source, ": unknown key '", name, "'", suggestion(name, keys));
+      if (it == keys.end()) fail(source, ": unknown key '", shardgan::quoted(name), "'", suggestion(name, keys));
       assign(*it, value, source);
     }
   }
   for (const auto& o : overrides) {
     const auto eq = o.find('=');
-    if (eq == std::string::npos) fail("--set ", o, ": expected section.key=value");
+    if (eq == std::string::npos) fail("--set ", shardgan::quoted(o), ": expected section.key=value");
     const std::string name = o.substr(0, eq), raw = o.substr(eq + 1);
+    require_key_length(name, "--set");
+    if (raw.size() > kMaxStringValueChars)
+      fail("--set ", shardgan::quoted(name), ": the value is ", raw.size(), " characters long, longer than ",
+           kMaxStringValueChars, " (the most a value may have)");
     const auto it = std::find_if(keys.begin(), keys.end(), [&](const Key& k) { return k.name == name; });
-    if (it == keys.end()) fail("--set: unknown key '", name, "'", suggestion(name, keys));
+    if (it == keys.end()) fail("--set: unknown key '", shardgan::quoted(name), "'", suggestion(name, keys));
     toml::table parsed;
     try {
       require_ascii_outside_strings("v = " + raw, "--set " + name);
@@ -396,71 +283,8 @@ Config parse(const std::string& text, const std::string& source, const std::vect
 }
 
 Config load(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
-  if (!std::filesystem::exists(file)) fail(file.string(), ": config file does not exist");
-  std::ifstream in(file);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse(text.str(), file.string(), overrides);
-}
-
-const char* name(Cache value) {
-  return word_of(kCache, value);
-}
-const char* name(Sampling value) {
-  return word_of(kSampling, value);
-}
-const char* name(BatchNorm value) {
-  return word_of(kBatchNorm, value);
-}
-const char* name(Loss value) {
-  return word_of(kLoss, value);
-}
-const char* name(Arch value) {
-  return word_of(kArch, value);
-}
-const char* name(SpectralNorm value) {
-  return word_of(kSpectralNorm, value);
-}
-const char* name(Device value) {
-  return word_of(kDevice, value);
-}
-const char* name(Precision value) {
-  return word_of(kPrecision, value);
-}
-const char* name(Backend value) {
-  return word_of(kBackend, value);
-}
-
-std::string Config::to_toml() const {
-  Config copy = *this;
-  std::ostringstream out;
-  std::string section;
-  for (const auto& k : schema(copy)) {
-    const std::string s = k.name.substr(0, k.name.find('.'));
-    if (s != section) {
-      out << (section.empty() ? "" : "\n") << "[" << s << "]\n";
-      section = s;
-    }
-    out << k.name.substr(k.name.find('.') + 1) << " = " << format_value(k.field) << '\n';
-  }
-  return out.str();
-}
-
-std::string Config::model_hash() const {
-  Config copy = *this;
-  std::string text;
-  for (const auto& k : schema(copy))
-    if (k.name == "model.batchnorm")
-      text +=
-          k.name + "=" + (model.batchnorm == BatchNorm::kNone ? "none" : "batchnorm") + ";";  // local/sync: same layers
-    else if (k.name.rfind("model.", 0) == 0 && k.name != "model.dropout" && k.name != "model.loss" &&
-             k.name != "model.g_ema")
-      text += k.name + "=" + format_value(k.field) + ";";
-  return hex64(fnv1a(text));
-}
-
-std::string Config::hash() const {
-  return hex64(fnv1a(to_toml()));
+  // What the file is first (a FIFO would block, /dev/zero never ends), then at most kMaxConfigBytes of it.
+  return parse(read_bounded(file, kMaxConfigBytes, "config file"), file.string(), overrides);
 }
 
 }  // namespace shardgan::config

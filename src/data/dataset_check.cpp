@@ -5,6 +5,7 @@
 
 #include "util/checksum.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::data {
 namespace fs = std::filesystem;
@@ -15,11 +16,14 @@ void check_shard(const fs::path& dir, const Manifest& m, std::size_t index, cons
                  std::vector<int64_t>& class_counts, std::vector<std::string>& problems) {
   const ShardInfo& info = m.shards[index];
   const fs::path path = dir / info.file;
-  const std::string& name = info.file;
+  const std::string name = shardgan::quoted(info.file);
   if (info.file != shard_file_name(static_cast<int>(index)))
     problems.push_back(cat(name, ": listed as shard ", index, ", expected the name ", shard_file_name(int(index))));
-  if (!fs::is_regular_file(path)) {
-    problems.push_back(cat(name, ": file is missing"));
+  // What it is before anything reads it: "is missing" only when nothing is there; a folder, a device (a link to
+  // /dev/null), a FIFO (which would block the checksum) or a dangling link is named as such.
+  if (const FileKind kind = file_kind(path); kind != FileKind::kRegular) {
+    problems.push_back(
+        cat(name, ": ", describe(kind), kind == FileKind::kMissing ? "" : " (a regular file is needed)"));
     return;
   }
   const auto bytes = fs::file_size(path);

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::h5 {
 namespace {
@@ -18,7 +19,8 @@ std::string hdf5_message() {
   std::string text;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, &text);
   H5Eclear2(H5E_DEFAULT);
-  return text.empty() ? "HDF5 error" : text;
+  // HDF5's words may name paths and objects from the file: quoted, one short line.
+  return text.empty() ? "HDF5 error" : shardgan::quoted(text, 500);
 }
 
 /// Elements an attribute or a dataset may hold at most (a class list, a column of one shard): a bound on what a
@@ -113,6 +115,15 @@ void Handle::reset() {
 
 void silence_errors() {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
+
+void prepare_library() {
+  H5dont_atexit();
+  silence_errors();
+}
+
+void close_file(Handle& file, const std::string& context) {
+  check(H5Fclose(file.release()), context, "closing file");
 }
 
 hid_t check(hid_t status, const std::string& context, std::string_view what) {

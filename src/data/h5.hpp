@@ -21,6 +21,13 @@ class Handle {
   hid_t get() const { return id_; }
   operator hid_t() const { return id_; }  // NOLINT: handles are passed straight to the C API
   void reset();
+  /// Gives up ownership without closing: for a close whose failure must be reported (HDF5 1.10 keeps the identifier
+  /// of a file whose H5Fclose failed, pointing at freed memory: closing it again crashes).
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = H5I_INVALID_HID;
+    return id;
+  }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -28,6 +35,12 @@ class Handle {
 
 /// Silences HDF5's automatic error-stack printing (errors are reported through shardgan::Error instead).
 void silence_errors();
+/// For a tool that writes HDF5: call first in main, before any other HDF5 call. HDF5's exit handler is not
+/// installed (H5dont_atexit): after a failed H5Fclose (a full disk) HDF5 1.10 keeps a dangling file identifier that
+/// its exit handler would crash on (SIGSEGV after the error line). The process's exit releases everything anyway.
+void prepare_library();
+/// H5Fclose of `file`, which is given up first (see Handle::release); Error naming `context` when it fails.
+void close_file(Handle& file, const std::string& context);
 
 /// Throws shardgan::Error("<context>: <what> (<HDF5's own message>)") when `status` is negative; returns it otherwise.
 hid_t check(hid_t status, const std::string& context, std::string_view what);

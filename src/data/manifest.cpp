@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 #include "util/json_depth.hpp"
 
 namespace shardgan::data {
@@ -22,6 +22,24 @@ T get(const ordered_json& j, const char* key, const std::string& where) {
   } catch (const nlohmann::json::exception&) {
     fail(where, ": key '", key, "' has the wrong type (", j.at(key).type_name(), ")");
   }
+}
+
+/// DIR/manifest.json as a JSON object; Error naming the folder or the file (`where`) when it is missing, unreadable,
+/// nested too deep, not JSON, or not an object.
+ordered_json read_object(const fs::path& dir, const std::string& where) {
+  // What each is before anything is opened: a FIFO as manifest.json would block, /dev/zero would never end.
+  if (file_kind(dir) == FileKind::kMissing) fail(dir.string(), ": not a packed data set folder (missing)");
+  require_directory(dir, "data folder");
+  const std::string text = read_bounded(dir / kManifestName, kMaxManifestBytes, "manifest");
+  if (!json_depth_within(text)) fail(where, ": nests deeper than any manifest");
+  ordered_json j;
+  try {
+    j = ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range: e.what() quotes the input
+    fail(where, ": not valid JSON (", shardgan::quoted(e.what()), ")");
+  }
+  if (!j.is_object()) fail(where, ": expected a JSON object");
+  return j;
 }
 
 }  // namespace
@@ -54,20 +72,8 @@ void Manifest::save(const fs::path& dir) const {
 }
 
 Manifest Manifest::load(const fs::path& dir) {
-  const fs::path path = dir / kManifestName;
-  const std::string where = path.string();
-  if (!fs::is_directory(dir)) fail(dir.string(), ": not a packed data set folder (missing)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(where, ": missing or unreadable");
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!json_depth_within(text)) fail(where, ": nests deeper than any manifest");
-  ordered_json j;
-  try {
-    j = ordered_json::parse(text);
-  } catch (const nlohmann::json::exception& e) {  // syntax, and numbers out of range
-    fail(where, ": not valid JSON (", e.what(), ")");
-  }
-  if (!j.is_object()) fail(where, ": expected a JSON object");
+  const std::string where = (dir / kManifestName).string();
+  ordered_json j = read_object(dir, where);
   if (get<std::string>(j, "format", where) != kFormatName) fail(where, ": key 'format' is not \"", kFormatName, "\"");
   Manifest m;
   m.format_version = static_cast<int>(std::clamp<int64_t>(get<int64_t>(j, "format_version", where), -1, 1 << 20));
@@ -94,7 +100,8 @@ Manifest Manifest::load(const fs::path& dir) {
                                  get<uint64_t>(s, "bytes", w), get<std::string>(s, "checksum", w)});
     // Only the names the packer writes: a manifest cannot make a reader open a file outside its folder.
     if (m.shards.back().file != shard_file_name(static_cast<int>(m.shards.size() - 1)))
-      fail(w, ": file '", m.shards.back().file, "' is not ", shard_file_name(static_cast<int>(m.shards.size() - 1)));
+      fail(w, ": file '", shardgan::quoted(m.shards.back().file), "' is not ",
+           shard_file_name(static_cast<int>(m.shards.size() - 1)));
     if (m.shards.back().count < 0 || m.shards.back().count > (int64_t{1} << 40))
       fail(w, ": count ", m.shards.back().count, " is out of range");
     counted += m.shards.back().count;

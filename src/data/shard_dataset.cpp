@@ -6,6 +6,7 @@
 
 #include "data/dataset_check.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::data {
 namespace {
@@ -15,8 +16,9 @@ std::mutex hdf5_reads;
 }  // namespace
 
 ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& options) {
-  if (!std::filesystem::is_directory(dir))
+  if (file_kind(dir) == FileKind::kMissing)
     fail(dir.string(), ": data folder does not exist (pack it first with shardgan-pack)");
+  require_directory(dir, "data folder");  // a FIFO, a file, a dangling link: named for what it is
   CheckOptions check;
   check.checksums = options.verify;
   check.checksum_part = options.verify_part;
@@ -35,8 +37,8 @@ ShardDataset::ShardDataset(const std::filesystem::path& dir, const Options& opti
     labels_.insert(labels_.end(), l.begin(), l.end());
   }
   const uint64_t bytes = static_cast<uint64_t>(size()) * shape().bytes();
-  const bool memory = options.cache == config::Cache::kMemory ||
-                      (options.cache == config::Cache::kAuto && bytes <= options.memory_budget);
+  const bool memory =
+      options.cache == Cache::kMemory || (options.cache == Cache::kAuto && bytes <= options.memory_budget);
   if (memory) {
     memory_.resize(bytes);
     for (std::size_t s = 0; s < shards_.size(); ++s)

@@ -4,11 +4,15 @@
 #include <string>
 #include <vector>
 
-#include "config/config.hpp"
 #include "data/manifest.hpp"
 #include "data/shard_format.hpp"
 
 namespace shardgan::data {
+
+/// Where a ShardDataset serves images from: kMemory loads the whole set once, kStream reads the rows asked for
+/// from the shards, kAuto is kMemory when the set fits Options::memory_budget. (The trainer maps config's data.cache
+/// onto it: data/ does not depend on config/, so the packer links no TOML parser.)
+enum class Cache { kAuto, kMemory, kStream };
 
 /// A packed data set opened for training. Opening checks it: manifest readable, every shard's checksum (unless
 /// `verify` is false), shapes, class names, counts and labels agreeing across shards — any mismatch is an Error
@@ -21,7 +25,7 @@ class ShardDataset {
     /// With verify: this process re-hashes only shards i with i mod verify_parts == verify_part (see CheckOptions).
     std::size_t verify_part = 0;
     std::size_t verify_parts = 1;
-    config::Cache cache = config::Cache::kAuto;
+    Cache cache = Cache::kAuto;
     /// For cache = auto: bytes this process may use for a memory cache.
     uint64_t memory_budget = 4ull << 30;
   };

@@ -1,6 +1,7 @@
 #include "data/shard_format.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "util/checksum.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::data {
 namespace fs = std::filesystem;
@@ -121,8 +123,7 @@ class ShardWriter::OpenShard {
     h5::write_int_attribute(root, "shard_index", index_, context_);
     root.reset();
     images_.reset();
-    h5::check(H5Fclose(file_.get()), context_, "closing file");
-    file_ = h5::Handle();
+    h5::close_file(file_, context_);
   }
 
  private:
@@ -201,8 +202,7 @@ std::vector<ShardInfo> ShardWriter::finish() {
     {
       h5::Handle file(h5::check(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), files_[i], "reopening"));
       h5::write_int_attribute(file, "num_shards", static_cast<long long>(files_.size()), files_[i]);
-      h5::check(H5Fclose(file.get()), files_[i], "closing file");
-      file = h5::Handle();
+      h5::close_file(file, files_[i]);
     }
     ShardInfo info;
     info.file = files_[i];
@@ -216,7 +216,7 @@ std::vector<ShardInfo> ShardWriter::finish() {
 
 ShardReader::ShardReader(const fs::path& file) : path_(file), context_(file.filename().string()) {
   h5::silence_errors();
-  if (!fs::exists(file)) fail(context_, ": file is missing (", file.string(), ")");
+  require_regular_file(file, "shard");  // before HDF5 opens it: a FIFO would block, a folder is no "missing" file
   file_ = h5::Handle(h5::check(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), context_, "opening as HDF5"));
   const auto d = h5::dims(file_, "/images", context_);
   if (d.size() != 4) fail(context_, ": /images has ", d.size(), " dimensions, expected 4 (N, H, W, C)");
@@ -283,8 +283,14 @@ void ShardReader::map_chunks() {
   } else {
     return;
   }
-  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // Without blocking, and only the regular file HDF5 opened: anything else (replaced since) is read through HDF5.
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return;
+  }
   fd_ = std::shared_ptr<const int>(new int(fd), [](const int* p) {
     ::close(*p);
     delete p;

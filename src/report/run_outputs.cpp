@@ -1,15 +1,21 @@
 #include "report/run_outputs.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "report/plot.hpp"
 #include "report/report.hpp"
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 #include "util/json_depth.hpp"
 
 namespace shardgan::report {
@@ -33,32 +39,63 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
       fs::rename(e.path(), target);
     }
   }
-  const fs::path metrics = dir_ / "metrics.jsonl";
-  if (fs::exists(metrics)) {
-    std::ifstream in(metrics);
-    std::string kept, rejected;
-    for (std::string line; std::getline(in, line);) {
-      const auto j = json_depth_within(line) ? nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false)
-                                             : nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded);
+  if (fs::exists(dir_ / "metrics.jsonl")) keep_metrics_up_to(resume_step);
+}
+
+namespace {
+
+/// A file descriptor closed when it goes.
+struct Descriptor {
+  int fd;
+  ~Descriptor() { ::close(fd); }
+};
+
+}  // namespace
+
+void RunOutputs::keep_metrics_up_to(int64_t resume_step) {
+  const fs::path metrics = dir_ / "metrics.jsonl", aside = dir_ / "metrics.rejected.jsonl";
+  // Lines are read with a stated maximum: an overlong one (a runaway line, or a hole of NULs where a power cut left
+  // the file longer than its data) is skipped in pieces and rejected unparsed. Rejected lines never pass through
+  // memory either: their byte ranges are copied from the file, holes skipped (a sparse tail stays sparse).
+  LineReader reader(metrics, kMaxMetricsLineBytes, "metrics file");
+  const Descriptor source{::open(metrics.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (source.fd < 0) fail(metrics.string(), ": cannot open (", std::strerror(errno), ")");
+  std::optional<CheckedFile> rejected;    // opened at the first rejected line
+  std::optional<uint64_t> rejected_from;  // the start of the run of rejected lines being read
+  const auto move_aside = [&](uint64_t end) {
+    if (!rejected_from) return;
+    if (!rejected) rejected.emplace(aside, CheckedFile::Mode::kAppend);
+    rejected->copy_range(source.fd, metrics, *rejected_from, end);
+    char last = 0;  // a line a crash cut short has no '\n': end it, so that the next one appended stays apart
+    if (::pread(source.fd, &last, 1, static_cast<off_t>(end - 1)) != 1 || last != '\n') rejected->write("\n");
+    rejected_from.reset();
+  };
+  write_file_atomically(metrics, [&](const fs::path& tmp) {
+    CheckedFile kept(tmp, CheckedFile::Mode::kCreate, metrics);
+    std::string line;
+    bool overlong = false;
+    while (reader.next(line, &overlong)) {
+      const auto j = !overlong && json_depth_within(line)
+                         ? nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false)
+                         : nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded);
       if (j.is_discarded() || !j.is_object() || !j.contains("step") || !j["step"].is_number_integer() ||
           j["step"].get<int64_t>() > resume_step) {
-        rejected += line + "\n";  // a later history, or a line a crash cut short
+        if (!rejected_from) rejected_from = reader.line_offset();  // a later history, or a line a crash cut short
         continue;
       }
+      move_aside(reader.line_offset());
       if (auto row = parse_metrics_row(j)) rows_.push_back(*row);
       if (auto row = parse_eval_row(j)) evals_.push_back(*row);
-      kept += line + "\n";
+      kept.write(line);
+      kept.write("\n");
     }
-    in.close();
-    if (!rejected.empty()) {
-      std::ofstream out(dir_ / "metrics.rejected.jsonl", std::ios::app);
-      out << rejected;
-      out.close();
-      if (!out) fail((dir_ / "metrics.rejected.jsonl").string(), ": write failed (disk full?)");
-      sync_path(dir_ / "metrics.rejected.jsonl");
-    }
-    write_text_atomically(metrics, kept);
-  }
+    struct stat st {};
+    if (::fstat(source.fd, &st) != 0) fail(metrics.string(), ": cannot read its size (", std::strerror(errno), ")");
+    move_aside(static_cast<uint64_t>(st.st_size));
+    // The rejected lines are on disk before metrics.jsonl loses them: a crash in between duplicates, never drops.
+    if (rejected) rejected->finish(/*sync=*/true);
+    kept.finish(/*sync=*/true);
+  });
 }
 
 void RunOutputs::log(const MetricsRow& r) {
@@ -67,8 +104,10 @@ void RunOutputs::log(const MetricsRow& r) {
 }
 
 void RunOutputs::append_metrics(const std::string& line) {
-  std::ofstream out(dir_ / "metrics.jsonl", std::ios::app);
-  out << line << '\n';
+  // Not flushed per row (see docs/design.md, Durability); a failed write is cut back, leaving no partial line.
+  CheckedFile out(dir_ / "metrics.jsonl", CheckedFile::Mode::kAppend);
+  out.write(line + "\n");
+  out.finish(/*sync=*/false);
 }
 
 void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& class_names) {

@@ -18,8 +18,12 @@ class RunOutputs {
  public:
   /// Opens RUN_DIR; on resume keeps metrics.jsonl rows and sample grids up to `resume_step` and moves later ones
   /// aside — rows to metrics.rejected.jsonl (appended), grids to samples/rejected/ — since they belong to a history
-  /// the resumed run replaces (metrics.jsonl is replaced atomically). `steps_per_epoch` dates the epoch-NNNN grids.
+  /// the resumed run replaces (metrics.jsonl is replaced atomically). Lines that are not rows (a crash-cut line, a
+  /// line over kMaxMetricsLineBytes, a tail of NULs) are moved aside too. Memory stays bounded whatever the file
+  /// holds: lines are read with LineReader, rejected ones copied by byte range with holes kept as holes.
+  /// `steps_per_epoch` dates the epoch-NNNN grids.
   RunOutputs(std::filesystem::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch);
+  /// Appends a metrics.jsonl row; a failed write (a full disk) is an Error naming the file and leaves no partial line.
   void log(const MetricsRow& row);
   /// Appends an evaluation row (class names label the per-class consistencies).
   void log_eval(const EvalRow& row, const std::vector<std::string>& class_names);
@@ -35,6 +39,7 @@ class RunOutputs {
   void finish_progress();
 
  private:
+  void keep_metrics_up_to(int64_t resume_step);
   void append_metrics(const std::string& line);
 
   std::filesystem::path dir_;

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
+#include <sstream>
+#include <string_view>
 
+#include "train/model_state.hpp"
 #include "util/atomic_file.hpp"
 #include "util/checksum.hpp"
 #include "util/error.hpp"
@@ -22,26 +24,33 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
   fs::create_directories(root);
   const fs::path target = root / step_name(state.step);
   StagingDir staging(target);
-  torch::save(gan.generator, (staging.path() / "generator.pt").string());
-  torch::save(gan.discriminator, (staging.path() / "discriminator.pt").string());
-  torch::save(*gan.optim_g, (staging.path() / "optim_g.pt").string());
-  torch::save(*gan.optim_d, (staging.path() / "optim_d.pt").string());
-  if (gan.generator_ema) torch::save(gan.generator_ema, (staging.path() / "generator_ema.pt").string());
-  {
-    std::ofstream out(staging.path() / "config.toml");
-    out << config_toml;
-    out.close();
-    if (!out) fail((staging.path() / "config.toml").string(), ": write failed (disk full?)");
+  // Each file is made in memory and written with checked writes: LibTorch's file writer reports a full disk from a
+  // destructor, which ends the process (std::terminate) instead of failing this write. A failure names the file as
+  // it would be published; the staging folder goes with everything in it, and older checkpoints stay as they were.
+  std::vector<std::string> written;
+  const auto write = [&](const std::string& name, std::string_view bytes) {
+    write_file_checked(staging.path() / name, bytes, target / name);
+    written.push_back(name);
+  };
+  const auto write_archive = [&](const std::string& name, torch::serialize::OutputArchive& archive) {
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    write(name + ".pt", std::move(bytes).str());
+  };
+  for (const auto& [name, module] : state_modules(gan)) {  // one LibTorch archive per entry of the state registry
+    torch::serialize::OutputArchive archive;
+    module->save(archive);
+    write_archive(name, archive);
   }
+  for (const auto& [name, optimizer] : state_optimizers(gan)) {
+    torch::serialize::OutputArchive archive;
+    optimizer->save(archive);
+    write_archive(name, archive);
+  }
+  write("config.toml", config_toml);
   std::map<std::string, std::string> checksums;
-  for (const auto& name : kCheckpointFiles) checksums[name] = file_checksum(staging.path() / name);
-  if (gan.generator_ema) checksums["generator_ema.pt"] = file_checksum(staging.path() / "generator_ema.pt");
-  {
-    std::ofstream out(staging.path() / "state.json");
-    out << checkpoint_state_json(state, checksums);
-    out.close();
-    if (!out) fail((staging.path() / "state.json").string(), ": write failed (disk full?)");
-  }
+  for (const auto& name : written) checksums[name] = file_checksum(staging.path() / name);
+  write_file_checked(staging.path() / "state.json", checkpoint_state_json(state, checksums), target / "state.json");
   read_checkpoint_state(staging.path());  // everything on disk as recorded, before anything older is dropped
   staging.commit(/*replace=*/true);       // flushed to disk, then published
   write_text_atomically(root / "latest", step_name(state.step) + "\n");
@@ -86,25 +95,30 @@ void load_checkpoint(const fs::path& dir, Gan& gan, const std::string& model_has
   // Tensors go to the device the models live on, whatever device wrote them (rank 0's GPU, or a CPU run).
   const torch::Device device = gan.generator->parameters().front().device();
   try {
-    torch::load(gan.generator, (dir / "generator.pt").string(), device);
-    torch::load(gan.discriminator, (dir / "discriminator.pt").string(), device);
+    const auto load = [&](const std::string& name, const auto& into) {
+      torch::serialize::InputArchive archive;
+      archive.load_from((dir / (name + ".pt")).string(), device);
+      into->load(archive);
+    };
     // The EMA generator: as saved; for a checkpoint without one (written with model.g_ema = 0, or before EMA
     // existed), training starts the average from G, and sampling/scoring use G itself.
-    if (gan.generator_ema && fs::exists(dir / "generator_ema.pt")) {
-      torch::load(gan.generator_ema, (dir / "generator_ema.pt").string(), device);
-    } else if (optimizers) {
-      gan.reset_ema();
-    } else {
-      gan.generator_ema = nullptr;
+    const bool has_ema = fs::exists(dir / "generator_ema.pt");
+    for (const auto& [name, module] : state_modules(gan))
+      if (name != "generator_ema" || has_ema) load(name, module);
+    if (gan.generator_ema && !has_ema) {
+      if (optimizers) {
+        gan.reset_ema();
+      } else {
+        gan.generator_ema = nullptr;
+      }
     }
     if (optimizers) {
       // Loading an optimiser restores its saved options too; the run's configuration decides them instead.
-      const auto keep_g = gan.optim_g->param_groups().front().options().clone();
-      const auto keep_d = gan.optim_d->param_groups().front().options().clone();
-      torch::load(*gan.optim_g, (dir / "optim_g.pt").string(), device);
-      torch::load(*gan.optim_d, (dir / "optim_d.pt").string(), device);
-      gan.optim_g->param_groups().front().set_options(keep_g->clone());
-      gan.optim_d->param_groups().front().set_options(keep_d->clone());
+      for (const auto& [name, optimizer] : state_optimizers(gan)) {
+        const auto keep = optimizer->param_groups().front().options().clone();
+        load(name, optimizer);
+        optimizer->param_groups().front().set_options(keep->clone());
+      }
     }
   } catch (const c10::Error& e) {
     fail(dir.string(), ": cannot load tensors (", e.what_without_backtrace(), ")");

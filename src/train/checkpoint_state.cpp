@@ -3,11 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "util/checksum.hpp"
+#include "util/input_file.hpp"
 #include "util/json_depth.hpp"
 
 namespace shardgan::train {
@@ -19,7 +18,7 @@ namespace {
 constexpr int64_t kMaxStep = int64_t{1} << 50;
 constexpr int64_t kMaxWorld = 1 << 20;
 constexpr std::size_t kMaxClasses = 1 << 16;
-constexpr uintmax_t kMaxStateBytes = 16 << 20;  ///< state.json is a few KiB; a larger one is not read
+// state.json is a few KiB; one over shardgan::kMaxStateBytes (util/input_file.hpp) is not read.
 
 bool known_file(const std::string& name) {
   return std::count(kCheckpointFiles.begin(), kCheckpointFiles.end(), name) +
@@ -113,7 +112,8 @@ CheckpointState parse_checkpoint_state(const std::string& text, const std::strin
   const auto& files = j.contains("files") ? j["files"] : ordered_json();
   if (!files.is_object()) throw CorruptCheckpoint(cat(source, ": key 'files' is not an object"));
   for (const auto& [name, sum] : files.items()) {
-    if (!known_file(name)) throw CorruptCheckpoint(cat(source, ": lists an unexpected file '", name, "'"));
+    if (!known_file(name))
+      throw CorruptCheckpoint(cat(source, ": lists an unexpected file '", shardgan::quoted(name), "'"));
     if (!sum.is_string() || sum.get<std::string>().size() > 64)
       throw CorruptCheckpoint(cat(source, ": the checksum of '", name, "' is not a short string"));
     if (checksums != nullptr) (*checksums)[name] = sum.get<std::string>();
@@ -134,31 +134,44 @@ fs::file_status status_of(const fs::path& p) {
   return status;
 }
 
+/// CorruptCheckpoint unless `p` (not followed if a link) is a regular file: "missing (incomplete checkpoint)", or
+/// "not a regular file (it is a FIFO)" and the like. Nothing is opened: a FIFO would block its reader.
+void require_checkpoint_file(const fs::path& p) {
+  const fs::file_status status = status_of(p);
+  if (!fs::exists(status)) throw CorruptCheckpoint(cat(p.string(), ": missing (incomplete checkpoint)"));
+  if (fs::is_regular_file(status)) return;
+  const char* what = fs::is_symlink(status)          ? "is a symbolic link"
+                     : fs::is_directory(status)      ? describe(FileKind::kDirectory)
+                     : fs::is_fifo(status)           ? describe(FileKind::kFifo)
+                     : fs::is_character_file(status) ? describe(FileKind::kCharDevice)
+                     : fs::is_block_file(status)     ? describe(FileKind::kBlockDevice)
+                     : fs::is_socket(status)         ? describe(FileKind::kSocket)
+                                                     : describe(FileKind::kOther);
+  throw CorruptCheckpoint(cat(p.string(), ": not a regular file (it ", what, ")"));
+}
+
 }  // namespace
 
 CheckpointState read_checkpoint_state(const fs::path& dir) {
   const fs::path file = dir / "state.json";
-  const fs::file_status status = status_of(file);
-  if (!fs::exists(status)) throw CorruptCheckpoint(cat(file.string(), ": missing (incomplete checkpoint)"));
-  if (!fs::is_regular_file(status)) throw CorruptCheckpoint(cat(file.string(), ": not a regular file"));
-  if (fs::file_size(file) > kMaxStateBytes) throw CorruptCheckpoint(cat(file.string(), ": larger than any state.json"));
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file.string(), ": cannot be read (permissions?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) fail(file.string(), ": read error");
+  require_checkpoint_file(file);
+  std::error_code ec;
+  if (const uintmax_t bytes = fs::file_size(file, ec); !ec && bytes > kMaxStateBytes)
+    throw CorruptCheckpoint(cat(file.string(), ": is over the ", byte_size(kMaxStateBytes),
+                                " limit of a checkpoint state (larger than any state.json)"));
+  // Opened without blocking and read to at most the limit (it may have changed since the checks above).
+  const std::string text = read_bounded(file, kMaxStateBytes, "checkpoint state");
   std::map<std::string, std::string> checksums;
-  CheckpointState s = parse_checkpoint_state(text.str(), file.string(), &checksums);
+  CheckpointState s = parse_checkpoint_state(text, file.string(), &checksums);
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     if (name != "state.json" && checksums.count(name) == 0)
-      throw CorruptCheckpoint(cat(entry.path().string(), ": not part of the checkpoint (state.json does not list it)"));
+      throw CorruptCheckpoint(
+          cat((dir / shardgan::quoted(name)).string(), ": not part of the checkpoint (state.json does not list it)"));
   }
   for (const auto& [name, sum] : checksums) {
     const fs::path f = dir / name;
-    const fs::file_status st = status_of(f);
-    if (!fs::exists(st)) throw CorruptCheckpoint(cat(f.string(), ": missing (incomplete checkpoint)"));
-    if (!fs::is_regular_file(st)) throw CorruptCheckpoint(cat(f.string(), ": not a regular file"));
+    require_checkpoint_file(f);
     if (file_checksum(f) != sum) throw CorruptCheckpoint(cat(f.string(), ": checksum mismatch (corrupted checkpoint)"));
   }
   return s;
@@ -215,7 +228,11 @@ std::vector<fs::path> reject_checkpoints_after(const fs::path& run_dir, int64_t 
 }
 
 fs::path resolve_checkpoint(const fs::path& path) {
-  if (fs::exists(path / "state.json")) return path;
+  // A folder either way: a FIFO, a file or a dangling link given as --checkpoint/--resume is named for what it is.
+  if (file_kind(path) == FileKind::kMissing) fail(path.string(), ": is missing (expected a checkpoint or run folder)");
+  require_directory(path, "checkpoint or run folder");
+  // state.json present in any form (a FIFO, a link): read_checkpoint_state names what is wrong with it.
+  if (fs::exists(status_of(path / "state.json"))) return path;
   if (fs::is_directory(path / "checkpoints")) {
     std::vector<std::string> skipped;
     if (auto found = find_latest_checkpoint(path, &skipped)) return *found;

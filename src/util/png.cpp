@@ -2,7 +2,7 @@
 
 #include <png.h>
 
-#include <cstdio>
+#include <string>
 
 #include "util/atomic_file.hpp"
 #include "util/error.hpp"
@@ -11,18 +11,35 @@ namespace shardgan {
 
 namespace {
 
-/// Encodes `image` into `path` (libpng); `name` is the file the caller asked for, for messages.
-void encode_png(const std::filesystem::path& path, const std::string& name, const Image& image) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  if (f == nullptr) fail(name, ": cannot write");
+/// libpng's output function: appends to the std::string given as its io pointer. No exception may cross libpng's C
+/// frames, so running out of memory becomes png_error (a longjmp to encode_png's handler).
+void append_to_string(png_structp png, png_bytep data, png_size_t size) {
+  bool appended = true;
+  try {
+    static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), size);
+  } catch (...) {
+    appended = false;
+  }
+  if (!appended) png_error(png, "out of memory");
+}
+
+void no_flush(png_structp) {}
+
+/// `image` as PNG bytes (libpng), in memory: the file is then written with checked writes, so that a full disk is
+/// named as such. `name` is the file they are for, for messages.
+std::string encode_png(const std::string& name, const Image& image) {
+  std::string bytes;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
+  png_infop info = png == nullptr ? nullptr : png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_write_struct(&png, nullptr);
+    fail(name, ": PNG encoding failed (out of memory)");
+  }
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    std::fclose(f);
     fail(name, ": PNG encoding failed");
   }
-  png_init_io(png, f);
+  png_set_write_fn(png, &bytes, append_to_string, no_flush);
   png_set_IHDR(png, info, static_cast<png_uint_32>(image.width), static_cast<png_uint_32>(image.height), 8,
                image.channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -31,13 +48,14 @@ void encode_png(const std::filesystem::path& path, const std::string& name, cons
     png_write_row(png, image.pixels.data() + static_cast<std::size_t>(y) * image.width * image.channels);
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fclose(f) != 0) fail(name, ": write error");
+  return bytes;
 }
 
 }  // namespace
 
 void write_png(const std::filesystem::path& file, const Image& image) {
-  write_file_atomically(file, [&](const std::filesystem::path& tmp) { encode_png(tmp, file.string(), image); });
+  const std::string bytes = encode_png(file.string(), image);
+  write_file_atomically(file, [&](const std::filesystem::path& tmp) { write_file_checked(tmp, bytes, file); });
 }
 
 Image read_png(const std::filesystem::path& file) {

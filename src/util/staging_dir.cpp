@@ -35,13 +35,20 @@ StagingDir::StagingDir(fs::path target) : target_(absolute_target(target)) {
   // mkdtemp makes the folder 0700; the committed output should have the usual permissions (umask applied).
   const mode_t mask = umask(0);
   umask(mask);
-  fs::permissions(path_, static_cast<fs::perms>(0777 & ~mask), fs::perm_options::replace);
+  if (::chmod(path_.c_str(), 0777 & ~mask) != 0) {
+    const int error = errno;
+    ::rmdir(path_.c_str());  // no destructor runs for a constructor that throws
+    fail(target_.string(), ": cannot set the permissions of a temporary folder (", std::strerror(error), ")");
+  }
 }
 
 StagingDir::~StagingDir() {
   if (committed_) return;
-  std::error_code ignored;
-  fs::remove_all(path_, ignored);
+  try {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  } catch (...) {  // std::bad_alloc: a destructor never throws; a kill leaves such a folder too, and readers ignore it
+  }
 }
 
 void StagingDir::commit(bool replace) {
@@ -62,7 +69,12 @@ void StagingDir::commit(bool replace) {
          restore ? " and the previous folder stays at " + aside.string() : "");
   }
   committed_ = true;
-  sync_path(target_.parent_path());
+  try {
+    sync_path(target_.parent_path());
+  } catch (...) {
+    if (!aside.empty()) fs::remove_all(aside, ec);  // the new folder is in place: leave no staging name behind
+    throw;
+  }
   if (!aside.empty()) fs::remove_all(aside, ec);
 }
 

@@ -6,8 +6,8 @@
 namespace shardgan {
 
 /// A temporary folder beside `target` (".NAME.tmp-XXXXXX" in the same parent, so the final rename is atomic).
-/// `commit` renames it to `target`; if it is never committed, the destructor removes it with everything inside,
-/// so a failed run leaves no half-written output behind.
+/// `commit` renames it to `target`; if it is never committed, the destructor removes it with everything inside (and
+/// never throws), so a failed write — a full disk included — leaves no half-written output behind.
 class StagingDir {
  public:
   explicit StagingDir(std::filesystem::path target);

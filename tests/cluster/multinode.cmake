@@ -12,3 +12,15 @@ set_tests_properties(multinode_sim PROPERTIES
 if(MPIEXEC_EXECUTABLE)
   set_property(TEST multinode_sim PROPERTY ENVIRONMENT "SHARDGAN_MPIRUN=${MPIEXEC_EXECUTABLE}")
 endif()
+# A node's link cut in the middle of training (issue "faults"): every rank ends within comm.timeout_s + 10 s
+# (watchdog, or Open MPI noticing the lost node), the launcher ends, nothing is left on the nodes, and --resume auto
+# continues bit-identically to an uninterrupted run. About 40 s.
+add_test(NAME multinode_link_cut
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/cluster/link_cut_test.sh
+          $<TARGET_FILE:shardgan-train> $<TARGET_FILE:shardgan-pack> $<TARGET_FILE:shardgan-sample>
+          ${CMAKE_SOURCE_DIR})
+set_tests_properties(multinode_link_cut PROPERTIES
+  LABELS "multinode;faults" TIMEOUT 240 PROCESSORS 2 SKIP_RETURN_CODE 77)
+if(MPIEXEC_EXECUTABLE)
+  set_property(TEST multinode_link_cut PROPERTY ENVIRONMENT "SHARDGAN_MPIRUN=${MPIEXEC_EXECUTABLE}")
+endif()

@@ -1,10 +1,16 @@
 #include "config/config.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 
+#include "basics.hpp"
+#include "config/config_schema.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::config {
 namespace {
@@ -173,6 +179,96 @@ TEST(Config, EmaAndEvalKeysAreChecked) {
   // The EMA decay does not change the models' shapes: checkpoints stay loadable.
   EXPECT_EQ(parse(kMinimal + "[model]\ng_ema = 0.9\n", "t").model_hash(),
             parse(kMinimal + "[model]\ng_ema = 0.99\n", "t").model_hash());
+}
+
+// The config file is checked for what it is before it is read, and read up to its limit only: a FIFO would block
+// forever, /dev/zero would be read until the process is killed.
+TEST(ConfigFile, SpecialFilesAndOversizedFilesAreRefusedAtOnce) {
+  testing::TempDir tmp;
+  const auto load_error = [](const std::filesystem::path& file) {
+    try {
+      load(file);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  ASSERT_EQ(::mkfifo((tmp / "fifo.toml").c_str(), 0600), 0);
+  EXPECT_EQ(load_error(tmp / "fifo.toml"),
+            "config file " + (tmp / "fifo.toml").string() + ": is a FIFO (a regular file is needed)");
+  EXPECT_EQ(load_error("/dev/zero"), "config file /dev/zero: is a character device (a regular file is needed)");
+  std::filesystem::create_directory(tmp / "dir.toml");
+  EXPECT_NE(load_error(tmp / "dir.toml").find("dir.toml: is a directory (a regular file is needed)"),
+            std::string::npos);
+  std::filesystem::create_symlink(tmp / "nowhere.toml", tmp / "dangling.toml");
+  EXPECT_NE(load_error(tmp / "dangling.toml").find("dangling.toml: is a dangling symbolic link"), std::string::npos);
+  EXPECT_NE(load_error(tmp / "absent.toml").find("absent.toml: is missing"), std::string::npos);
+  testing::write_text(tmp / "big.toml", kMinimal + std::string(kMaxConfigBytes, '#'));  // a valid TOML comment
+  EXPECT_NE(load_error(tmp / "big.toml").find("big.toml: is over the 1 MiB limit of a config file"), std::string::npos);
+  testing::write_text(tmp / "ok.toml", kMinimal + std::string(kMaxConfigBytes - kMinimal.size() - 1, '#') + "\n");
+  EXPECT_EQ(load(tmp / "ok.toml").data.path, "data/x");  // exactly at the limit: read
+}
+
+// A key longer than any key is refused as such at once: no closest-key suggestion (an edit distance to every key,
+// ~20 s of CPU for a 10 MB name) and no echo of the whole name (megabytes of stderr).
+TEST(Config, OversizedKeysAreRefusedAtOnceAndQuotedShort) {
+  const std::string huge(10'000'000, 'k');
+  const auto quick_error = [](const std::function<std::string()>& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string e = f();
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0) << e.substr(0, 300);
+    EXPECT_LT(e.size(), 300u) << e.substr(0, 300);
+    EXPECT_EQ(e.find('\n'), std::string::npos);
+    return e;
+  };
+  std::string e = quick_error([&] { return error_of(kMinimal, {huge + "=1"}); });
+  EXPECT_EQ(e.rfind("--set: key '" + std::string(64, 'k') + "...(9999936 more bytes)' is longer than 64 characters", 0),
+            0u)
+      << e;
+  e = quick_error([&] { return error_of(kMinimal + "[train]\n" + huge + " = 1\n"); });
+  EXPECT_EQ(e.rfind("run.toml: key 'train.", 0), 0u) << e;
+  EXPECT_NE(e.find("is longer than 64 characters"), std::string::npos) << e;
+  e = quick_error([&] { return error_of(kMinimal + huge + " = 1\n"); });  // in [data], a key of its own
+  EXPECT_NE(e.find("is longer than 64 characters"), std::string::npos) << e;
+  e = quick_error([&] { return error_of(huge + " = 1\n" + kMinimal); });  // at the top, where a section belongs
+  EXPECT_NE(e.find("is longer than 64 characters"), std::string::npos) << e;
+  e = quick_error([&] { return error_of(kMinimal, {huge}); });  // no '=' at all
+  EXPECT_NE(e.find(": expected section.key=value"), std::string::npos) << e;
+  // A control character in a key name (a TOML quoted key, a --set argument) does not break the one line.
+  EXPECT_EQ(error_of(kMinimal, {"train.a\nb=1"}), "--set: unknown key 'train.a?b'");
+  EXPECT_EQ(error_of(kMinimal + "[train]\n\"a\\nb\" = 1\n"), "run.toml: unknown key 'train.a?b'");
+  // A key as long as the limit is looked up (and suggested for) as usual.
+  EXPECT_EQ(error_of(kMinimal, {"train." + std::string(58, 'x') + "=1"}),
+            "--set: unknown key 'train." + std::string(58, 'x') + "'");
+  // Every key there is fits the limit.
+  Config c;
+  for (const auto& key : detail::schema(c)) EXPECT_LE(key.name.size(), detail::kMaxKeyChars) << key.name;
+}
+
+// String values are at most 4096 characters (PATH_MAX); words that are no choice, and TOML syntax errors, are
+// quoted short.
+TEST(Config, OversizedValuesAreRefusedAndQuotedShort) {
+  const std::string long_path(5000, 'p');
+  EXPECT_EQ(error_of("[data]\npath = \"" + long_path + "\"\n"),
+            "run.toml: key 'data.path' is 5000 characters long, longer than 4096 (the most a value may have)");
+  EXPECT_EQ(error_of(kMinimal, {"eval.classifier=" + long_path}),
+            "--set eval.classifier: the value is 5000 characters long, longer than 4096 (the most a value may have)");
+  EXPECT_EQ(error_of(kMinimal, {"train.epochs=" + std::string(10'000'000, '9')}),
+            "--set train.epochs: the value is 10000000 characters long, longer than 4096 (the most a value may have)");
+  EXPECT_EQ(parse("[data]\npath = \"" + std::string(4096, 'p') + "\"\n", "t").data.path.size(), 4096u);
+  std::string e = error_of(kMinimal + "[model]\nloss = \"" + std::string(1'000'000, 'w') + "\"\n");
+  EXPECT_EQ(e, "run.toml: key 'model.loss' is \"" + std::string(200, 'w') +
+                   "...(999800 more bytes)\"; expected one of bce, hinge");
+  e = error_of(kMinimal, {"model.loss=" + std::string(4000, 'w')});
+  EXPECT_NE(e.find("...(3800 more bytes)\"; expected one of bce, hinge"), std::string::npos) << e;
+  e = error_of(kMinimal + "[augment]\npolicy = \"color," + std::string(4000, 'z') + "\"\n");
+  EXPECT_NE(e.find("an unknown operation \"zzz"), std::string::npos) << e;
+  EXPECT_LT(e.size(), 400u) << e;
+  // toml++ names a redefined table in its message: quoted short too.
+  const std::string table = "[" + std::string(100'000, 't') + "]\n";
+  e = error_of(table + table);
+  EXPECT_NE(e.find("TOML syntax error"), std::string::npos) << e.substr(0, 300);
+  EXPECT_LT(e.size(), 400u) << e.substr(0, 300);
 }
 
 // Every ready configuration in configs/ loads (keys, types, ranges), so a renamed key cannot leave one behind.

@@ -1,6 +1,7 @@
 #include "data/shard_format.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cmath>
@@ -11,8 +12,10 @@
 
 #include "data/dataset_check.hpp"
 #include "data/manifest.hpp"
+#include "data/shard_dataset.hpp"
 #include "fixtures.hpp"
 #include "util/error.hpp"
+#include "util/input_file.hpp"
 
 namespace shardgan::data {
 namespace {
@@ -111,7 +114,99 @@ TEST(DatasetCheck, MissingOrTruncatedShardsAreReported) {
   const auto problems = check_dataset(tmp.path());
   ASSERT_EQ(problems.size(), 2u);
   EXPECT_NE(problems[0].find("shard-00000.h5: size is 100 bytes"), std::string::npos) << problems[0];
-  EXPECT_NE(problems[1].find("shard-00002.h5: file is missing"), std::string::npos) << problems[1];
+  EXPECT_NE(problems[1].find("shard-00002.h5: is missing"), std::string::npos) << problems[1];
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A shard that is not a regular file is named for what it is, before anything opens it (a FIFO would block the
+// checksum or HDF5): "is missing" only when nothing is there.
+TEST(DatasetCheck, ShardsThatAreNoRegularFilesAreNamedForWhatTheyAre) {
+  TempDir tmp;
+  const Manifest m = write_set(tmp.path(), 23, 10);
+  const fs::path shard = tmp / m.shards[1].file;
+  const auto problem_with = [&](const std::function<void()>& make) {
+    fs::remove_all(shard);
+    make();
+    const auto problems = check_dataset(tmp.path());
+    return problems.empty() ? std::string() : problems.front();
+  };
+  EXPECT_EQ(problem_with([&] { fs::create_directory(shard); }),
+            "shard-00001.h5: is a directory (a regular file is needed)");
+  EXPECT_EQ(problem_with([&] { fs::create_symlink("/dev/null", shard); }),
+            "shard-00001.h5: is a character device (a regular file is needed)");
+  EXPECT_EQ(problem_with([&] { fs::create_symlink(tmp / "nowhere.h5", shard); }),
+            "shard-00001.h5: is a dangling symbolic link (a regular file is needed)");
+  EXPECT_EQ(problem_with([&] { ASSERT_EQ(::mkfifo(shard.c_str(), 0600), 0); }),
+            "shard-00001.h5: is a FIFO (a regular file is needed)");
+  EXPECT_EQ(problem_with([] {}), "shard-00001.h5: is missing");
+  // The reader on its own checks too, before HDF5 opens the path.
+  ASSERT_EQ(::mkfifo((tmp / "fifo.h5").c_str(), 0600), 0);
+  EXPECT_NE(error_of([&] { ShardReader r(tmp / "fifo.h5"); }).find("fifo.h5: is a FIFO (a regular file is needed)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ShardReader r(tmp.path()); }).find(": is a directory"), std::string::npos);
+  EXPECT_NE(error_of([&] { ShardReader r(tmp / "absent.h5"); }).find("absent.h5: is missing"), std::string::npos);
+  // ... and so does a whole data set opened for training.
+  EXPECT_NE(error_of([&] { ShardDataset d(tmp.path(), {}); }).find("shard-00001.h5: is missing"), std::string::npos);
+}
+
+// manifest.json and its folder are checked for what they are before anything is read, and the read is bounded.
+TEST(Manifest, SpecialFilesAndOversizedManifestsAreRefusedAtOnce) {
+  TempDir tmp;
+  const fs::path set = tmp / "set";
+  write_set(set, 3, 10);
+  const fs::path manifest = set / kManifestName;
+  fs::remove(manifest);
+  ASSERT_EQ(::mkfifo(manifest.c_str(), 0600), 0);  // read with a blocking open, this would wait for a writer forever
+  EXPECT_NE(error_of([&] { Manifest::load(set); }).find("manifest.json: is a FIFO (a regular file is needed)"),
+            std::string::npos);
+  EXPECT_NE(check_dataset(set).front().find("manifest.json: is a FIFO"), std::string::npos);
+  fs::remove(manifest);
+  fs::create_symlink("/dev/zero", manifest);  // endless: read whole, it would grow until killed
+  EXPECT_NE(error_of([&] { Manifest::load(set); }).find("manifest.json: is a character device"), std::string::npos);
+  fs::remove(manifest);
+  fs::create_directory(manifest);
+  EXPECT_NE(error_of([&] { Manifest::load(set); }).find("manifest.json: is a directory"), std::string::npos);
+  fs::remove(manifest);
+  EXPECT_NE(error_of([&] { Manifest::load(set); }).find("manifest.json: is missing"), std::string::npos);
+  testing::write_text(manifest, "{}");
+  fs::resize_file(manifest, kMaxManifestBytes + 1);  // sparse: nothing is held beyond the limit
+  EXPECT_NE(error_of([&] { Manifest::load(set); }).find("manifest.json: is over the 64 MiB limit of a manifest"),
+            std::string::npos);
+  // The folder itself.
+  ASSERT_EQ(::mkfifo((tmp / "fifo").c_str(), 0600), 0);
+  EXPECT_NE(error_of([&] { Manifest::load(tmp / "fifo"); }).find("fifo: is a FIFO (a directory is needed)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ShardDataset d(tmp / "fifo", {}); }).find("fifo: is a FIFO (a directory is needed)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { Manifest::load(tmp / "absent"); }).find("absent: not a packed data set folder (missing)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { ShardDataset d(tmp / "absent", {}); }).find("absent: data folder does not exist"),
+            std::string::npos);
+}
+
+// What a manifest holds is quoted short in a message: a megabyte shard name or JSON token is not echoed whole.
+TEST(Manifest, InputTextInMessagesIsQuotedShort) {
+  TempDir tmp;
+  write_set(tmp.path(), 3, 10);
+  auto j = nlohmann::json::parse(std::ifstream(tmp / kManifestName));
+  j["shards"][0]["file"] = std::string(1 << 20, 'x');
+  std::ofstream(tmp / kManifestName) << j.dump();
+  std::string message = error_of([&] { Manifest::load(tmp.path()); });
+  EXPECT_NE(message.find("is not shard-00000.h5"), std::string::npos) << message.substr(0, 500);
+  EXPECT_LT(message.size(), 600u);
+  std::ofstream(tmp / kManifestName) << "{\"format\": " << std::string(1 << 20, 'y') << "}";
+  message = error_of([&] { Manifest::load(tmp.path()); });
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message.substr(0, 500);
+  EXPECT_LT(message.size(), 600u);
+  EXPECT_EQ(message.find('\n'), std::string::npos);
 }
 
 TEST(DatasetCheck, ManifestCountsMustMatchTheShards) {

@@ -1,9 +1,17 @@
 // shardgan-pack end to end: real processes, real files in the real formats, every bad-input case of the issue.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "data/manifest.hpp"
@@ -41,6 +49,69 @@ void expect_refused(const RunResult& r, const fs::path& out, const std::vector<s
 void expect_ok(const RunResult& r) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
+
+/// A run of shardgan-pack on a hostile input: under `timeout` (a hang is exit 124, not a stuck suite), stdin from
+/// /dev/null, timed, and under /usr/bin/time where it exists (peak RSS; -1 where it does not).
+struct Measured {
+  RunResult r;
+  double seconds = 0;
+  long rss_kib = -1;
+};
+
+Measured pack_measured(const std::string& args) {
+  TempDir stats_dir;
+  const fs::path stats = stats_dir / "time.txt";
+  const bool have_time = fs::exists("/usr/bin/time");
+  const std::string command = (have_time ? "/usr/bin/time -f '%M' -o " + q(stats) + " " : std::string()) +
+                              "timeout -k 5 30 " + SHARDGAN_PACK_BIN + " " + args + " </dev/null";
+  Measured m;
+  const auto start = std::chrono::steady_clock::now();
+  m.r = testing::run(command);
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (have_time) {
+    std::ifstream in(stats);
+    for (std::string line; std::getline(in, line);)  // the last line: "Command exited with ..." may come first
+      if (!line.empty() && std::isdigit(static_cast<unsigned char>(line[0]))) m.rss_kib = std::stol(line);
+  }
+  return m;
+}
+
+/// What every hostile input must give: exit 1..127, one "error:" line holding every needle (stderr under 64 KiB),
+/// within 30 s, a peak RSS under 1 GiB, and no output or staging folder left (expect_refused).
+void expect_hostile(const Measured& m, const fs::path& out, const std::vector<std::string>& needles) {
+  SCOPED_TRACE(m.r.err.substr(0, 400));
+  EXPECT_GE(m.r.exit_code, 1);
+  EXPECT_LE(m.r.exit_code, 127) << "124: timed out (a FIFO waited on?), 139: a crash";
+  EXPECT_LT(m.r.err.size(), 64u << 10);
+  EXPECT_LT(m.seconds, 30.0);
+  if (m.rss_kib >= 0) {
+    EXPECT_LT(m.rss_kib, 1L << 20) << "peak RSS in KiB";
+  }
+  expect_refused(m.r, out, needles);
+}
+
+/// Makes `path` the special file `kind` names: "fifo", "directory", "device" (a link to /dev/zero: endless) or
+/// "dangling" (a link to nothing); returns the phrase the error must say.
+std::string make_special(const fs::path& path, const std::string& kind) {
+  fs::remove_all(path);
+  fs::create_directories(path.parent_path());
+  if (kind == "fifo") {
+    EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0) << std::strerror(errno);
+    return "is a FIFO";
+  }
+  if (kind == "directory") {
+    fs::create_directory(path);
+    return "is a directory";
+  }
+  if (kind == "device") {
+    fs::create_symlink("/dev/zero", path);
+    return "is a character device";
+  }
+  fs::create_symlink(path.parent_path() / "nowhere", path);
+  return "is a dangling symbolic link";
+}
+
+const std::vector<std::string> kSpecialKinds = {"fifo", "directory", "device", "dangling"};
 
 // ---------------------------------------------------------------------------------------------------- CIFAR-10
 
@@ -152,7 +223,7 @@ TEST_F(Cifar10Cli, MaxImagesKeepsAStratifiedDeterministicSubset) {
 
 TEST_F(Cifar10Cli, MissingInput) {
   expect_refused(pack("cifar10 --input " + q(tmp_ / "nope.tar.gz") + " --out " + q(out_)), out_,
-                 {"nope.tar.gz: does not exist"});
+                 {"nope.tar.gz: is missing"});
 }
 
 TEST_F(Cifar10Cli, TruncatedBatchFileInFolder) {
@@ -281,6 +352,37 @@ TEST_F(Cifar10Cli, OutputIsFlushedToDiskBeforeAndAfterTheRenameThatPublishesIt) 
     return c.find("fsync(") != std::string::npos && c.find("<" + tmp_.path().string() + ">") != std::string::npos;
   });
   EXPECT_TRUE(parent_synced) << "the folder holding the output was not flushed after the rename";
+}
+
+// Special files where a file or a folder belongs: the archive, a batch file of the folder. One line saying what it is,
+// at once: a FIFO is never opened (so never waited on), a device never read.
+TEST_F(Cifar10Cli, SpecialFilesSayWhatTheyAre) {
+  for (const auto& kind : kSpecialKinds) {
+    SCOPED_TRACE(kind);
+    if (kind != "directory") {  // a folder is a valid --input: the batches folder
+      const std::string phrase = make_special(tmp_ / "special.tar.gz", kind);
+      expect_hostile(pack_measured("cifar10 --input " + q(tmp_ / "special.tar.gz") + " --out " + q(out_)), out_,
+                     {"--input", "special.tar.gz: " + phrase, "(cifar-10-binary.tar.gz or the"});
+    }
+    const fs::path batch = folder_ / "data_batch_3.bin";
+    const auto bytes = testing::read_bytes(batch);
+    const std::string phrase = make_special(batch, kind);
+    expect_hostile(pack_measured("cifar10 --input " + q(folder_) + " --out " + q(out_)), out_,
+                   {"data_batch_3.bin: " + phrase, "a regular file, is needed"});
+    fs::remove_all(batch);
+    testing::write_bytes(batch, bytes);
+  }
+  // A file where the folder of batch files belongs is an archive: one that is not is refused as such.
+  testing::write_text(tmp_ / "notes.txt", "not an archive");
+  expect_hostile(pack_measured("cifar10 --input " + q(tmp_ / "notes.txt") + " --out " + q(out_)), out_,
+                 {"notes.txt: not a readable archive"});
+}
+
+TEST_F(Cifar10Cli, BatchFileOverItsLimit) {
+  const uint64_t over = ((uint64_t{64} << 20) / 3073 + 1) * 3073;
+  fs::resize_file(folder_ / "data_batch_5.bin", over);  // sparse: no disk used
+  expect_hostile(pack_measured("cifar10 --input " + q(folder_) + " --out " + q(out_)), out_,
+                 {"data_batch_5.bin: " + std::to_string(over) + " bytes is over the 64 MiB limit of a CIFAR-10 batch"});
 }
 
 TEST_F(Cifar10Cli, VerifyAndInfo) {
@@ -478,10 +580,114 @@ TEST_F(Ham10000Cli, ZipEntryEscapingItsFolder) {
 
 TEST_F(Ham10000Cli, MissingMetadataOrImagesPath) {
   expect_refused(pack("ham10000 --metadata " + q(tmp_ / "none.csv") + " --images " + q(images_) + " --out " + q(out_)),
-                 out_, {"none.csv: does not exist"});
+                 out_, {"metadata table", "none.csv: is missing"});
   expect_refused(
       pack("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "nodir") + " --out " + q(out_)),
-      out_, {"nodir: does not exist"});
+      out_, {"--images", "nodir: is missing"});
+}
+
+// An unterminated quote in the metadata used to read the whole file into one field: a 600 MiB file took 2.2 GB of
+// memory and 5.5 s before its (correct) error. The table's limits stop it now: the file's (16 MiB), a field's
+// (64 KiB), a line's (1 MiB), each named with the file (and the line), in bounded memory.
+TEST_F(Ham10000Cli, UnterminatedQuoteAndOverlongInputsStopAtTheirLimits) {
+  const fs::path csv = tmp_ / "quote.csv";
+  testing::write_text(csv, "image_id,dx\nISIC_0024306,nv\nISIC_0024307,\"");
+  fs::resize_file(csv, uint64_t{600} << 20);  // sparse: the quote never closes within 600 MiB
+  const auto args = [&](const fs::path& m) {
+    return "ham10000 --metadata " + q(m) + " --images " + q(images_) + " --out " + q(out_);
+  };
+  auto m = pack_measured(args(csv));
+  expect_hostile(m, out_, {"metadata table", "quote.csv: is over the 16 MiB limit of a metadata table"});
+  std::cerr << "  unterminated quote, 600 MiB file: " << m.seconds << " s, " << m.rss_kib << " KiB\n";
+
+  testing::write_text(csv, "image_id,dx\nISIC_0024306,nv\nISIC_0024307,\"" + std::string(10 << 20, 'x'));
+  m = pack_measured(args(csv));
+  expect_hostile(
+      m, out_,
+      {"quote.csv: line 3: a quoted field is over the 64 KiB limit of a field", "(is its closing quote missing?)"});
+  std::cerr << "  unterminated quote, 10 MiB file: " << m.seconds << " s, " << m.rss_kib << " KiB\n";
+
+  testing::write_text(csv, "image_id,dx,notes\nISIC_0024306,nv," + std::string(2 << 20, ';') + "\n");
+  expect_hostile(pack_measured(args(csv)), out_, {"quote.csv: line 2: a field is over the 64 KiB limit of a field"});
+  testing::write_text(csv, "image_id,dx\nISIC_0024306,nv\n" + std::string(2 << 20, ',') + "\n");
+  expect_hostile(pack_measured(args(csv)), out_, {"quote.csv: line 3: is over the 1 MiB limit of a line"});
+}
+
+// Special files where a file or a folder belongs: the metadata table, a zip of images, an image inside a folder of
+// them; and a file where a folder (or a zip) belongs. One line saying what it is; a FIFO never blocks.
+TEST_F(Ham10000Cli, SpecialFilesSayWhatTheyAre) {
+  for (const auto& kind : kSpecialKinds) {
+    SCOPED_TRACE(kind);
+    const fs::path csv = tmp_ / "special.csv";
+    std::string phrase = make_special(csv, kind);
+    expect_hostile(pack_measured("ham10000 --metadata " + q(csv) + " --images " + q(images_) + " --out " + q(out_)),
+                   out_, {"metadata table", "special.csv: " + phrase + " (a regular file is needed)"});
+    if (kind != "directory") {  // a folder named .zip is a folder of images
+      const fs::path zip = tmp_ / "special.zip";
+      phrase = make_special(zip, kind);
+      expect_hostile(
+          pack_measured("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(zip) + " --out " + q(out_)),
+          out_, {"--images", "special.zip: " + phrase + " (a folder or a .zip file is needed)"});
+    }
+    const fs::path image = images_ / "ISIC_0024310.jpg";
+    const auto bytes = testing::read_bytes(image);
+    phrase = make_special(image, kind);
+    expect_hostile(
+        pack_measured(base_args()), out_,
+        {"ISIC_0024310.jpg: image ISIC_0024310 (metadata line 6): " + phrase + " (a regular file is needed)"});
+    // Skipped like any unreadable image with --on-error skip, the reason recorded.
+    const auto skipped = pack_measured(base_args() + " --on-error skip");
+    ASSERT_EQ(skipped.r.exit_code, 0) << skipped.r.err;
+    const auto m = data::Manifest::load(out_);
+    ASSERT_EQ(m.skipped.size(), 1u);
+    EXPECT_EQ(m.skipped[0].reason, phrase + " (a regular file is needed)");
+    fs::remove_all(out_);
+    fs::remove_all(image);
+    testing::write_bytes(image, bytes);
+  }
+  testing::write_text(tmp_ / "images.txt", "ISIC_0024306.jpg\n");
+  expect_hostile(pack_measured("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "images.txt") +
+                               " --out " + q(out_)),
+                 out_,
+                 {"--images", "images.txt: is a regular file but not a .zip (a folder or a .zip file is needed)"});
+}
+
+// An error quotes at most 200 characters of any value from the input (a CSV cell, a header name, a zip member
+// name, an image name): the line stays short whatever the input holds.
+TEST_F(Ham10000Cli, ErrorsQuoteAtMost200CharactersOfAnInput) {
+  const std::string big(60000, 'q');
+  const std::string cut = "...(59800 more bytes)";
+  const auto run = [&](const std::string& table, const std::vector<std::string>& needles) {
+    testing::write_text(fixture_.metadata, table);
+    const auto m = pack_measured(base_args());
+    expect_hostile(m, out_, needles);
+    EXPECT_LT(m.r.err.size(), 1024u) << m.r.err.substr(0, 300);
+  };
+  run("image_id,dx\nISIC_0024306," + big + "\n", {"line 2: dx '" + big.substr(0, 200) + cut + "' is not a diagnosis"});
+  run("image_id,dx\nISIC_" + big + ",nv\n",
+      {"image ISIC_" + big.substr(0, 195) + "...(59805 more bytes) (metadata line 2): image file ISIC_", "not found"});
+  run("image_id,dx,age\nISIC_0024306,nv," + big + "\n",
+      {"line 2: age '" + big.substr(0, 200) + cut + "' is not a number"});
+  run("image_id,dx\n" + big + "/x,nv\n",
+      {"line 2: image_id '" + big.substr(0, 200) + "...(59802 more bytes)' is empty"});
+  // Column names: the ones ignored are listed on stderr, each quoted, ten at most.
+  std::string header = "image_id,dx";
+  for (int i = 0; i < 40; ++i) header += "," + std::to_string(i) + big.substr(0, 1000);
+  std::string row = "ISIC_0024306,nv";
+  for (int i = 0; i < 40; ++i) row += ",";
+  testing::write_text(fixture_.metadata, header + "\n" + row + "\n");
+  const auto ok = pack_measured(base_args());
+  ASSERT_EQ(ok.r.exit_code, 0) << ok.r.err.substr(0, 300);
+  EXPECT_LT(ok.r.err.size(), 4096u);
+  EXPECT_NE(ok.r.err.find("ignoring 30 more columns"), std::string::npos) << ok.r.err.substr(0, 300);
+  fs::remove_all(out_);
+  // A zip member name.
+  testing::write_text(fixture_.metadata, "image_id,dx\nISIC_0024306,nv\n");
+  testing::write_zip(tmp_ / "evil.zip", {{"../" + big + ".jpg", {1, 2}}});
+  const auto m = pack_measured("ham10000 --metadata " + q(fixture_.metadata) + " --images " + q(tmp_ / "evil.zip") +
+                               " --out " + q(out_));
+  expect_hostile(m, out_, {"evil.zip: entry '../" + big.substr(0, 197) + "...(59807 more bytes)' escapes"});
+  EXPECT_LT(m.r.err.size(), 1024u);
 }
 
 TEST_F(Ham10000Cli, ExistingOutputNeedsForce) {
@@ -529,6 +735,134 @@ TEST(FashionMnistCli, PadsTo32AndResizesOtherSizes) {
   expect_ok(pack("fashion-mnist --input " + q(tmp / "in") + " --split test --size 16 --out " + q(tmp / "r")));
   data::ShardReader resized(tmp / "r" / "shard-00000.h5");
   EXPECT_EQ(resized.shape(), (data::ImageShape{16, 16, 1}));
+}
+
+// Special files where the IDX files or their folder belong.
+TEST(FashionMnistCli, SpecialFilesSayWhatTheyAre) {
+  TempDir tmp;
+  const std::vector<uint8_t> header = {0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 28, 0, 0, 0, 28};
+  std::vector<uint8_t> images(header.size() + 2 * 784, 9);
+  std::copy(header.begin(), header.end(), images.begin());
+  testing::write_bytes(tmp / "in" / "t10k-labels-idx1-ubyte", {0, 0, 8, 1, 0, 0, 0, 2, 3, 9});
+  const auto args = [&](const fs::path& input) {
+    return "fashion-mnist --input " + q(input) + " --split test --out " + q(tmp / "out");
+  };
+  for (const auto& kind : kSpecialKinds) {
+    SCOPED_TRACE(kind);
+    const std::string phrase = make_special(tmp / "in" / "t10k-images-idx3-ubyte", kind);
+    expect_hostile(pack_measured(args(tmp / "in")), tmp / "out",
+                   {"IDX file", "t10k-images-idx3-ubyte: " + phrase + " (a regular file is needed)"});
+  }
+  fs::remove_all(tmp / "in" / "t10k-images-idx3-ubyte");
+  testing::write_bytes(tmp / "in" / "t10k-images-idx3-ubyte", images);
+  expect_ok(pack(args(tmp / "in")));
+  fs::remove_all(tmp / "out");
+  // A file, a FIFO where the folder belongs.
+  expect_hostile(pack_measured(args(tmp / "in" / "t10k-images-idx3-ubyte")), tmp / "out",
+                 {"--input", "t10k-images-idx3-ubyte: is a regular file (a directory is needed)"});
+  ASSERT_EQ(::mkfifo((tmp / "fifo").c_str(), 0600), 0);
+  expect_hostile(pack_measured(args(tmp / "fifo")), tmp / "out",
+                 {"--input", "fifo: is a FIFO (a directory is needed)"});
+}
+
+// ---------------------------------------------------------------------------------------------------- full disks
+
+/// A 2 MiB tmpfs as the output's disk (root only: skipped elsewhere, or where mounting is not allowed).
+class FullDisk : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tmpfs";
+    fs::create_directories(disk_);
+    if (::mount("tmpfs", disk_.c_str(), "tmpfs", 0, "size=2m") != 0)
+      GTEST_SKIP() << "cannot mount a tmpfs: " << std::strerror(errno);
+    mounted_ = true;
+  }
+  void TearDown() override {
+    if (mounted_) ::umount2(disk_.c_str(), MNT_DETACH);
+  }
+
+  /// The bytes of every file under `dir`, by name.
+  static std::map<std::string, std::vector<uint8_t>> snapshot(const fs::path& dir) {
+    std::map<std::string, std::vector<uint8_t>> files;
+    if (!fs::exists(dir)) return files;
+    for (const auto& entry : fs::recursive_directory_iterator(dir))
+      if (entry.is_regular_file()) files[entry.path().lexically_relative(dir).string()] = testing::read_bytes(entry);
+    return files;
+  }
+  /// Leaves `free_bytes` free on the disk (a file of the rest, its blocks allocated).
+  void leave_free(uint64_t free_bytes) {
+    fs::remove(disk_ / "filler");
+    struct statvfs st {};
+    ASSERT_EQ(::statvfs(disk_.c_str(), &st), 0);
+    const uint64_t available = uint64_t{st.f_bavail} * st.f_frsize;
+    if (available <= free_bytes) return;
+    const int fd = ::open((disk_ / "filler").c_str(), O_CREAT | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::posix_fallocate(fd, 0, static_cast<off_t>(available - free_bytes)), 0);
+    ::close(fd);
+  }
+  /// A failed pack: one line naming a file of the output (a shard or the manifest) and the system's reason, exit 1,
+  /// no staging folder, the output folder `out` as it was (`before`; empty: it does not exist).
+  void expect_disk_full(const RunResult& r, const fs::path& out,
+                        const std::map<std::string, std::vector<uint8_t>>& before) {
+    EXPECT_EQ(r.exit_code, 1);
+    const auto lines = r.err_lines();
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind("shardgan-pack: error: ", 0), 0u) << lines[0];
+    EXPECT_NE(lines[0].find("No space left on device"), std::string::npos) << lines[0];
+    EXPECT_TRUE(lines[0].find("shard-0") != std::string::npos || lines[0].find("manifest.json") != std::string::npos)
+        << lines[0];
+    for (const auto& entry : fs::directory_iterator(disk_))
+      EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << "left behind: " << entry.path();
+    EXPECT_TRUE(snapshot(out) == before) << "the previous output changed";
+  }
+
+  TempDir tmp_;
+  fs::path disk_ = tmp_ / "disk";
+  fs::path out_ = disk_ / "out";
+  bool mounted_ = false;
+};
+
+// 1000 images (3 MB) for a 2 MiB disk: one line, the previous output (replaced with --force) intact, nothing left.
+TEST_F(FullDisk, OutputLargerThanTheDiskFailsCleanlyAndKeepsThePreviousOutput) {
+  testing::write_cifar_folder(tmp_ / "small", 20);
+  testing::write_cifar_folder(tmp_ / "large", 200);
+  expect_ok(pack("cifar10 --input " + q(tmp_ / "small") + " --out " + q(out_)));
+  const auto before = snapshot(out_);
+  const std::string all = " --classes 0,1,2,3,4,5,6,7,8,9 --out ";
+  expect_disk_full(pack("cifar10 --input " + q(tmp_ / "large") + all + q(out_) + " --force"), out_, before);
+  EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+  // To a new folder: nothing at all is left.
+  expect_disk_full(pack("cifar10 --input " + q(tmp_ / "large") + all + q(disk_ / "new")), disk_ / "new", {});
+  EXPECT_FALSE(fs::exists(disk_ / "new"));
+}
+
+// Every amount of free space, page by page, until the pack fits: each run either packs (and verifies) or fails with
+// one line, the previous output untouched. The disk fills up in every phase on the way: creating a shard, writing
+// its images, closing it, reopening it for num_shards, writing manifest.json.
+TEST_F(FullDisk, EveryAmountOfFreeSpaceEitherPacksOrFailsCleanly) {
+  testing::write_cifar_folder(tmp_ / "small", 20);
+  expect_ok(pack("cifar10 --input " + q(tmp_ / "small") + " --classes 0 --out " + q(out_)));
+  bool shard_failed = false, manifest_failed = false;
+  int packed = 0;
+  for (uint64_t free_bytes = 0; packed < 3 && free_bytes < (1u << 20); free_bytes += 4096) {
+    SCOPED_TRACE("free: " + std::to_string(free_bytes));
+    leave_free(free_bytes);
+    const auto before = snapshot(out_);
+    const auto r = pack("cifar10 --input " + q(tmp_ / "small") + " --shard-size 7 --out " + q(out_) + " --force");
+    if (r.exit_code == 0) {
+      ++packed;
+      EXPECT_EQ(pack("verify " + q(out_)).exit_code, 0);
+      continue;
+    }
+    EXPECT_EQ(packed, 0) << "failed with more space than an earlier success had: " << r.err;
+    expect_disk_full(r, out_, before);
+    shard_failed |= r.err.find("shard-0") != std::string::npos;
+    manifest_failed |= r.err.find("manifest.json") != std::string::npos;
+  }
+  EXPECT_EQ(packed, 3);
+  EXPECT_TRUE(shard_failed);
+  EXPECT_TRUE(manifest_failed);
 }
 
 }  // namespace

@@ -1,7 +1,11 @@
 #include "zip_archive.hpp"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "fixtures.hpp"
@@ -72,7 +76,7 @@ void expect_refused(const RawZip& zip, const std::string& needle) {
     for (std::size_t i = 0; i < archive.entries().size(); ++i) archive.read(i);
     FAIL() << "accepted; expected: " << needle;
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what() << "\nexpected: " << needle;
     EXPECT_NE(std::string(e.what()).find("z.zip"), std::string::npos) << e.what();
   }
 }
@@ -90,10 +94,10 @@ TEST(ZipArchive, SizesAndOffsetsThatLieAreRefusedBeforeAnythingIsAllocated) {
   RawZip huge;  // ZIP64: 4 GiB declared for 100 bytes present
   huge.size = 0xFFFFFFFF;
   huge.zip64 = {uint64_t{4} << 30};
-  expect_refused(huge, "declares 4294967296 bytes, more than the 256 MiB");
-  RawZip bomb;  // deflate cannot turn 100 bytes into 200 MB
+  expect_refused(huge, "declares 4294967296 bytes, more than the 64 MiB limit of an image");
+  RawZip bomb;  // deflate cannot turn 100 bytes into 50 MB (within the size limit)
   bomb.method = 8;
-  bomb.size = 200'000'000;
+  bomb.size = 50'000'000;
   expect_refused(bomb, "more than deflate can produce");
   RawZip wrap;  // ZIP64 central directory offset + size wraps around 2^64
   wrap.eocd64 = true;
@@ -194,6 +198,64 @@ TEST(ZipArchive, NotAZipFile) {
   TempDir tmp;
   testing::write_text(tmp / "x.zip", "this is not a zip archive");
   EXPECT_THROW(ZipArchive(tmp / "x.zip"), Error);
+}
+
+// The archive is checked for what it is before it is opened: a FIFO is refused, never waited on; a device never read.
+TEST(ZipArchive, OnlyARegularFileIsOpened) {
+  TempDir tmp;
+  ASSERT_EQ(::mkfifo((tmp / "fifo.zip").c_str(), 0600), 0);
+  auto error = [](const std::filesystem::path& file) -> std::string {
+    try {
+      ZipArchive zip(file);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(error(tmp / "fifo.zip"),
+            "zip archive " + (tmp / "fifo.zip").string() + ": is a FIFO (a regular file is needed)");
+  EXPECT_EQ(error("/dev/zero"), "zip archive /dev/zero: is a character device (a regular file is needed)");
+  std::filesystem::create_directory(tmp / "dir.zip");
+  EXPECT_EQ(error(tmp / "dir.zip"),
+            "zip archive " + (tmp / "dir.zip").string() + ": is a directory (a regular file is needed)");
+}
+
+// The central directory is read whole: one declared larger than its limit is refused before it is read (a sparse
+// file of 80 MiB whose end record declares it all central directory).
+TEST(ZipArchive, CentralDirectoryOverItsLimitIsRefused) {
+  TempDir tmp;
+  const uint64_t size = uint64_t{80} << 20;
+  std::vector<uint8_t> eocd = {0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0};
+  const uint64_t cd_size = size - 22;
+  for (int i = 0; i < 4; ++i) eocd.push_back(static_cast<uint8_t>(cd_size >> (8 * i)));
+  for (int i = 0; i < 6; ++i) eocd.push_back(0);  // offset 0, no comment
+  testing::write_bytes(tmp / "z.zip", {});
+  std::filesystem::resize_file(tmp / "z.zip", size - eocd.size());
+  {
+    std::ofstream out(tmp / "z.zip", std::ios::binary | std::ios::app);
+    out.write(reinterpret_cast<const char*>(eocd.data()), static_cast<std::streamsize>(eocd.size()));
+  }
+  ASSERT_EQ(std::filesystem::file_size(tmp / "z.zip"), size);
+  try {
+    ZipArchive zip(tmp / "z.zip");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), (tmp / "z.zip").string() + ": central directory of " + std::to_string(cd_size) +
+                                         " bytes is over the 64 MiB limit of a zip's central directory");
+  }
+}
+
+TEST(ZipArchive, LongEntryNamesAreQuotedInMessages) {
+  TempDir tmp;
+  const std::string name = "../" + std::string(60000, 'e') + ".jpg";
+  testing::write_zip(tmp / "evil.zip", {{name, payload(10, 2)}});
+  try {
+    ZipArchive zip(tmp / "evil.zip");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), (tmp / "evil.zip").string() + ": entry '../" + std::string(197, 'e') +
+                                         "...(59807 more bytes)' escapes the archive's folder; refusing this archive");
+  }
 }
 
 TEST(ZipArchive, SafeMemberNames) {
