@@ -127,8 +127,8 @@ timeout "$limit_build" cmake --build "$build" --parallel "$jobs" --target shardg
 record build_seconds $((SECONDS - t0))
 
 # --- the CUDA checks ------------------------------------------------------------------------------------------
-mpirun=(mpirun --oversubscribe --bind-to none)
-[[ $(id -u) == 0 ]] && mpirun+=(--allow-run-as-root)
+mapfile -t mpi_policy < <(bash "$root/launch/mpi-flags.sh" --oversubscribe)  # the one mpirun policy
+mpirun=(mpirun "${mpi_policy[@]}")
 for n in 1 2; do
   say "gpu_test under mpirun -np $n"
   timeout "$limit_gpu_test" "${mpirun[@]}" -np "$n" "$build/tests/gpu_test" --gtest_color=no >"$out/gpu_test_np$n.log" 2>&1

@@ -36,12 +36,10 @@ timeout_s=5           # comm.timeout_s
 bound=$((timeout_s + 10))
 steps=200             # N; ~35 steps/s on 2 cores, so a cut lands long before the end
 
+# shellcheck source=tests/cluster/sim_common.sh
+source "$(dirname "$0")/sim_common.sh"
+sim_require
 skip() { echo "SKIP: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "simulated nodes need root (network namespaces, veth pairs)"
-for tool in unshare nsenter ip "${SHARDGAN_MPIRUN:-mpirun}"; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool not found"; exit 1; }
-done
-/usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null || { echo "FAIL: /usr/bin/python3 lacks h5py/numpy"; exit 1; }
 
 tmp=$(mktemp -d /tmp/shardgan-linkcut-XXXXXX)
 cleanup() {
@@ -242,7 +240,10 @@ cut_run() {
     if [[ -f $tmp/ranks-$name/rank-$r.exit ]]; then
       read -r code when <"$tmp/ranks-$name/rank-$r.exit"
       what="exit $code"
-      ((code > 128)) && what="killed by SIG$(kill -l $((code - 128)))" code=killed
+      if ((code > 128)); then  # a signal's 128 + N; Open MPI 5 (PRRTE) may also report others above 128
+        sig=$(kill -l $((code - 128)) 2>/dev/null) && what="killed by SIG$sig" || what="ended with $code"
+        code=killed
+      fi
     else
       code=killed when=${gone[r]} what="killed (SIGTERM/SIGKILL to its process group)"
     fi
@@ -305,14 +306,20 @@ say "ok 1: link cut inside node2: every rank ended within $bound s, the launcher
 # written a checkpoint of its own. Here mpirun gets OOB keepalives (idle 1 s, 3 probes 1 s apart) so that it notices
 # a lost node by itself while the link is down: it must end within the bound too.
 # (A parameter the nodes' arguments already set is left to them: mpirun refuses one given twice.)
+# Open MPI 5's launcher (PRRTE) has no oob_tcp_keepalive_* of ORTE's: there it gets none, and the launcher is held
+# to cut 1's rule.
+strict=1
+"${SHARDGAN_MPIRUN:-mpirun}" --version 2>/dev/null | grep -q "(Open MPI) 4\." || strict=0
 extra_args=""
 for kv in time=1 intvl=1 probes=3; do
+  ((strict)) || break
   [[ $mpi_args == *"oob_tcp_keepalive_${kv%=*} "* ]] || extra_args+=" --mca oob_tcp_keepalive_${kv%=*} ${kv#*=}"
 done
 from=$resume_step
-cut_run cut2 node1-host "$from" 1 --resume auto
+cut_run cut2 node1-host "$from" "$strict" --resume auto
 grep -q "(step $from)" "$tmp/cut2.log" || fail "cut2: did not resume from step $from"
-say "ok 2: resumed from step $from; link cut on node1's host side: every rank and the launcher ended within $bound s"
+say "ok 2: resumed from step $from; link cut on node1's host side: every rank ended within $bound s, the launcher" \
+  "$launcher_how"
 extra_args=""
 
 # 3. --resume auto to the end: bit-identical to the reference.

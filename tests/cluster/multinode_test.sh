@@ -26,12 +26,10 @@ sim=$src/cluster/sim-nodes
 unset SHARDGAN_MPIRUN_ARGS SHARDGAN_NP SHARDGAN_PASS_ENV SHARDGAN_GPUS SHARDGAN_BUILD_DIR OMP_NUM_THREADS
 export SHARDGAN_TRAIN=$train
 
+# shellcheck source=tests/cluster/sim_common.sh
+source "$(dirname "$0")/sim_common.sh"
+sim_require
 skip() { echo "SKIP: $*"; exit 77; }
-[[ $(id -u) -eq 0 ]] || skip "simulated nodes need root (network namespaces, veth pairs)"
-for tool in unshare nsenter ip "${SHARDGAN_MPIRUN:-mpirun}"; do
-  command -v "$tool" >/dev/null || { echo "FAIL: $tool not found"; exit 1; }
-done
-/usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null || { echo "FAIL: /usr/bin/python3 lacks h5py/numpy"; exit 1; }
 
 tmp=$(mktemp -d /tmp/shardgan-multinode-XXXXXX)
 cleanup() {

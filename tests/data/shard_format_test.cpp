@@ -16,6 +16,7 @@
 #include "fixtures.hpp"
 #include "util/error.hpp"
 #include "util/input_file.hpp"
+#include "basics.hpp"
 
 namespace shardgan::data {
 namespace {
@@ -117,14 +118,7 @@ TEST(DatasetCheck, MissingOrTruncatedShardsAreReported) {
   EXPECT_NE(problems[1].find("shard-00002.h5: is missing"), std::string::npos) << problems[1];
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using shardgan::testing::error_of;
 
 // A shard that is not a regular file is named for what it is, before anything opens it (a FIFO would block the
 // checksum or HDF5): "is missing" only when nothing is there.

@@ -44,18 +44,7 @@ command -v strace >/dev/null || fail "strace is missing (launch/bootstrap.sh ins
 
 "$pack" fashion-mnist --split test --size 16 --out "$tmp/data" >/dev/null || fail "packing"
 # No rows, grids or checkpoints unless a case asks for them (--set): the failing write is the one each case wants.
-{ tiny_model_toml "$tmp/data"; cat <<TOML
-[train]
-batch_size = 16
-epochs = 1000
-log_every = 5
-[output]
-checkpoint_every_steps = 20
-sample_every_epochs = 1000
-[runtime]
-threads = 1
-TOML
-} >"$tmp/tiny.toml"
+tiny_signal_test_toml "$tmp/data" 600 >"$tmp/tiny.toml"
 run() {  # NAME RUN_DIR [args]: one rank in the foreground; $rc, $ms (wall time)
   local name=$1 dir=$2 t0
   shift 2
@@ -171,6 +160,9 @@ who=$([[ $loser -eq 0 ]] && echo a || echo b)
 one_error_line "both-$who" "$tmp/race: in use by shardgan-train pid ${pids[winner]} on host"
 grep -q "resuming from" "$tmp/both-$who.err" && fail "race: the refused trainer resumed"
 kill -0 "${pids[winner]}" 2>/dev/null || fail "race: the winner is not running"
+# Stop it once it has resumed (a loaded machine may still have it reading the checkpoint).
+who=$([[ $winner -eq 0 ]] && echo a || echo b)
+for ((i = 0; i < 600; i++)); do grep -qs "resuming from" "$tmp/both-$who.err" && break; sleep 0.1; done
 kill -TERM "${pids[winner]}"
 wait "${pids[winner]}"
 rc=$?

@@ -21,15 +21,11 @@ have_time=0
 "$fixtures" cifar10 --out "$tmp/fx" --records 10 >/dev/null || { echo "FAIL: fixtures"; exit 1; }
 "$pack" cifar10 --input "$tmp/fx/cifar-10-batches-bin" --classes 0,1 --split all --shard-size 4 --out "$tmp/data" \
   >/dev/null 2>&1 || { echo "FAIL: packing"; exit 1; }
+# shellcheck source=tests/support/tiny_model.sh
+source "$(dirname "$0")/../support/tiny_model.sh"
 config_for() {  # DATA_DIR: a complete small configuration
+  tiny_model_toml "$1"
   cat <<TOML
-[data]
-path = "$1"
-[model]
-z_dim = 16
-g_width = 4
-d_width = 8
-conditional = true
 [train]
 batch_size = 4
 max_steps = 2

@@ -16,15 +16,13 @@
 
 #include "fixtures.hpp"
 #include "util/error.hpp"
+#include "basics.hpp"
 
 namespace shardgan {
 namespace {
 namespace fs = std::filesystem;
 
-std::string text_of(const fs::path& file) {
-  const auto bytes = testing::read_bytes(file);
-  return std::string(bytes.begin(), bytes.end());
-}
+using shardgan::testing::text_of;
 
 std::vector<std::string> lines_of(const fs::path& file) {
   std::ifstream in(file);
@@ -59,14 +57,7 @@ bool reset_peak_rss() {
   return static_cast<bool>(out);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using shardgan::testing::error_of;
 
 // A line over kMaxMetricsLineBytes is rejected without being parsed (even one that would read as a row) and moved
 // aside byte for byte; the rows around it are kept.

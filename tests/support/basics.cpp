@@ -15,6 +15,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "util/error.hpp"
+
 namespace shardgan::testing {
 namespace fs = std::filesystem;
 
@@ -39,6 +41,20 @@ void write_bytes(const fs::path& file, const std::vector<uint8_t>& bytes) {
 
 void write_text(const fs::path& file, const std::string& text) {
   write_bytes(file, std::vector<uint8_t>(text.begin(), text.end()));
+}
+
+std::string text_of(const fs::path& file) {
+  const auto bytes = read_bytes(file);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 std::vector<uint8_t> read_bytes(const fs::path& file) {

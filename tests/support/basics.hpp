@@ -3,6 +3,7 @@
 /// GPU checks build where those are missing): temp folders, files, running commands, small packed shard sets.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,10 @@ class TempDir {
 void write_bytes(const std::filesystem::path& file, const std::vector<uint8_t>& bytes);
 void write_text(const std::filesystem::path& file, const std::string& text);
 std::vector<uint8_t> read_bytes(const std::filesystem::path& file);
+/// The file's bytes as a string.
+std::string text_of(const std::filesystem::path& file);
+/// The message of the shardgan::Error that `f` throws ("" when it throws none; other exceptions pass through).
+std::string error_of(const std::function<void()>& f);
 
 /// Result of running a command line.
 struct RunResult {

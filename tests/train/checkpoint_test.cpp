@@ -18,6 +18,7 @@
 #include "config/config.hpp"
 #include "fixtures.hpp"
 #include "util/error.hpp"
+#include "basics.hpp"
 
 namespace shardgan::train {
 namespace {
@@ -188,14 +189,7 @@ TEST(Checkpoint, CorruptOrIncompleteOnesAreNamedAndSkipped) {
   EXPECT_THROW(resolve_checkpoint(tmp / "nowhere"), Error);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using shardgan::testing::error_of;
 
 /// What a checkpoint that failed to write leaves: `latest` and the previous checkpoint as they were (valid, loadable),
 /// no staging folder.

@@ -18,19 +18,9 @@ namespace shardgan {
 namespace {
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using shardgan::testing::error_of;
 
-std::string text_of(const fs::path& file) {
-  const auto bytes = testing::read_bytes(file);
-  return std::string(bytes.begin(), bytes.end());
-}
+using shardgan::testing::text_of;
 
 /// Files this process writes end at `bytes` while it lives (SIGXFSZ ignored, so the write fails with EFBIG).
 class FileSizeLimit {

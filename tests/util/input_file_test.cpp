@@ -13,14 +13,7 @@ namespace shardgan {
 namespace {
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using shardgan::testing::error_of;
 
 TEST(InputFile, SpecialFilesAreNamedForWhatTheyAre) {
   testing::TempDir tmp;

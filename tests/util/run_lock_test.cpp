@@ -31,10 +31,7 @@ std::string refusal(const fs::path& dir) {
   return "";
 }
 
-std::string text_of(const fs::path& file) {
-  const auto bytes = testing::read_bytes(file);
-  return std::string(bytes.begin(), bytes.end());
-}
+using shardgan::testing::text_of;
 
 std::string host_name() {
   char host[256] = "";
