@@ -115,28 +115,16 @@ PackOutput::PackOutput(const OutputOptions& options, data::ShardSchema schema)
 // second time, which crashes inside H5F__close (SIGSEGV before the error is printed, the staging folder left
 // behind). It is left to the process's end instead; the staging folder is still removed (member order: staging_
 // is destroyed after writer_).
-PackOutput::~PackOutput() {
-  if (writer_failed_) static_cast<void>(writer_.release());
-}
-
-template <class Write>
-decltype(auto) PackOutput::writing(Write&& write) {
-  try {
-    return write();
-  } catch (...) {
-    writer_failed_ = true;
-    throw;
-  }
-}
+PackOutput::~PackOutput() = default;
 
 void PackOutput::append(const uint8_t* pixels, int64_t label, std::string_view id,
                         const std::vector<data::ColumnValue>& columns) {
-  writing([&] { writer_->append(pixels, label, id, columns); });
+  writer_->append(pixels, label, id, columns);
 }
 
 void PackOutput::select_subset() {
   const fs::path all_dir = staging_.path() / "all";
-  const std::vector<data::ShardInfo> staged = writing([&] { return writer_->finish(); });
+  const std::vector<data::ShardInfo> staged = writer_->finish();
   std::vector<int64_t> labels;
   std::vector<std::string> ids;
   for (const auto& shard : staged) {
@@ -148,7 +136,7 @@ void PackOutput::select_subset() {
   note("max_images", std::to_string(options_.max_images));
   note("selected_from", std::to_string(labels.size()));
   note("selection", "stratified by class; within a class the lowest hashes of the ids");
-  writer_ = writing([&] { return std::make_unique<data::ShardWriter>(staging_.path(), schema_, options_.shard_size); });
+  writer_ = std::make_unique<data::ShardWriter>(staging_.path(), schema_, options_.shard_size);
   std::size_t row = 0;
   std::vector<uint8_t> pixels;
   for (const auto& shard : staged) {
@@ -203,7 +191,7 @@ data::Manifest PackOutput::finish(const std::string& what_was_selected) {
   throw_if_interrupted();
   if (writer_->count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
   if (options_.max_images > 0) select_subset();
-  data::Manifest m = writing([&] { return data::finish_dataset(*writer_, schema_, SHARDGAN_VERSION); });
+  data::Manifest m = data::finish_dataset(*writer_, schema_, SHARDGAN_VERSION);
   m.command_line = options_.command_line;
   m.skipped = skipped_;
   m.source_info = source_info_;

@@ -58,15 +58,11 @@ class PackOutput {
   void select_subset();
   /// Writes manifest.json into the staging folder (Error naming it and the system's reason when it cannot).
   void save_manifest(const data::Manifest& m);
-  /// Runs `write` (a call on the shard writer); when it throws, the writer is marked failed (see ~PackOutput).
-  template <class Write>
-  decltype(auto) writing(Write&& write);
 
   OutputOptions options_;
   data::ShardSchema schema_;
   StagingDir staging_;
   std::unique_ptr<data::ShardWriter> writer_;
-  bool writer_failed_ = false;  ///< a write or a close of a shard threw: the writer is not closed again
   std::vector<data::SkippedInput> skipped_;
   std::vector<std::pair<std::string, std::string>> source_info_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();

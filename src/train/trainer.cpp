@@ -75,7 +75,7 @@ class Trainer {
   void open_evaluator();
   bool agree_to_stop();
   void after_step(int64_t done, bool stop);
-  void log(int64_t done, const Due& due);
+  void log(int64_t done);
   void evaluate(int64_t done);
   void sample(int64_t done, const Due& due);
   void checkpoint(int64_t done);
@@ -245,7 +245,7 @@ bool Trainer::agree_to_stop() {
 void Trainer::after_step(int64_t done, bool stop) {
   const Due due = cadence_.after(done, stop);
   if (due.any()) step_->wait_for_device();
-  if (due.log) log(done, due);
+  if (due.log) log(done);
   if (root_) outputs_->progress(done, cadence_.epoch_of(done), last_row_ ? &*last_row_ : nullptr, due.log);
   // Local BatchNorm: each rank's running statistics come from its own batches; average them before they are used.
   if (due.reads_buffers()) parallel::average_tensors(*comm_, g_float_buffers_);
@@ -260,7 +260,7 @@ void Trainer::after_step(int64_t done, bool stop) {
 }
 
 /// A metrics.jsonl row (means over the ranks and the steps since the last one) and the progress line.
-void Trainer::log(int64_t done, const Due& /*due*/) {
+void Trainer::log(int64_t done) {
   const int64_t skipped = gan_.loss_scaler.take_skips();
   const Tensor mean = meter_.take_mean();
   if (world_ > 1) parallel::allreduce(*comm_, mean, comm::ReduceOp::kAvg);
