@@ -87,8 +87,12 @@ if ((rc != 2)) || [[ $err != *"unknown option"* ]]; then
   fail "mpi-flags.sh --bind-to: exit $rc, '$err' (expected 2)"
 fi
 if ((is_root)) && command -v setpriv >/dev/null; then
-  got=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$flags_sh" --oversubscribe) ||
+  # A copy nobody can read: the checkout may sit below a folder only root can enter (mktemp -d is 0700).
+  nobody_dir=$(mktemp -d /tmp/shardgan-nobody-XXXXXX) && chmod 755 "$nobody_dir" && cp "$flags_sh" "$nobody_dir/" &&
+    chmod 755 "$nobody_dir/mpi-flags.sh"
+  got=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$nobody_dir/mpi-flags.sh" --oversubscribe) ||
     fail "mpi-flags.sh as nobody failed"
+  rm -rf "$nobody_dir"
   [[ $got == "$(lines --bind-to none --oversubscribe)" ]] || fail "mpi-flags.sh as nobody: got $(tr '\n' ' ' <<<"$got")"
 fi
 # This machine's mpirun takes the flags, and --oversubscribe lets more ranks than cores start.
