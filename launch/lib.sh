@@ -1,11 +1,16 @@
 # shellcheck shell=bash disable=SC2154,SC2317
-# Shared helpers for launch/train-local.sh, launch/train-hosts.sh and cluster/slurm/train.sbatch (sourced, not run).
-#   SHARDGAN_TRAIN        the trainer binary (default: $SHARDGAN_BUILD_DIR/src/shardgan-train)
-#   SHARDGAN_BUILD_DIR    build folder (default: build/ in the repository)
+# Shared helpers for launch/train-local.sh, launch/train-hosts.sh, launch/quickstart.sh and cluster/slurm/*.sbatch
+# (sourced, not run).
+#   SHARDGAN_TRAIN        the trainer binary (SHARDGAN_PACK, SHARDGAN_SAMPLE, SHARDGAN_EVAL: the other tools);
+#                         default: found by find_tool below (SHARDGAN_BIN, SHARDGAN_BUILD_DIR, an installed prefix,
+#                         build/ in the repository, PATH)
+#   SHARDGAN_BIN          a folder holding the tools
+#   SHARDGAN_BUILD_DIR    a CMake build folder (the tools are in its src/)
 #   SHARDGAN_MPIRUN       mpirun to use (default: mpirun on PATH)
 #   SHARDGAN_MPIRUN_ARGS  extra mpirun arguments, split on blanks (e.g. "--mca btl self,tcp --display-map");
 #                         a --bind-to or --map-by here replaces the scripts' default --bind-to none
-# Needs: $prog (the calling script's name) and $root (the repository) set before sourcing.
+# Needs: $prog (the calling script's name) and $root (the repository, or PREFIX/share/shardgan of an installed copy)
+# set before sourcing.
 
 # shellcheck source=launch/mpi-flags.sh
 source "$root/launch/mpi-flags.sh"
@@ -15,12 +20,70 @@ die() { echo "$prog: $*" >&2; exit 2; }
 # Absolute path of an existing file (remote ranks may start in another directory).
 abs_path() { [[ $1 == /* ]] && printf '%s\n' "$1" || printf '%s\n' "$PWD/$1"; }
 
-find_trainer() {
-  local bin=${SHARDGAN_TRAIN:-${SHARDGAN_BUILD_DIR:-$root/build}/src/shardgan-train}
-  [[ -x $bin && ! -d $bin ]] ||
-    die "trainer not found or not executable: $bin (build it, or set SHARDGAN_TRAIN / SHARDGAN_BUILD_DIR)"
-  abs_path "$bin"
+# An installed copy (`cmake --install build --prefix PREFIX`): these scripts sit in PREFIX/share/shardgan/launch/,
+# and the install wrote launch/installed.sh there, which sets shardgan_installed_bindir to the tools' folder
+# relative to $root (../../bin). A checkout has no such file. The prefix may have been moved since: nothing in it
+# is an absolute path.
+shardgan_installed_bindir=""
+if [[ -f $root/launch/installed.sh ]]; then
+  # shellcheck source=/dev/null  # written by cmake --install (cmake/ShardganInstall.cmake)
+  source "$root/launch/installed.sh"
+fi
+
+# find_tool NAME [DIR...]: the absolute path of the shardgan tool NAME (shardgan-train, shardgan-pack,
+# shardgan-sample, shardgan-eval), the first of
+#   1. $SHARDGAN_TRAIN (SHARDGAN_PACK, SHARDGAN_SAMPLE, SHARDGAN_EVAL: the tool's own variable), the file itself;
+#   2. $SHARDGAN_BIN/NAME, then $SHARDGAN_BUILD_DIR/src/NAME (when those are set);
+#   3. the installed copy these scripts belong to: PREFIX/bin/NAME (see launch/installed.sh above);
+#   4. in a repository checkout (not installed): its build, $root/build/src/NAME;
+#   5. NAME on PATH;
+#   6. DIR/NAME for each DIR given after NAME (train.sbatch: the submit folder's build/src).
+# A variable of 1 or 2 that names no executable file is an error (exit 2, one line), not a reason to look further.
+find_tool() {
+  local name=$1 var bin="" from="" dir="" looked=()
+  shift
+  var=SHARDGAN_${name#shardgan-}
+  var=${var^^}
+  if [[ -n ${!var:-} ]]; then bin=${!var} from=$var
+  elif [[ -n ${SHARDGAN_BIN:-} ]]; then bin=$SHARDGAN_BIN/$name from=SHARDGAN_BIN
+  elif [[ -n ${SHARDGAN_BUILD_DIR:-} ]]; then bin=$SHARDGAN_BUILD_DIR/src/$name from=SHARDGAN_BUILD_DIR
+  fi
+  if [[ -n $from ]]; then
+    [[ -x $bin && ! -d $bin ]] || die "$name not found or not executable: $bin (from $from)"
+    abs_path "$bin"
+    return 0
+  fi
+  if [[ -n $shardgan_installed_bindir ]]; then
+    dir=$(cd "$root/$shardgan_installed_bindir" 2>/dev/null && pwd) || dir=$root/$shardgan_installed_bindir
+    looked+=("$dir")
+    if [[ -x $dir/$name && ! -d $dir/$name ]]; then
+      printf '%s\n' "$dir/$name"
+      return 0
+    fi
+  else
+    bin=$root/build/src/$name
+    looked+=("$root/build/src")
+    if [[ -x $bin && ! -d $bin ]]; then
+      abs_path "$bin"
+      return 0
+    fi
+  fi
+  if bin=$(command -v "$name" 2>/dev/null) && [[ $bin == */* ]]; then
+    abs_path "$bin"
+    return 0
+  fi
+  for dir in "$@"; do
+    looked+=("$dir")
+    if [[ -x $dir/$name && ! -d $dir/$name ]]; then
+      abs_path "$dir/$name"
+      return 0
+    fi
+  done
+  die "$name not found in ${looked[*]} nor on PATH: build it (cmake --build build), install it (cmake --install" \
+    "build --prefix PREFIX), or set $var, SHARDGAN_BIN or SHARDGAN_BUILD_DIR"
 }
+
+find_trainer() { find_tool shardgan-train; }
 
 find_mpirun() {
   local bin=${SHARDGAN_MPIRUN:-mpirun}
@@ -51,7 +114,7 @@ pass_env() {
   while IFS= read -r name; do
     [[ -n $name ]] && mpi_flags+=(-x "$name")
   done < <(compgen -e | grep -E '^(NCCL_|SHARDGAN_|OMP_|OPENBLAS_)' |
-    grep -vxE 'SHARDGAN_(TRAIN|BUILD_DIR|MPIRUN|MPIRUN_ARGS|NP|GPUS|PASS_ENV)' || true)
+    grep -vxE 'SHARDGAN_(TRAIN|PACK|SAMPLE|EVAL|BIN|BUILD_DIR|ROOT|SHARE|MPIRUN|MPIRUN_ARGS|NP|GPUS|PASS_ENV)' || true)
   for name in "${extra[@]}"; do
     [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "SHARDGAN_PASS_ENV: not a variable name: $name"
     [[ -v $name ]] || die "SHARDGAN_PASS_ENV names $name, which is not set"

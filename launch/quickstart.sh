@@ -4,9 +4,14 @@
 # existing pack is kept) and the metrics' classifier (once), then trains a class-conditional DCGAN on it with 2 MPI
 # ranks for a few minutes, measuring FD-clf and class consistency before and after, and says where the sample
 # grids, loss plot, metrics and the HTML report are.
+# From an installed copy (PREFIX/share/shardgan/launch/quickstart.sh, after `cmake --install`) nothing is installed
+# or built: the tools are PREFIX/bin's, and data/ and runs/ are made in the current folder.
 #   SHARDGAN_BUILD_DIR   build folder (default: build/)
-#   SHARDGAN_DATA_DIR    where packed data sets go (default: data/)
-#   SHARDGAN_RUN_DIR     run folder (default: runs/quickstart; replaced on every quickstart)
+#   SHARDGAN_PACK, SHARDGAN_TRAIN, SHARDGAN_SAMPLE, SHARDGAN_EVAL, SHARDGAN_BIN
+#                        other tools than those built or installed (launch/lib.sh, find_tool)
+#   SHARDGAN_DATA_DIR    where packed data sets go (default: data/; ./data from an installed copy)
+#   SHARDGAN_RUN_DIR     run folder (default: runs/quickstart, ./runs/quickstart from an installed copy; replaced on
+#                        every quickstart)
 #   SHARDGAN_RANKS       MPI ranks (default: 2 CPU ranks; one per GPU when nvidia-smi lists GPUs)
 #   SHARDGAN_STEPS       training steps (default: 400, about 3 minutes on 2 CPU cores)
 #   --setup-only         install and build, then stop (tests/legs/trixie.sh runs this on Debian 13)
@@ -18,20 +23,35 @@ case ${1:-} in
   *) echo "usage: launch/quickstart.sh [--setup-only]" >&2; exit 2 ;;
 esac
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${SHARDGAN_BUILD_DIR:-$root/build}
-data=${SHARDGAN_DATA_DIR:-$root/data}
-
-echo "==> installing Debian packages (launch/bootstrap.sh)"
-"$root/launch/bootstrap.sh"
-echo "==> building shardgan ($build)"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --parallel "$(nproc)" --target shardgan-pack shardgan-train shardgan-sample shardgan-eval
-if ((setup_only)); then
-  echo "==> set up: the tools are in $build/src"
-  exit 0
+prog=quickstart.sh
+# shellcheck source=launch/lib.sh
+source "$root/launch/lib.sh"  # find_tool; shardgan_installed_bindir is set in an installed copy
+if [[ -n $shardgan_installed_bindir ]]; then
+  # An installed copy: its tools, no build; outputs in the current folder (the prefix may be read-only).
+  echo "==> installed copy ($root): nothing to install or build"
+  ((setup_only)) && exit 0
+  base=$PWD
+else
+  build=${SHARDGAN_BUILD_DIR:-$root/build}
+  echo "==> installing Debian packages (launch/bootstrap.sh)"
+  "$root/launch/bootstrap.sh"
+  echo "==> building shardgan ($build)"
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$build" --parallel "$(nproc)" --target shardgan-pack shardgan-train shardgan-sample shardgan-eval
+  if ((setup_only)); then
+    echo "==> set up: the tools are in $build/src"
+    exit 0
+  fi
+  export SHARDGAN_BUILD_DIR=$build  # find_tool: the tools just built (unless SHARDGAN_TRAIN etc. name others)
+  base=$root
 fi
-pack=$build/src/shardgan-pack
-run=${SHARDGAN_RUN_DIR:-$root/runs/quickstart}
+data=${SHARDGAN_DATA_DIR:-$base/data}
+pack=$(find_tool shardgan-pack)
+train=$(find_tool shardgan-train)
+sample=$(find_tool shardgan-sample)
+evaluate=$(find_tool shardgan-eval)
+echo "==> the tools: $pack, $train, $sample, $evaluate"
+run=${SHARDGAN_RUN_DIR:-$base/runs/quickstart}
 ranks=${SHARDGAN_RANKS:-}
 if [[ -z $ranks ]]; then
   ranks=2
@@ -55,16 +75,16 @@ if [[ -f $clf ]]; then
   echo "==> $clf exists; keeping it"
 else
   echo "==> training the metrics' classifier (1 epoch; held out: the 10,000 test images)"
-  "$build/src/shardgan-eval" train-classifier --data "$out" --out "$clf" --epochs 1 | grep holdout_accuracy
+  "$evaluate" train-classifier --data "$out" --out "$clf" --epochs 1 | grep holdout_accuracy
 fi
 
 echo "==> training a conditional DCGAN: $ranks ranks, $steps steps (configs/fashion_mnist.toml)"
 rm -rf "$run"
 # launch/train-local.sh: one rank per GPU or CPU ranks, thread counts, binding, signals (docs/cluster.md).
-SHARDGAN_TRAIN=$build/src/shardgan-train "$root/launch/train-local.sh" "$ranks" "$root/configs/fashion_mnist.toml" \
+SHARDGAN_TRAIN=$train "$root/launch/train-local.sh" "$ranks" "$root/configs/fashion_mnist.toml" \
   --set data.path="$out" --set train.max_steps="$steps" --set output.sample_every_steps=100 \
   --set train.log_every=25 --set eval.classifier="$clf" --set eval.n=2000 --run-dir "$run"
-"$build/src/shardgan-sample" --checkpoint "$run" --n 40 --out "$run/samples/final-per-class.png" --score
+"$sample" --checkpoint "$run" --n 40 --out "$run/samples/final-per-class.png" --score
 
 cat <<MSG
 
@@ -77,5 +97,5 @@ Done. In $run:
                                 evaluations ("kind":"eval"): FD-clf and class consistency before and after training
   checkpoints/                  step-*/ + latest; continue with: --resume auto
 Packed data: $out (shardgan-pack info/verify; format in docs/data-format.md).
-Score any checkpoint: $build/src/shardgan-eval score --checkpoint $run --classifier $clf --data $out
+Score any checkpoint: $evaluate score --checkpoint $run --classifier $clf --data $out
 MSG

@@ -16,7 +16,11 @@
 #   SHARDGAN_* (but the launchers' own settings below), OMP_*, OPENBLAS_*, and every name in SHARDGAN_PASS_ENV
 #                 (blank-separated, e.g. "CUDA_HOME HDF5_USE_FILE_LOCKING")
 # Other environment:
-#   SHARDGAN_TRAIN, SHARDGAN_BUILD_DIR   the trainer (default: build/src/shardgan-train in this repository)
+#   SHARDGAN_TRAIN                       the trainer; else SHARDGAN_BIN/shardgan-train, else
+#                                        SHARDGAN_BUILD_DIR/src/shardgan-train; else PREFIX/bin/shardgan-train when
+#                                        this script is installed (PREFIX/share/shardgan/launch/), else
+#                                        build/src/shardgan-train in this repository, else shardgan-train on PATH
+#                                        (launch/lib.sh, find_tool)
 #   SHARDGAN_MPIRUN                      mpirun to use (default: mpirun)
 #   SHARDGAN_MPIRUN_ARGS                 extra mpirun arguments, split on blanks, e.g. for TCP between the nodes
 #                                        "--mca btl self,vader,tcp --mca btl_tcp_if_include 10.0.0.0/24

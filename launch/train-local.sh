@@ -24,7 +24,11 @@
 #   = mpirun's (0, 1, 70 watchdog, 75); 2 = bad input (one line saying what); the dry run's code when it fails.
 #   SIGINT/SIGHUP abort the job (SIGTERM to mpirun).
 # Environment:
-#   SHARDGAN_TRAIN, SHARDGAN_BUILD_DIR   the trainer (default: build/src/shardgan-train in this repository)
+#   SHARDGAN_TRAIN                       the trainer; else SHARDGAN_BIN/shardgan-train, else
+#                                        SHARDGAN_BUILD_DIR/src/shardgan-train; else PREFIX/bin/shardgan-train when
+#                                        this script is installed (PREFIX/share/shardgan/launch/), else
+#                                        build/src/shardgan-train in this repository, else shardgan-train on PATH
+#                                        (launch/lib.sh, find_tool)
 #   SHARDGAN_MPIRUN                      mpirun to use (default: mpirun)
 #   SHARDGAN_MPIRUN_ARGS                 extra mpirun arguments (a --bind-to/--map-by there replaces --bind-to none)
 #   SHARDGAN_GPUS                        number of GPUs to assume (0 forces CPU ranks)
