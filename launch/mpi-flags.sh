@@ -20,6 +20,10 @@
 #  --allow-run-as-root  when running as root (containers, CI): Open MPI refuses root otherwise (unless
 #                       OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 are set; the flag is harmless
 #                       then).
+# And in the environment of the caller (sourced): HWLOC_COMPONENTS=-gl unless already set. Open MPI's hwloc looks for
+# GPUs through its GL component by opening X displays, and display :6 is TCP port 6006 on localhost — TensorBoard's
+# default port — which never answers like an X server: mpirun would wait there forever on a node that serves
+# TensorBoard. shardgan needs no GL topology (every shardgan tool sets the same before MPI_Init: comm/mpi_session.cpp).
 # The same spellings work with Open MPI 4.1 (Debian 12's mpirun) and 5.0 (Debian 13's, prterun underneath), which
 # both accept --oversubscribe, --bind-to none and --allow-run-as-root.
 # Exit codes (run as a script): 0; 2 bad usage (one line saying what).
@@ -27,6 +31,7 @@
 shardgan_mpi_flags() {
   local oversubscribe=0 a custom_binding=0
   mpi_policy_flags=()
+  export HWLOC_COMPONENTS=${HWLOC_COMPONENTS:--gl}
   while (($# > 0)); do
     case $1 in
       --oversubscribe) oversubscribe=1; shift ;;

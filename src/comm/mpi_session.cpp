@@ -20,6 +20,11 @@ void mpi_check(int code, const char* what) {
 
 MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
+  // hwloc (Open MPI's topology library) asks its GL component for GPUs by opening X displays, :N as TCP port
+  // 6000 + N on localhost; TensorBoard's default port, 6006, is display :6, and that connection never answers, so
+  // MPI_Init (and a singleton's orted) would wait forever on a node that serves TensorBoard. shardgan needs no GL
+  // topology: the component is off unless the user set HWLOC_COMPONENTS (launch/lib.sh does the same for mpirun).
+  setenv("HWLOC_COMPONENTS", "-gl", /*overwrite=*/0);
   // MULTIPLE: each communicator's all-reduce thread calls MPI while the training thread may too.
   mpi_check(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
   // Errors come back as codes and are turned into exceptions instead of aborting inside MPI.

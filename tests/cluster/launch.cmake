@@ -10,3 +10,10 @@ set_tests_properties(launch_policy PROPERTIES LABELS "mpi;integration" TIMEOUT 1
 if(MPIEXEC_EXECUTABLE)
   set_property(TEST launch_policy PROPERTY ENVIRONMENT "SHARDGAN_MPIRUN=${MPIEXEC_EXECUTABLE}")
 endif()
+
+# TensorBoard's default port (6006 = X display :6 to hwloc's GL component) does not hang mpirun or MPI_Init
+# (tests/cluster/tensorboard_port_test.sh, in a network namespace of its own). Included from tests/CMakeLists.txt.
+add_test(NAME tensorboard_port
+  COMMAND ${CMAKE_CURRENT_LIST_DIR}/tensorboard_port_test.sh ${CMAKE_CURRENT_LIST_DIR}/../..
+          $<TARGET_FILE:shardgan-pack> $<TARGET_FILE:shardgan-train>)
+set_tests_properties(tensorboard_port PROPERTIES LABELS "mpi;integration" TIMEOUT 300 PROCESSORS 2 SKIP_RETURN_CODE 77)
