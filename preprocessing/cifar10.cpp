@@ -24,6 +24,7 @@ namespace {
 
 constexpr std::size_t kImageBytes = 3072;
 constexpr std::size_t kRecordBytes = 1 + kImageBytes;
+constexpr int64_t kRecordsPerBatch = 10000;  ///< in each batch file of the real data set (the progress's total)
 constexpr const char* kFolder = "cifar-10-batches-bin";
 
 std::vector<std::string> split_files(const std::string& split) {
@@ -80,6 +81,7 @@ class RecordPacker {
       output_.append(images.data() + i * kImageBytes, encoded_[static_cast<std::size_t>(source_label)],
                      file + "#" + std::to_string(record), {int64_t{source_label}});
     }
+    output_.inputs_done(static_cast<int64_t>(bytes.size() / kRecordBytes));
     throw_if_interrupted();
   }
 
@@ -283,6 +285,7 @@ data::Manifest pack_cifar10(const Cifar10Options& options) {
 
   PackOutput output(options.output, schema);
   output.note("split", options.split);
+  output.expect_inputs(static_cast<int64_t>(files.size()) * kRecordsPerBatch);
   RecordPacker packer(output, classes);
   if (archive) {
     pack_from_archive(options, files, packer, output);

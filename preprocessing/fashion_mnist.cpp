@@ -87,6 +87,14 @@ SplitFiles split_files(const fs::path& dir, const std::string& prefix) {
   return f;
 }
 
+/// The image count in an IDX image file's header (0 when it is not one: pack_split names the problem), for the
+/// progress's total before any split is packed.
+int64_t image_count(const fs::path& images) {
+  IdxFile f(images);
+  if (f.read_u32("header") != kImagesMagic) return 0;
+  return f.read_u32("header");
+}
+
 void pack_split(const SplitFiles& files, const std::string& id_prefix, int size, PackOutput& output) {
   IdxFile images(files.images);
   IdxFile labels(files.labels);
@@ -117,6 +125,7 @@ void pack_split(const SplitFiles& files, const std::string& id_prefix, int size,
       cv::resize(src, dst, dst.size(), 0, 0, size < int(rows) ? cv::INTER_AREA : cv::INTER_LINEAR);
     }
     output.append(out.data(), label, id_prefix + "#" + std::to_string(i));
+    output.inputs_done(1);
     if (i % 4096 == 0) throw_if_interrupted();
   }
 }
@@ -144,6 +153,7 @@ data::Manifest pack_fashion_mnist(const FashionMnistOptions& options) {
   PackOutput output(options.output, schema);
   output.note("split", options.split);
   output.note("resize", options.size >= 28 && options.size <= 32 ? "zero-padded" : "resized");
+  for (const auto& [files, id_prefix] : splits) output.expect_inputs(image_count(files.images));
   for (const auto& [files, id_prefix] : splits) pack_split(files, id_prefix, options.size, output);
   return output.finish(options.input.string() + " (split " + options.split + ")");
 }

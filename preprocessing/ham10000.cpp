@@ -132,6 +132,7 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
   output.note("metadata", options.metadata.filename().string());
   output.note("crop", options.crop == Crop::kCenter ? "center" : "none");
   output.note("resize", "area interpolation after DCT-domain downscaling");
+  output.expect_inputs(static_cast<int64_t>(metadata.rows.size()));
 
   cv::setNumThreads(0);  // our threads do the parallel work
   std::vector<JpegResizer> decoders(static_cast<std::size_t>(options.threads));
@@ -186,6 +187,7 @@ data::Manifest pack_ham10000(const Ham10000Options& options) {
           std::lower_bound(schema.class_names.begin(), schema.class_names.end(), row.dx) - schema.class_names.begin();
       output.append(pixels.data() + i * image_bytes, label, row.image_id, columns);
     }
+    output.inputs_done(static_cast<int64_t>(n));
   }
   return output.finish(csv);
 }

@@ -8,8 +8,11 @@
 #include <cstring>
 #include <iostream>
 
+#include <unistd.h>
+
 #include "data/manifest.hpp"
 #include "shardgan/config.hpp"
+#include "util/clock_time.hpp"
 #include "util/error.hpp"
 #include "util/input_file.hpp"
 #include "util/random.hpp"
@@ -122,6 +125,26 @@ void PackOutput::append(const uint8_t* pixels, int64_t label, std::string_view i
   writer_->append(pixels, label, id, columns);
 }
 
+void PackOutput::inputs_done(int64_t n) {
+  using namespace std::chrono;
+  done_inputs_ += n;
+  const auto now = steady_clock::now();
+  static const bool terminal = isatty(STDERR_FILENO) != 0;
+  if (now - start_ < seconds(2) || (progress_shown_ && now - shown_ < (terminal ? milliseconds(200) : seconds(3))))
+    return;
+  shown_ = now;
+  progress_shown_ = true;
+  const double elapsed = duration<double>(now - start_).count();
+  const double rate = static_cast<double>(done_inputs_) / elapsed;
+  const int64_t total = std::max(total_inputs_, done_inputs_);
+  const std::string eta = rate > 0 ? clock_time(static_cast<double>(total - done_inputs_) / rate) : std::string("?");
+  std::fprintf(stderr, "%sshardgan-pack: %lld/%lld inputs (%.1f %%), %.0f/s, elapsed %s, eta %s%s",
+               terminal ? "\r" : "", static_cast<long long>(done_inputs_), static_cast<long long>(total),
+               100.0 * static_cast<double>(done_inputs_) / static_cast<double>(std::max<int64_t>(total, 1)), rate,
+               clock_time(elapsed).c_str(), eta.c_str(), terminal ? "\033[K" : "\n");
+  std::fflush(stderr);
+}
+
 void PackOutput::select_subset() {
   const fs::path all_dir = staging_.path() / "all";
   const std::vector<data::ShardInfo> staged = writer_->finish();
@@ -188,6 +211,7 @@ void PackOutput::save_manifest(const data::Manifest& m) {
 }
 
 data::Manifest PackOutput::finish(const std::string& what_was_selected) {
+  if (progress_shown_ && isatty(STDERR_FILENO) != 0) std::fprintf(stderr, "\n");  // ends the updating line
   throw_if_interrupted();
   if (writer_->count() == 0) fail(what_was_selected, ": the selection holds no images; nothing to pack");
   if (options_.max_images > 0) select_subset();

@@ -47,6 +47,11 @@ class PackOutput {
   /// were left out; manifest.json lists every one).
   void skip(data::SkippedInput skipped);
   static constexpr std::size_t kSkipsShown = 20;
+  /// Progress on stderr: `n` more inputs are coming (records, rows: whatever the packer reads one by one).
+  void expect_inputs(int64_t n) { total_inputs_ += n; }
+  /// `n` more inputs read (packed, skipped or not selected). Shows the progress with an ETA when due: on a terminal
+  /// one line, updated at most 5 times a second; otherwise a line every 3 s. Nothing during the first 2 s.
+  void inputs_done(int64_t n);
   /// Facts about the input for the manifest's source_info.
   void note(std::string key, std::string value) { source_info_.emplace_back(std::move(key), std::move(value)); }
 
@@ -66,6 +71,9 @@ class PackOutput {
   std::vector<data::SkippedInput> skipped_;
   std::vector<std::pair<std::string, std::string>> source_info_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point shown_ = start_;  ///< the last progress line
+  int64_t total_inputs_ = 0, done_inputs_ = 0;
+  bool progress_shown_ = false;
 };
 
 /// Set by SIGINT/SIGTERM during packing; `throw_if_interrupted` turns it into an Error so the staging folder is
