@@ -64,6 +64,11 @@ if(NOT SHARDGAN_FUZZ)
   set(SHARDGAN_OPENCV_DRAW_INCLUDE_DIRS ${SHARDGAN_OPENCV_INCLUDE_DIR})
   set(SHARDGAN_OPENCV_DRAW_LIBS ${SHARDGAN_OPENCV_IMGPROC_LIBRARY} ${SHARDGAN_OPENCV_CORE_LIBRARY})
   message(STATUS "shardgan: OpenCV core + imgproc (losses.png): ${SHARDGAN_OPENCV_CORE_LIBRARY}")
+  # TensorBoard's event files (src/report/tensorboard.cpp): protobuf for the events (the full library, not the lite
+  # one, since Debian's LibTorch loads the full one and the two must not meet in one process; the messages are
+  # generated for the lite runtime either way), Intel ISA-L for the records' CRC-32C.
+  find_package(Protobuf REQUIRED)
+  pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 endif()
 if(SHARDGAN_BUILD_PACKER)  # the packer's codecs
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)

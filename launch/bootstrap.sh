@@ -21,8 +21,11 @@ packages=(
   libopencv-dev libturbojpeg0-dev libpng-dev zlib1g-dev
   # header-only and small libraries
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libarchive-dev libxxhash-dev libssl-dev
-  # tests (strace: the durability tests check which files are flushed to disk, and when)
-  libgtest-dev googletest python3 python3-h5py python3-numpy python3-pil strace
+  # TensorBoard's event files: protobuf for the events, Intel ISA-L for their CRC-32C
+  libprotobuf-dev protobuf-compiler libisal-dev
+  # tests (strace: the durability tests check which files are flushed to disk, and when; lmod: the install test
+  # loads the environment module with it)
+  libgtest-dev googletest python3 python3-h5py python3-numpy python3-pil strace lmod
   # the real data set used by the quickstart and the integration tests
   dataset-fashion-mnist
   # cluster launch paths and their tests: a real one-machine Slurm cluster (srun --mpi=pmix needs libpmix-dev),

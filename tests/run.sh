@@ -2,7 +2,8 @@
 # Sets everything up on a fresh Debian 12 machine and runs the test suite on every leg: installs the Debian packages
 # (launch/bootstrap.sh), then per leg configures (Release), builds and runs ctest (unit, MPI, integration, Slurm,
 # multi-node). CI runs exactly this (.ci/run).
-#   host        Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda
+#   host        Debian 12: LibTorch 1.13, Open MPI 4.1, Slurm 22.05; NCCL communicator built against /usr/local/cuda;
+#               TensorBoard's event files read by the tensorboard package (a venv: tests/legs/tensorboard_venv.sh)
 #   fuzz        every parser's libFuzzer harness for 20 s (bench/fuzz.sh; clang of the release, ASan + UBSan)
 #   trixie      Debian 13 chroot: the quickstart's set-up, then the suite on LibTorch 2.6 (CPU), Open MPI 5, Slurm 24,
 #               GCC 14 (tests/legs/trixie.sh)
@@ -28,7 +29,10 @@ for leg in $legs; do
   start=$SECONDS
   rc=0
   case $leg in
-    host) "$root/tests/build_and_test.sh" "${SHARDGAN_BUILD_DIR:-$root/build}" "$@" 2>&1 | tee "$log" || rc=$? ;;
+    host)  # with TensorBoard's own reader for the tensorboard test (a venv from the package index)
+      { tb=$("$root/tests/legs/tensorboard_venv.sh") &&
+        SHARDGAN_CMAKE_ARGS="${SHARDGAN_CMAKE_ARGS:-} -DSHARDGAN_TENSORBOARD_PYTHON=$tb" \
+          "$root/tests/build_and_test.sh" "${SHARDGAN_BUILD_DIR:-$root/build}" "$@"; } 2>&1 | tee "$log" || rc=$? ;;
     fuzz) SHARDGAN_BUILD_DIR=${SHARDGAN_BUILD_DIR:-$root/build} SHARDGAN_FUZZ_REPLAY=shard "$root/bench/fuzz.sh" 20 2>&1 |
       tee "$log" || rc=$? ;;
     trixie) "$root/tests/legs/trixie.sh" "$@" 2>&1 | tee "$log" || rc=$? ;;

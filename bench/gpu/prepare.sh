@@ -31,7 +31,8 @@ packages=(
   openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev
   libhdf5-dev libhdf5-103-1 libgtest-dev libcli11-dev libtomlplusplus-dev libtomlplusplus3 nlohmann-json3-dev
   libxxhash-dev libxxhash0 libpng-dev libpng16-16 libssl-dev libssl3 zlib1g-dev zlib1g pkgconf pkgconf-bin libpkgconf3
-  libopencv-core-dev libopencv-imgproc-dev libopencv-core406 libopencv-imgproc406)
+  libopencv-core-dev libopencv-imgproc-dev libopencv-core406 libopencv-imgproc406
+  libprotobuf-dev protobuf-compiler libisal-dev)
 always_there='^(libc6|libstdc\+\+6|libgcc-s1|gcc-12-base|libcrypt1)$'
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

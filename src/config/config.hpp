@@ -84,6 +84,7 @@ struct Config {
     int64_t sample_count = 64;
     int64_t checkpoint_every_steps = 1000;
     int64_t keep_checkpoints = 3;
+    bool tensorboard = true;  ///< rank 0 writes TensorBoard event files into the run folder
   } output;
   struct Eval {
     std::string classifier;    ///< a classifier from `shardgan-eval train-classifier` ("": no metrics in training)

@@ -123,6 +123,7 @@ std::vector<Key> schema(Config& c) {
       {"output.sample_count", &c.output.sample_count},
       {"output.checkpoint_every_steps", &c.output.checkpoint_every_steps},
       {"output.keep_checkpoints", &c.output.keep_checkpoints},
+      {"output.tensorboard", &c.output.tensorboard},
       {"eval.classifier", &c.eval.classifier},
       {"eval.every_epochs", &c.eval.every_epochs},
       {"eval.n", &c.eval.n},

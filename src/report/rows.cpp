@@ -45,6 +45,10 @@ ordered_json to_json(const MetricsRow& r) {
   j["d_fake"] = r.d_fake;
   j["img_per_s"] = r.img_per_s;
   j["elapsed_s"] = r.elapsed_s;
+  j["lr_g"] = r.lr_g;
+  j["lr_d"] = r.lr_d;
+  j["grad_norm_g"] = r.grad_norm_g;
+  j["grad_norm_d"] = r.grad_norm_d;
   if (r.loss_scale) j["loss_scale"] = *r.loss_scale;
   if (r.skipped_updates) j["skipped_updates"] = *r.skipped_updates;
   if (r.augment_p) j["augment_p"] = *r.augment_p;
@@ -92,6 +96,10 @@ std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
   r.d_fake = number(j, "d_fake");
   r.img_per_s = number(j, "img_per_s");
   r.elapsed_s = number(j, "elapsed_s");
+  r.lr_g = number(j, "lr_g");
+  r.lr_d = number(j, "lr_d");
+  r.grad_norm_g = number(j, "grad_norm_g");
+  r.grad_norm_d = number(j, "grad_norm_d");
   if (j.contains("loss_scale") && j["loss_scale"].is_number()) r.loss_scale = j["loss_scale"].get<double>();
   if (j.contains("skipped_updates") && j["skipped_updates"].is_number_integer())
     r.skipped_updates = j["skipped_updates"].get<int64_t>();

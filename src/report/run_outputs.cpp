@@ -14,6 +14,7 @@
 #include "report/plot.hpp"
 #include "report/report.hpp"
 #include "util/atomic_file.hpp"
+#include "util/clock_time.hpp"
 #include "util/error.hpp"
 #include "util/input_file.hpp"
 #include "util/json_depth.hpp"
@@ -22,7 +23,13 @@ namespace shardgan::report {
 namespace fs = std::filesystem;
 
 RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_steps, int64_t steps_per_epoch)
-    : dir_(std::move(run_dir)), total_steps_(total_steps), terminal_(isatty(STDERR_FILENO) != 0) {
+    : dir_(std::move(run_dir)),
+      resume_step_(resume_step),
+      total_steps_(total_steps),
+      started_(std::chrono::steady_clock::now()),
+      rate_time_(started_),
+      rate_step_(resume_step),
+      terminal_(isatty(STDERR_FILENO) != 0) {
   fs::create_directories(dir_ / "samples");
   for (const auto& e : fs::directory_iterator(dir_ / "samples")) {
     const std::string name = e.path().filename().string();
@@ -42,7 +49,23 @@ RunOutputs::RunOutputs(fs::path run_dir, int64_t resume_step, int64_t total_step
   if (fs::exists(dir_ / "metrics.jsonl")) keep_metrics_up_to(resume_step);
 }
 
+RunOutputs::~RunOutputs() = default;
+
 namespace {
+
+/// Every number of a metrics.jsonl row as a TensorBoard scalar "<group>/<key>" (an object's numbers as
+/// "<group>/<key>/<name>"); the step, and what is not a number (a NaN written as null, a word), left out.
+std::vector<std::pair<std::string, double>> scalars_of(const nlohmann::ordered_json& row, const std::string& group) {
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& [key, value] : row.items()) {
+    if (key == "step") continue;
+    if (value.is_number()) out.emplace_back(group + "/" + key, value.get<double>());
+    if (value.is_object())
+      for (const auto& [name, v] : value.items())
+        if (v.is_number()) out.emplace_back(group + "/" + key + "/" + name, v.get<double>());
+  }
+  return out;
+}
 
 /// A file descriptor closed when it goes.
 struct Descriptor {
@@ -98,9 +121,36 @@ void RunOutputs::keep_metrics_up_to(int64_t resume_step) {
   });
 }
 
+void RunOutputs::open_tensorboard(const std::string& config_toml,
+                                  const std::vector<std::pair<std::string, HParamValue>>& hparams,
+                                  const std::vector<std::string>& metric_tags) {
+  tensorboard_ = std::make_unique<TensorBoardLog>(dir_, resume_step_);
+  std::string markdown;  // indented: a code block in the text plugin's Markdown
+  for (std::size_t begin = 0; begin < config_toml.size();) {
+    const std::size_t end = std::min(config_toml.find('\n', begin), config_toml.size());
+    markdown += "    " + config_toml.substr(begin, end - begin) + "\n";
+    begin = end + 1;
+  }
+  tensorboard_->text(resume_step_, "config", markdown);
+  tensorboard_->hparams(hparams, metric_tags);
+  tensorboard_->flush(/*sync=*/false);  // a file that cannot be written fails the run here, before the first step
+}
+
+void RunOutputs::flush_tensorboard() {
+  if (tensorboard_) tensorboard_->flush(/*sync=*/true);
+}
+
+void RunOutputs::end_tensorboard(bool finished) {
+  if (!tensorboard_) return;
+  if (finished) tensorboard_->end_session(/*success=*/true);
+  tensorboard_->flush(/*sync=*/true);
+}
+
 void RunOutputs::log(const MetricsRow& r) {
   rows_.push_back(r);
-  append_metrics(to_json(r).dump());
+  const auto j = to_json(r);
+  append_metrics(j.dump());
+  if (tensorboard_) tensorboard_->scalars(r.step, scalars_of(j, "train"));
 }
 
 void RunOutputs::append_metrics(const std::string& line) {
@@ -112,7 +162,9 @@ void RunOutputs::append_metrics(const std::string& line) {
 
 void RunOutputs::log_eval(const EvalRow& e, const std::vector<std::string>& class_names) {
   evals_.push_back(e);
-  append_metrics(to_json(e, class_names).dump());
+  const auto j = to_json(e, class_names);
+  append_metrics(j.dump());
+  if (tensorboard_) tensorboard_->scalars(e.step, scalars_of(j, "eval"));
 }
 
 void RunOutputs::write_report(const ReportInfo& info) {
@@ -140,8 +192,9 @@ void RunOutputs::write_report(const ReportInfo& info) {
   write_text_atomically(dir_ / "report.html", render_report(info, rows_, evals_, images));
 }
 
-void RunOutputs::write_samples(const std::string& name, const Image& grid) {
-  write_png(dir_ / "samples" / name, grid);
+void RunOutputs::write_samples(const std::string& name, const Image& grid, int64_t step) {
+  std::string png = write_png(dir_ / "samples" / name, grid);
+  if (tensorboard_) tensorboard_->image(step, "samples", std::move(png), grid.width, grid.height, grid.channels);
 }
 
 void RunOutputs::write_loss_plot() {
@@ -154,19 +207,29 @@ void RunOutputs::write_loss_plot() {
 }
 
 void RunOutputs::progress(int64_t step, int64_t epoch, const MetricsRow* last, bool logged) {
+  const auto now = std::chrono::steady_clock::now();
+  if (logged && step > rate_step_) {  // the recent rate: over the last log interval (evaluations and samples included)
+    steps_per_s_ = static_cast<double>(step - rate_step_) / std::chrono::duration<double>(now - rate_time_).count();
+    rate_time_ = now;
+    rate_step_ = step;
+  }
   char stats[160] = "";
   if (last != nullptr)
     std::snprintf(stats, sizeof(stats), "loss_d %.3f loss_g %.3f D(x) %.2f D(G(z)) %.2f %.0f img/s", last->loss_d,
                   last->loss_g, last->d_real, last->d_fake, last->img_per_s);
+  const std::string times =
+      "elapsed " + clock_time(std::chrono::duration<double>(now - started_).count()) + " eta " +
+      (steps_per_s_ && *steps_per_s_ > 0 ? clock_time(static_cast<double>(total_steps_ - step) / *steps_per_s_)
+                                         : std::string("?"));
   if (terminal_) {
     const int width = 30;
     const int filled = static_cast<int>(width * step / std::max<int64_t>(1, total_steps_));
-    std::fprintf(stderr, "\r[%.*s%*s] %lld/%lld epoch %lld %s", filled, "##############################",
+    std::fprintf(stderr, "\r[%.*s%*s] %lld/%lld epoch %lld %s %s\033[K", filled, "##############################",
                  width - filled, "", static_cast<long long>(step), static_cast<long long>(total_steps_),
-                 static_cast<long long>(epoch), stats);
+                 static_cast<long long>(epoch), times.c_str(), stats);
   } else if (logged && last != nullptr) {
-    std::fprintf(stderr, "step %lld/%lld epoch %lld %s\n", static_cast<long long>(step),
-                 static_cast<long long>(total_steps_), static_cast<long long>(epoch), stats);
+    std::fprintf(stderr, "step %lld/%lld epoch %lld %s %s\n", static_cast<long long>(step),
+                 static_cast<long long>(total_steps_), static_cast<long long>(epoch), times.c_str(), stats);
   }
   std::fflush(stderr);
 }

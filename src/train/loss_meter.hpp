@@ -12,11 +12,11 @@ class LossMeter {
  public:
   void add(const StepLosses& l) {
     const torch::Tensor values =
-        torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake}).to(torch::kFloat64);
+        torch::stack({l.d.detach(), l.g.detach(), l.d_real, l.d_fake, l.grad_norm_d, l.grad_norm_g}).to(torch::kFloat64);
     sum_ = sum_.defined() ? sum_ + values : values;
     ++n_;
   }
-  /// [loss_d, loss_g, d_real, d_fake] averaged over the steps since the last call, on the CPU; starts over.
+  /// [loss_d, loss_g, d_real, d_fake, grad_norm_d, grad_norm_g] averaged over the steps since the last call, on the CPU; starts over.
   torch::Tensor take_mean() {
     torch::Tensor mean = (sum_ / static_cast<double>(n_)).to(torch::kCPU).contiguous();
     sum_ = torch::Tensor();

@@ -154,7 +154,7 @@ Tensor GanStep::d_step(const StepInputs& in, StepLosses& losses) {
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
     objective = r1 ? losses.d + r1_penalty(real, real_logits) : losses.d;
   }
-  losses.skipped += update(*D, sync_d_, *rule_d_, objective) ? 0 : 1;
+  losses.skipped += update(*D, sync_d_, *rule_d_, objective, losses.grad_norm_d) ? 0 : 1;
   return fake;
 }
 
@@ -176,7 +176,7 @@ void GanStep::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
     compat::AutocastGuard autocast(placement_.autocast, placement_.device.type(), placement_.autocast_dtype);
     losses.g = loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
-  const bool stepped = update(*gan_.generator, sync_g_, *rule_g_, losses.g);
+  const bool stepped = update(*gan_.generator, sync_g_, *rule_g_, losses.g, losses.grad_norm_g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);
   losses.skipped += stepped ? 0 : 1;
 }
@@ -184,18 +184,34 @@ void GanStep::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
 /// One optimiser step of `module` on `loss`, with gradients averaged over the ranks; false when fp16 loss scaling
 /// found an inf or NaN and every rank skipped it. The order is the contract of GradSync: hooks armed before
 /// backward, buckets waited for before the step.
-bool GanStep::update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const Tensor& loss) {
+bool GanStep::update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const Tensor& loss,
+                     Tensor& grad_norm) {
   compat::clear_gradients(module);
   sync.prepare();
   gan_.loss_scaler.scale(loss).backward();
   sync.finish();
   if (gan_.loss_scaler.on_device()) {  // runtime.cuda_graphs with fp16: the check and the update are device work
-    rule.apply(agreed_skip_on_device(module));
+    const Tensor skip = agreed_skip_on_device(module);
+    grad_norm = gradient_norm(module);
+    rule.apply(skip);
     return true;  // a skip is counted on the device (LossScaler::note_update)
   }
-  if (!gradients_finite(module)) return false;
+  const bool finite = gradients_finite(module);  // unscales them first
+  grad_norm = gradient_norm(module);
+  if (!finite) return false;
   rule.apply();
   return true;
+}
+
+/// The L2 norm of `module`'s gradients as device work (a CUDA graph holds it): one fused norm per tensor, then their
+/// norm; a non-finite one (an update fp16 loss scaling skips) is 0, so that the logged mean stays a number.
+Tensor GanStep::gradient_norm(torch::nn::Module& module) {
+  std::vector<Tensor> grads;
+  for (const auto& p : module.parameters())
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return torch::zeros({}, torch::TensorOptions(placement_.device).dtype(torch::kFloat32));
+  const Tensor norm = torch::stack(at::_foreach_norm(grads)).to(torch::kFloat32).norm();
+  return torch::where(torch::isfinite(norm), norm, torch::zeros_like(norm));
 }
 
 /// The loss scaler's check of the averaged gradients, agreed by all ranks (any rank's inf skips the update on all).

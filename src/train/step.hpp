@@ -34,9 +34,10 @@ struct StepInputs {
 /// draws do not depend on the world size. On a GPU every tensor is in pinned memory (its copy is asynchronous).
 StepInputs step_inputs(const Plan& plan, data::Batch& batch, int64_t step);
 
-/// What one step reports: the losses and the seed's D(x), D(G(z)) (mean sigmoid of D's logits).
+/// What one step reports: the losses, the seed's D(x), D(G(z)) (mean sigmoid of D's logits), and the L2 norms of D's
+/// and G's averaged, unscaled gradients (0 for an fp16 update skipped for an inf or NaN).
 struct StepLosses {
-  torch::Tensor d, g, d_real, d_fake;
+  torch::Tensor d, g, d_real, d_fake, grad_norm_d, grad_norm_g;
   int skipped = 0;  ///< updates skipped by fp16 loss scaling in this step (host verdicts; the scaler counts them)
 };
 
@@ -79,8 +80,10 @@ class GanStep {
   torch::Tensor real_images(const StepInputs& in) const;
   torch::Tensor seen_by_d(const torch::Tensor& images, const AugmentDraw& draw) const;
   torch::Tensor r1_penalty(const torch::Tensor& real, const torch::Tensor& real_logits) const;
-  bool update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const torch::Tensor& loss);
+  bool update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const torch::Tensor& loss,
+              torch::Tensor& grad_norm);
   bool gradients_finite(torch::nn::Module& module);
+  torch::Tensor gradient_norm(torch::nn::Module& module);
   torch::Tensor agreed_skip_on_device(torch::nn::Module& module);
 
   const config::Config& cfg_;

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 #include <optional>
+#include <type_traits>
+#include <variant>
 
 #include "comm/communicator.hpp"
 #include "comm/watchdog.hpp"
@@ -72,6 +74,8 @@ class Trainer {
  private:
   void connect();
   void open_outputs();
+  std::vector<std::pair<std::string, report::HParamValue>> hparams() const;
+  std::vector<std::string> metric_tags() const;
   void open_evaluator();
   bool agree_to_stop();
   void after_step(int64_t done, bool stop);
@@ -223,6 +227,41 @@ void Trainer::open_outputs() {
   report_.global_batch = plan_.sampler.global_batch();
   report_.total_steps = plan_.total_steps;
   if (cfg_.model.conditional) report_.class_names = plan_.spec.class_names;
+  if (cfg_.output.tensorboard) outputs_->open_tensorboard(plan_.config_toml, hparams(), metric_tags());
+}
+
+/// The HParams view's hyperparameters: the keys that shape the model and its training, and the run's size.
+std::vector<std::pair<std::string, report::HParamValue>> Trainer::hparams() const {
+  std::vector<std::pair<std::string, report::HParamValue>> out;
+  for (const auto& [key, value] : cfg_.entries()) {
+    const std::string section = key.substr(0, key.find('.'));
+    if (section != "model" && section != "optim" && section != "train" && section != "augment" &&
+        key != "runtime.precision")
+      continue;
+    std::visit(
+        [&, k = key](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<V, std::string> || std::is_same_v<V, bool>) {
+            out.emplace_back(k, v);
+          } else {
+            out.emplace_back(k, static_cast<double>(v));
+          }
+        },
+        value);
+  }
+  out.emplace_back("ranks", static_cast<double>(world_));
+  out.emplace_back("global_batch", static_cast<double>(plan_.sampler.global_batch()));
+  return out;
+}
+
+/// The HParams view's metrics: the last losses, and the last evaluation's numbers when training evaluates.
+std::vector<std::string> Trainer::metric_tags() const {
+  std::vector<std::string> tags{"train/loss_d", "train/loss_g"};
+  if (!cfg_.eval.classifier.empty()) {
+    tags.emplace_back("eval/fd_clf");
+    if (cfg_.model.conditional) tags.emplace_back("eval/class_consistency");
+  }
+  return tags;
 }
 
 /// eval.classifier: the real side is reduced once here, then every evaluation is sharded over the ranks.
@@ -274,6 +313,10 @@ void Trainer::log(int64_t done) {
     row.loss_g = m[1];
     row.d_real = m[2];
     row.d_fake = m[3];
+    row.grad_norm_d = m[4];
+    row.grad_norm_g = m[5];
+    row.lr_g = cfg_.optim.lr_g;
+    row.lr_d = cfg_.optim.lr_d;
     row.img_per_s = static_cast<double>((done - last_log_step_) * plan_.sampler.global_batch()) /
                     std::max(1e-9, std::chrono::duration<double>(now - last_log_).count());
     row.elapsed_s = std::chrono::duration<double>(now - started_).count();
@@ -317,7 +360,7 @@ void Trainer::sample(int64_t done, const Due& due) {
   } else {
     std::snprintf(name, sizeof(name), "step-%06lld.png", static_cast<long long>(done));
   }
-  outputs_->write_samples(name, report::make_grid(images, 8));
+  outputs_->write_samples(name, report::make_grid(images, 8), done);
   outputs_->write_loss_plot();
   outputs_->write_report(report_);
 }
@@ -342,11 +385,13 @@ void Trainer::checkpoint(int64_t done) {
   if (gan_.loss_scaler.enabled())
     state.loss_scale = LossScaleState{gan_.loss_scaler.value(), gan_.loss_scaler.good_steps()};
   save_checkpoint(options_.run_dir, gan_, state, plan_.config_toml, cfg_.output.keep_checkpoints);
+  outputs_->flush_tensorboard();
 }
 
 int Trainer::finish(int64_t done, bool stopped) {
   if (root_) {
     outputs_->finish_progress();
+    outputs_->end_tensorboard(/*finished=*/!stopped);
     if (stopped) {
       std::fprintf(stderr,
                    "shardgan-train: stopped by a signal after step %lld; checkpoint written; exit code %d (resume "

@@ -53,9 +53,10 @@ std::string encode_png(const std::string& name, const Image& image) {
 
 }  // namespace
 
-void write_png(const std::filesystem::path& file, const Image& image) {
-  const std::string bytes = encode_png(file.string(), image);
+std::string write_png(const std::filesystem::path& file, const Image& image) {
+  std::string bytes = encode_png(file.string(), image);
   write_file_atomically(file, [&](const std::filesystem::path& tmp) { write_file_checked(tmp, bytes, file); });
+  return bytes;
 }
 
 Image read_png(const std::filesystem::path& file) {

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <string>
 #include <vector>
 
 namespace shardgan {
@@ -17,8 +18,9 @@ struct Image {
   uint8_t* at(int x, int y) { return pixels.data() + (static_cast<std::size_t>(y) * width + x) * channels; }
 };
 
-/// Writes `image` as PNG (libpng), atomically: to a temporary name beside `file`, then renamed.
-void write_png(const std::filesystem::path& file, const Image& image);
+/// Writes `image` as PNG (libpng), atomically: to a temporary name beside `file`, then renamed. Returns the PNG bytes
+/// written (for TensorBoard's image events: encoded once).
+std::string write_png(const std::filesystem::path& file, const Image& image);
 /// Reads a PNG written by write_png (for tests and tools).
 Image read_png(const std::filesystem::path& file);
 

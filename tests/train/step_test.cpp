@@ -199,6 +199,8 @@ TEST(LossMeter, MeansOverTheStepsSinceTheLastTake) {
   LossMeter meter;
   const auto losses = [](double d, double g, double real, double fake) {
     StepLosses l;
+    l.grad_norm_d = torch::tensor(d * 10, torch::kFloat32);
+    l.grad_norm_g = torch::tensor(g * 10, torch::kFloat32);
     l.d = torch::tensor(d, torch::kFloat32);
     l.g = torch::tensor(g, torch::kFloat32);
     l.d_real = torch::tensor(real, torch::kFloat32);
@@ -210,10 +212,10 @@ TEST(LossMeter, MeansOverTheStepsSinceTheLastTake) {
   EXPECT_EQ(meter.count(), 2);
   const torch::Tensor mean = meter.take_mean();
   EXPECT_EQ(mean.scalar_type(), torch::kFloat64);
-  EXPECT_TRUE(torch::equal(mean, torch::tensor({2.0, 3.0, 0.625, 0.5}, torch::kFloat64)));
+  EXPECT_TRUE(torch::equal(mean, torch::tensor({2.0, 3.0, 0.625, 0.5, 20.0, 30.0}, torch::kFloat64)));
   EXPECT_EQ(meter.count(), 0);
   meter.add(losses(5, 6, 1, 0));
-  EXPECT_TRUE(torch::equal(meter.take_mean(), torch::tensor({5.0, 6.0, 1.0, 0.0}, torch::kFloat64)));
+  EXPECT_TRUE(torch::equal(meter.take_mean(), torch::tensor({5.0, 6.0, 1.0, 0.0, 50.0, 60.0}, torch::kFloat64)));
 }
 
 }  // namespace
