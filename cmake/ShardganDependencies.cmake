@@ -18,6 +18,16 @@ else()
   find_package(HDF5 REQUIRED COMPONENTS C)
 endif()
 if(NOT SHARDGAN_FUZZ)
+  # TensorBoard's event files (src/report/tensorboard.cpp): protobuf for the events, Intel ISA-L for the records'
+  # CRC-32C. The system's protobuf (the full library, not the lite one: Debian's LibTorch loads the full one and the
+  # two must not meet in one process; the messages are generated for the lite runtime either way), found before
+  # LibTorch: a PyTorch wheel carries protoc and protobuf headers of its own (3.13 in torch 2.11) that FindProtobuf
+  # would find once <torch> is on the prefix path below, and they must not be mixed with the system's library. Found
+  # first, protobuf::libprotobuf is the real library, and LibTorch's CMake files use it instead of a placeholder.
+  find_package(Protobuf REQUIRED)
+  get_filename_component(_shardgan_protoc "${Protobuf_PROTOC_EXECUTABLE}" REALPATH)
+  message(STATUS "shardgan: protobuf ${Protobuf_VERSION}: ${Protobuf_LIBRARY}, ${_shardgan_protoc}")
+  pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
   # A PyTorch wheel's CMake files (torch.utils.cmake_prefix_path = <torch>/share/cmake) find their libraries with
   # find_library(... PATHS <torch>/lib), which CMake searches after the system's folders: where Debian's libtorch-dev
   # is installed too, the wheel's headers would be linked with Debian's libtorch.so. So <torch> goes first on the
@@ -64,11 +74,6 @@ if(NOT SHARDGAN_FUZZ)
   set(SHARDGAN_OPENCV_DRAW_INCLUDE_DIRS ${SHARDGAN_OPENCV_INCLUDE_DIR})
   set(SHARDGAN_OPENCV_DRAW_LIBS ${SHARDGAN_OPENCV_IMGPROC_LIBRARY} ${SHARDGAN_OPENCV_CORE_LIBRARY})
   message(STATUS "shardgan: OpenCV core + imgproc (losses.png): ${SHARDGAN_OPENCV_CORE_LIBRARY}")
-  # TensorBoard's event files (src/report/tensorboard.cpp): protobuf for the events (the full library, not the lite
-  # one, since Debian's LibTorch loads the full one and the two must not meet in one process; the messages are
-  # generated for the lite runtime either way), Intel ISA-L for the records' CRC-32C.
-  find_package(Protobuf REQUIRED)
-  pkg_check_modules(ISAL REQUIRED IMPORTED_TARGET libisal)
 endif()
 if(SHARDGAN_BUILD_PACKER)  # the packer's codecs
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs)

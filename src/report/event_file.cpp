@@ -153,6 +153,25 @@ void EventFileWriter::close() {
   if (::close(fd) != 0) fail(file_.string(), ": write failed (", std::strerror(errno), ")");
 }
 
+int EventFileWriter::append(const std::string& record) {
+  std::size_t written = 0;
+  while (written < record.size()) {
+    const ssize_t n = ::write(fd_, record.data() + written, record.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int error = n < 0 ? errno : EIO;
+      // A record is whole or not there: a failed one is cut back, so the file still reads to its last record; a
+      // file without one is removed (no empty output left behind).
+      if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0) ::lseek(fd_, static_cast<off_t>(size_), SEEK_SET);
+      if (size_ == 0) ::unlink(file_.c_str());
+      return error;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  size_ += record.size();
+  return 0;
+}
+
 void EventFileWriter::run() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
@@ -162,23 +181,7 @@ void EventFileWriter::run() {
       queue_.pop_front();
       busy_ = true;
       lock.unlock();
-      std::size_t written = 0;
-      int error = 0;
-      while (written < record.size()) {
-        const ssize_t n = ::write(fd_, record.data() + written, record.size() - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-          error = n < 0 ? errno : EIO;
-          break;
-        }
-        written += static_cast<std::size_t>(n);
-      }
-      // A record is whole or not there: a failed one is cut back, so the file still reads to its last record; a
-      // file without one is removed (no empty output left behind).
-      if (error != 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) == 0)
-        ::lseek(fd_, static_cast<off_t>(size_), SEEK_SET);
-      if (error != 0 && size_ == 0) ::unlink(file_.c_str());
-      if (error == 0) size_ += record.size();
+      const int error = append(record);
       lock.lock();
       busy_ = false;
       queued_bytes_ -= record.size();

@@ -65,6 +65,8 @@ class EventFileWriter {
 
  private:
   void run();
+  /// Writes one framed record (the writing thread, unlocked); 0 or the errno of the failed write.
+  int append(const std::string& record);
   void throw_if_failed();  // with mutex_ held
 
   std::filesystem::path file_;
