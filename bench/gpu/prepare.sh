@@ -43,9 +43,12 @@ while ((${#todo[@]} > 0)); do
   for p in "${todo[@]}"; do have_pkg[$p]=1; done
   for deb in "$out.new/debs"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
   # What the programs and libraries load, and where the -dev packages' links point (libz.so -> libz.so.1.2.13).
+  # (ldd fails on the scripts in bin/: `|| true`, or set -e would end the group there and the links below would never
+  # be followed — so it was until the ISA-L and protobuf-lite libraries behind libisal.so and libprotobuf-lite.so
+  # went missing on the bare machine.)
   mapfile -t libs < <({
     find "$tmp/root" -type f \( -name '*.so*' -o -path '*/bin/*' \) -exec ldd {} + 2>/dev/null |
-      awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
+      awk '$2 == "=>" && $3 ~ /^\// { print $3 }' || true
     find "$tmp/root" -xtype l -name '*.so*' -printf '%h\t%l\n' |
       awk -F'\t' -v root="$tmp/root" '{ d = $1; sub("^" root, "", d); print ($2 ~ /^\// ? $2 : d "/" $2) }'
   } | sort -u)
