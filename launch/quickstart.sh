@@ -95,6 +95,7 @@ Done. In $run:
   losses.png                    D and G loss against step
   metrics.jsonl                 per logged step: loss_d, loss_g, D(real), D(fake), img/s, elapsed; and the
                                 evaluations ("kind":"eval"): FD-clf and class consistency before and after training
+  events.out.tfevents.*         the same for TensorBoard (tensorboard --logdir $run), with the grids and hparams
   checkpoints/                  step-*/ + latest; continue with: --resume auto
 Packed data: $out (shardgan-pack info/verify; format in docs/data-format.md).
 Score any checkpoint: $evaluate score --checkpoint $run --classifier $clf --data $out
