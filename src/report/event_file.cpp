@@ -140,19 +140,6 @@ void EventFileWriter::flush(bool sync) {
   throw_if_failed();
 }
 
-void EventFileWriter::close() {
-  flush(/*sync=*/true);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  changed_.notify_all();
-  thread_.join();
-  const int fd = fd_;
-  fd_ = -1;
-  if (::close(fd) != 0) fail(file_.string(), ": write failed (", std::strerror(errno), ")");
-}
-
 int EventFileWriter::append(const std::string& record) {
   std::size_t written = 0;
   while (written < record.size()) {

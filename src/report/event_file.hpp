@@ -48,7 +48,7 @@ class EventFileWriter {
  public:
   /// Creates `file` (it must not exist).
   explicit EventFileWriter(std::filesystem::path file);
-  /// Writes what is queued and closes the file; errors here are not reported (call `close` to see them).
+  /// Writes what is queued and closes the file; errors here are not reported (`flush` first to see them).
   ~EventFileWriter();
   EventFileWriter(const EventFileWriter&) = delete;
   EventFileWriter& operator=(const EventFileWriter&) = delete;
@@ -57,8 +57,6 @@ class EventFileWriter {
   void write(std::string_view data);
   /// Waits until every queued record is written, and fsyncs the file when `sync`; Error on a failed write.
   void flush(bool sync);
-  /// flush(true), then closes the file; Error on a failure.
-  void close();
   const std::filesystem::path& file() const { return file_; }
 
   static constexpr std::size_t kMaxQueuedBytes = 64u << 20;

@@ -89,11 +89,11 @@ TensorBoardLog::TensorBoardLog(const fs::path& run_dir, int64_t resume_step) : s
   writer_ = std::make_unique<EventFileWriter>(new_event_file(run_dir, older));
   pb::Event version = event_at(0, start_time_);
   version.set_file_version("brain.Event:2");
-  write_event(version.SerializeAsString());
+  writer_->write(version.SerializeAsString());
   if (older.empty()) return;
   pb::Event start = event_at(resume_step, start_time_);
   start.mutable_session_log()->set_status(pb::SessionLog::START);
-  write_event(start.SerializeAsString());
+  writer_->write(start.SerializeAsString());
   if (resume_step > 0) {
     std::string record;
     for (const auto& file : older) {
@@ -103,7 +103,7 @@ TensorBoardLog::TensorBoardLog(const fs::path& run_dir, int64_t resume_step) : s
         if (!e.ParseFromString(record) || !e.has_summary() || e.step() > resume_step) continue;
         auto* values = e.mutable_summary()->mutable_value();
         values->erase(std::remove_if(values->begin(), values->end(), session_value), values->end());
-        if (!values->empty()) write_event(e.SerializeAsString());
+        if (!values->empty()) writer_->write(e.SerializeAsString());
       }
     }
   }
@@ -123,10 +123,6 @@ const fs::path& TensorBoardLog::file() const {
   return writer_->file();
 }
 
-void TensorBoardLog::write_event(const std::string& serialized) {
-  writer_->write(serialized);
-}
-
 void TensorBoardLog::scalars(int64_t step, const std::vector<std::pair<std::string, double>>& values) {
   pb::Event e = event_at(step);
   for (const auto& [tag, value] : values) {
@@ -134,7 +130,7 @@ void TensorBoardLog::scalars(int64_t step, const std::vector<std::pair<std::stri
     v->set_tag(tag);
     v->set_simple_value(static_cast<float>(value));
   }
-  write_event(e.SerializeAsString());
+  writer_->write(e.SerializeAsString());
 }
 
 void TensorBoardLog::image(int64_t step, const std::string& tag, std::string png, int width, int height,
@@ -147,7 +143,7 @@ void TensorBoardLog::image(int64_t step, const std::string& tag, std::string png
   image->set_height(height);
   image->set_colorspace(channels);
   image->set_encoded_image_string(std::move(png));
-  write_event(e.SerializeAsString());
+  writer_->write(e.SerializeAsString());
 }
 
 void TensorBoardLog::text(int64_t step, const std::string& tag, const std::string& markdown) {
@@ -158,7 +154,7 @@ void TensorBoardLog::text(int64_t step, const std::string& tag, const std::strin
   v->mutable_metadata()->set_data_class(pb::DATA_CLASS_TENSOR);
   v->mutable_tensor()->set_dtype(pb::Tensor::DT_STRING);
   v->mutable_tensor()->add_string_val(markdown);
-  write_event(e.SerializeAsString());
+  writer_->write(e.SerializeAsString());
 }
 
 void TensorBoardLog::hparams(const std::vector<std::pair<std::string, HParamValue>>& values,
@@ -188,7 +184,7 @@ void TensorBoardLog::hparams(const std::vector<std::pair<std::string, HParamValu
   pb::Event e = event_at(0);
   hparams_value(*e.mutable_summary(), "_hparams_/experiment", experiment);
   hparams_value(*e.mutable_summary(), "_hparams_/session_start_info", session);
-  write_event(e.SerializeAsString());
+  writer_->write(e.SerializeAsString());
 }
 
 void TensorBoardLog::end_session(bool success) {
@@ -198,7 +194,7 @@ void TensorBoardLog::end_session(bool success) {
   end->set_end_time_secs(wall_time());
   pb::Event e = event_at(0);
   hparams_value(*e.mutable_summary(), "_hparams_/session_end_info", data);
-  write_event(e.SerializeAsString());
+  writer_->write(e.SerializeAsString());
 }
 
 void TensorBoardLog::flush(bool sync) {

@@ -46,7 +46,6 @@ class TensorBoardLog {
   const std::filesystem::path& file() const;
 
  private:
-  void write_event(const std::string& serialized);
   std::unique_ptr<EventFileWriter> writer_;
   double start_time_;
 };

@@ -43,21 +43,15 @@ unset CUDA_VISIBLE_DEVICES SHARDGAN_GPUS SHARDGAN_TRAIN SHARDGAN_BUILD_DIR SHARD
   SHARDGAN_REQUEUE SHARDGAN_MAX_RESTARTS RUN_DIR CONFIG
 while read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM|SBATCH|SRUN|SALLOC|NCCL)_' || true)
 
+# shellcheck source=tests/support/shell_test.sh
+source "$(dirname "$0")/../support/shell_test.sh"
 tmp=$(mktemp -d /tmp/sg-launch-XXXXXX)
 bg=""
 cleanup() {
   [[ -n $bg ]] && kill -KILL "$bg" 2>/dev/null
-  if [[ ${SHARDGAN_TEST_KEEP:-0} == 1 ]]; then echo "kept (SHARDGAN_TEST_KEEP=1): $tmp"; else rm -rf "$tmp"; fi
+  remove_unless_kept "$tmp"
 }
 trap cleanup EXIT
-t0=$SECONDS
-log=""
-fail() {
-  echo "FAIL: $*"
-  if [[ -n $log && -s $log ]]; then echo "--- tail of $log"; tail -n 20 "$log"; fi
-  exit 1
-}
-ok() { echo "ok ($((SECONDS - t0))s): $*"; }
 lines() { printf '%s\n' "$@"; }  # ARGS, one a line (as mpi-flags.sh prints them)
 is_root=0
 [[ $(id -u) -eq 0 ]] && is_root=1

@@ -32,22 +32,13 @@ build=$(realpath "$2")
 src=$(realpath "$3")
 # shellcheck source=tests/support/tiny_model.sh
 source "$src/tests/support/tiny_model.sh"
+# shellcheck source=tests/support/shell_test.sh
+source "$src/tests/support/shell_test.sh"
 mpirun_env=()
 [[ -n ${SHARDGAN_MPIRUN:-} ]] && mpirun_env=(SHARDGAN_MPIRUN="$SHARDGAN_MPIRUN")
 
 tmp=$(mktemp -d /tmp/shardgan-install-XXXXXX)
-cleanup() {
-  if [[ ${SHARDGAN_TEST_KEEP:-0} == 1 ]]; then echo "kept (SHARDGAN_TEST_KEEP=1): $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-t0=$SECONDS
-log=""
-fail() {
-  echo "FAIL: $*"
-  if [[ -n $log && -s $log ]]; then echo "--- tail of $log"; tail -n 20 "$log"; fi
-  exit 1
-}
-ok() { echo "ok ($((SECONDS - t0))s): $*"; }
+trap 'remove_unless_kept "$tmp"' EXIT
 # A command with nothing but Q/bin and the system on PATH, from $tmp/work (outside the checkout and the build), for at
 # most 180 s (a hang fails here, with the command's output, rather than at CTest's timeout).
 clean() { (cd "$tmp/work" && timeout -k 10 180 env -i HOME="$tmp/work" USER="${USER:-$(id -un)}" \

@@ -72,7 +72,7 @@ TEST(EventFile, WrittenOffTheCallersThreadAndReadBack) {
     writer.flush(/*sync=*/false);
     EXPECT_EQ(records_of(file).size(), 100u);  // flushed: all written while the writer is open
     writer.write(std::string(1 << 20, 'x'));
-    writer.close();
+    writer.flush(/*sync=*/true);
   }
   bool clean = false;
   const auto records = records_of(file, &clean);
