@@ -11,13 +11,13 @@
 
 namespace shardgan::comm {
 
-enum class DType { kFloat32, kFloat64, kBFloat16, kInt64, kUInt8 };
+enum class DType { kFloat32, kFloat64, kBFloat16, kFloat16, kInt64, kUInt8 };
 enum class ReduceOp { kSum, kAvg };
 
 std::size_t dtype_size(DType type);
 
-/// The DType of a C++ element type (float, double, int64_t, uint8_t). bfloat16 has no C++ type here: tensors of it
-/// go through parallel/tensor_comm.hpp.
+/// The DType of a C++ element type (float, double, int64_t, uint8_t). bfloat16 and float16 have no C++ type here:
+/// tensors of them go through parallel/tensor_comm.hpp.
 template <typename T>
 constexpr DType dtype_of() {
   static_assert(

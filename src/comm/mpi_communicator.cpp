@@ -1,3 +1,4 @@
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -28,21 +29,61 @@ uint16_t float_to_bf16(float f) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
+/// IEEE binary16, rounded to nearest even (subnormals, infinities and NaN included).
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof(x));
+  const auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  x &= 0x7fffffffu;
+  if (x > 0x7f800000u) return sign | 0x7e00u;   // NaN
+  if (x >= 0x477ff000u) return sign | 0x7c00u;  // from 65520 (halfway above 65504, the largest) up: infinity
+  if (x < 0x38800000u) {                        // below 2^-14: a subnormal half (or zero), in units of 2^-24
+    float magnitude;
+    std::memcpy(&magnitude, &x, sizeof(magnitude));
+    return sign | static_cast<uint16_t>(std::nearbyint(magnitude * 16777216.0f));  // exact scaling, then even rounding
+  }
+  x += 0xfffu + ((x >> 13) & 1u);  // round the 13 dropped mantissa bits to nearest even
+  x -= 112u << 23;                 // exponent bias 127 → 15
+  return sign | static_cast<uint16_t>(x >> 13);
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+  if (exponent == 0) {
+    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
+    return (h & 0x8000u) ? -magnitude : magnitude;
+  }
+  const uint32_t bits = (static_cast<uint32_t>(h & 0x8000u) << 16) |
+                        (exponent == 31 ? 0x7f800000u : (exponent + 112u) << 23) | (mantissa << 13);
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+}
+
+void half_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+  auto* a = static_cast<const uint16_t*>(in);
+  auto* b = static_cast<uint16_t*>(inout);
+  for (int i = 0; i < *len; ++i) b[i] = float_to_half(half_to_float(a[i]) + half_to_float(b[i]));
+}
+
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
   auto* a = static_cast<const uint16_t*>(in);
   auto* b = static_cast<uint16_t*>(inout);
   for (int i = 0; i < *len; ++i) b[i] = float_to_bf16(bf16_to_float(a[i]) + bf16_to_float(b[i]));
 }
 
-/// MPI has no bfloat16: a 2-byte type with a user-defined sum that adds in float and rounds back.
-class Bf16Type {
+/// MPI has no bfloat16 or float16: a 2-byte type with a user-defined sum that adds in float and rounds back (so a
+/// sum of N values is rounded N - 1 times, as NCCL's reductions of these types are).
+class HalfWidthType {
  public:
-  Bf16Type() {
+  explicit HalfWidthType(MPI_User_function* sum) {
     MPI_Type_contiguous(2, MPI_BYTE, &type_);
     MPI_Type_commit(&type_);
-    MPI_Op_create(&bf16_sum, 1, &sum_);
+    MPI_Op_create(sum, 1, &sum_);
   }
-  ~Bf16Type() {
+  HalfWidthType(const HalfWidthType&) = delete;
+  HalfWidthType& operator=(const HalfWidthType&) = delete;
+  ~HalfWidthType() {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
@@ -173,6 +214,7 @@ class MpiCommunicator final : public Communicator {
       case DType::kFloat32: return MPI_FLOAT;
       case DType::kFloat64: return MPI_DOUBLE;
       case DType::kBFloat16: return bf16_.type();
+      case DType::kFloat16: return fp16_.type();
       case DType::kInt64: return MPI_INT64_T;
       case DType::kUInt8: return MPI_UINT8_T;
     }
@@ -194,6 +236,11 @@ class MpiCommunicator final : public Communicator {
       case DType::kBFloat16: {
         auto* p = static_cast<uint16_t*>(data);
         for (std::size_t i = 0; i < count; ++i) p[i] = float_to_bf16(bf16_to_float(p[i]) / size_);
+        break;
+      }
+      case DType::kFloat16: {
+        auto* p = static_cast<uint16_t*>(data);
+        for (std::size_t i = 0; i < count; ++i) p[i] = float_to_half(half_to_float(p[i]) / size_);
         break;
       }
       case DType::kInt64:
@@ -226,7 +273,7 @@ class MpiCommunicator final : public Communicator {
 
   void reduce(void* data, std::size_t count, DType type, ReduceOp op, MPI_Comm comm) {
     if (count == 0) return;
-    const MPI_Op mpi_op = type == DType::kBFloat16 ? bf16_.sum() : MPI_SUM;
+    const MPI_Op mpi_op = type == DType::kBFloat16 ? bf16_.sum() : type == DType::kFloat16 ? fp16_.sum() : MPI_SUM;
     for (std::size_t offset = 0; offset < count; offset += kMaxCount) {
       const int n = static_cast<int>(std::min(kMaxCount, count - offset));
       void* chunk = static_cast<char*>(data) + offset * dtype_size(type);
@@ -244,7 +291,8 @@ class MpiCommunicator final : public Communicator {
   bool stop_ = false;
   int rank_ = 0;
   int size_ = 1;
-  Bf16Type bf16_;
+  HalfWidthType bf16_{&bf16_sum};
+  HalfWidthType fp16_{&half_sum};
 };
 
 }  // namespace
@@ -253,7 +301,8 @@ std::size_t dtype_size(DType type) {
   switch (type) {
     case DType::kFloat32: return 4;
     case DType::kFloat64: return 8;
-    case DType::kBFloat16: return 2;
+    case DType::kBFloat16:
+    case DType::kFloat16: return 2;
     case DType::kInt64: return 8;
     case DType::kUInt8: return 1;
   }

@@ -37,6 +37,7 @@ ncclDataType_t nccl_type(DType type) {
     case DType::kFloat32: return ncclFloat32;
     case DType::kFloat64: return ncclFloat64;
     case DType::kBFloat16: return ncclBfloat16;
+    case DType::kFloat16: return ncclFloat16;
     case DType::kInt64: return ncclInt64;
     case DType::kUInt8: return ncclUint8;
   }

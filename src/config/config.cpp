@@ -159,6 +159,8 @@ void check_range(Config& c, const std::string& source) {
   if (c.train.r1_gamma < 0) fail(source, ": key 'train.r1_gamma' must be >= 0 (0: off)");
   if (c.comm.timeout_s <= 0) fail(source, ": key 'comm.timeout_s' must be positive");
   if (c.comm.bucket_mb <= 0) fail(source, ": key 'comm.bucket_mb' must be positive");
+  positive(c.comm.powersgd_rank, "comm.powersgd_rank");
+  if (c.comm.powersgd_start_step < 0) fail(source, ": key 'comm.powersgd_start_step' must be >= 0");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.train.global_batch < 0) fail(source, ": key 'train.global_batch' must be >= 0 (0: train.batch_size per rank)");
@@ -186,6 +188,10 @@ void check_range(Config& c, const std::string& source) {
     if (c.model.batchnorm == BatchNorm::kSync)
       cannot("model.batchnorm = \"sync\"",
              "its statistics are all-reduced from the host inside the forward pass; use \"local\"");
+    if (c.comm.compression == Compression::kPowerSgd)
+      cannot("comm.compression = \"powersgd\"",
+             "its work changes at comm.powersgd_start_step (uncompressed all-reduces before, two small ones "
+             "and the low-rank products after); use \"bf16\" or \"fp16\"");
   }
 }
 

@@ -10,15 +10,16 @@ namespace shardgan::config {
 
 // The settings that are words in TOML, as enums: parsed once when the config is loaded (an unknown word is an Error
 // naming the key and the choices), compared as values everywhere else. `name` gives the TOML spelling.
-enum class Cache { kAuto, kMemory, kStream };      ///< data.cache
-enum class Sampling { kUniform, kClassBalanced };  ///< data.sampling
-enum class BatchNorm { kLocal, kSync, kNone };     ///< model.batchnorm
-enum class Loss { kBce, kHinge };                  ///< model.loss
-enum class SpectralNorm { kNone, kD, kGD };        ///< model.spectral_norm: on no network, D, or G and D
-enum class Arch { kDcgan, kResNet };               ///< model.arch
-enum class Device { kAuto, kCpu, kCuda };          ///< runtime.device
-enum class Precision { kFp32, kBf16, kFp16 };      ///< runtime.precision
-enum class Backend { kAuto, kNccl, kMpi };         ///< comm.backend
+enum class Cache { kAuto, kMemory, kStream };               ///< data.cache
+enum class Sampling { kUniform, kClassBalanced };           ///< data.sampling
+enum class BatchNorm { kLocal, kSync, kNone };              ///< model.batchnorm
+enum class Loss { kBce, kHinge };                           ///< model.loss
+enum class SpectralNorm { kNone, kD, kGD };                 ///< model.spectral_norm: on no network, D, or G and D
+enum class Arch { kDcgan, kResNet };                        ///< model.arch
+enum class Device { kAuto, kCpu, kCuda };                   ///< runtime.device
+enum class Precision { kFp32, kBf16, kFp16 };               ///< runtime.precision
+enum class Backend { kAuto, kNccl, kMpi };                  ///< comm.backend
+enum class Compression { kNone, kBf16, kFp16, kPowerSgd };  ///< comm.compression
 const char* name(Cache value);
 const char* name(Sampling value);
 const char* name(BatchNorm value);
@@ -28,6 +29,7 @@ const char* name(Arch value);
 const char* name(Device value);
 const char* name(Precision value);
 const char* name(Backend value);
+const char* name(Compression value);
 
 /// Everything a training run is configured by (docs/configuration.md documents each key).
 struct Config {
@@ -98,7 +100,7 @@ struct Config {
     bool channels_last = false;              ///< NHWC memory layout for the models' 4-D tensors and the images
     double loss_scale = 65536;               ///< fp16: the dynamic loss scale's starting value
     int64_t loss_scale_growth_every = 2000;  ///< fp16: steps without inf/NaN before the scale doubles
-    bool cuda_graphs = false;  ///< capture the whole D+G step in a CUDA graph and replay it (CUDA only)
+    bool cuda_graphs = false;                ///< capture the whole D+G step in a CUDA graph and replay it (CUDA only)
   } runtime;
   struct Comm {
     Backend backend = Backend::kAuto;
@@ -106,6 +108,9 @@ struct Config {
     double timeout_s = 600;      ///< a collective running longer ends the job
     double bucket_mb = 25;       ///< gradient bucket size cap
     bool overlap = true;         ///< start bucket all-reduces during backward
+    Compression compression = Compression::kNone;  ///< what the gradient all-reduce sends (parallel/grad_sync.hpp)
+    int64_t powersgd_rank = 4;                     ///< PowerSGD's rank r
+    int64_t powersgd_start_step = 100;             ///< steps all-reduced uncompressed before PowerSGD starts
   } comm;
 
   /// The resolved configuration as TOML (every key, defaults included).

@@ -28,6 +28,10 @@ constexpr Spelling<Device> kDevice[] = {{Device::kAuto, "auto"}, {Device::kCpu, 
 constexpr Spelling<Precision> kPrecision[] = {
     {Precision::kFp32, "fp32"}, {Precision::kBf16, "bf16"}, {Precision::kFp16, "fp16"}};
 constexpr Spelling<Backend> kBackend[] = {{Backend::kAuto, "auto"}, {Backend::kNccl, "nccl"}, {Backend::kMpi, "mpi"}};
+constexpr Spelling<Compression> kCompression[] = {{Compression::kNone, "none"},
+                                                  {Compression::kBf16, "bf16"},
+                                                  {Compression::kFp16, "fp16"},
+                                                  {Compression::kPowerSgd, "powersgd"}};
 
 template <typename E, std::size_t N>
 const char* word_of(const Spelling<E> (&table)[N], E value) {
@@ -139,6 +143,9 @@ std::vector<Key> schema(Config& c) {
       {"comm.timeout_s", &c.comm.timeout_s},
       {"comm.bucket_mb", &c.comm.bucket_mb},
       {"comm.overlap", &c.comm.overlap},
+      {"comm.compression", choice(c.comm.compression, kCompression)},
+      {"comm.powersgd_rank", &c.comm.powersgd_rank},
+      {"comm.powersgd_start_step", &c.comm.powersgd_start_step},
   };
 }
 
@@ -170,6 +177,9 @@ const char* name(Precision value) {
 }
 const char* name(Backend value) {
   return word_of(kBackend, value);
+}
+const char* name(Compression value) {
+  return word_of(kCompression, value);
 }
 
 std::string Config::to_toml() const {

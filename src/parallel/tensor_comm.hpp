@@ -8,7 +8,7 @@
 
 namespace shardgan::parallel {
 
-/// The communicator DType of `t`'s scalar type (float32, float64, bfloat16, int64, uint8); Error otherwise.
+/// The communicator DType of `t`'s scalar type (float32, float64, bfloat16, float16, int64, uint8); Error otherwise.
 comm::DType dtype_of(const torch::Tensor& t);
 
 /// Whether `t` must go through host memory to reach `comm`: a CUDA tensor and a host-memory-only backend.
@@ -23,6 +23,9 @@ inline torch::Tensor pinned_host_like(const torch::Tensor& t) {
 
 /// In-place all-reduce of `t` (any device, any layout, a dtype of dtype_of).
 void allreduce(comm::Communicator& comm, const torch::Tensor& t, comm::ReduceOp op);
+
+/// Every rank's `t` (the same shape on every rank), stacked in rank order: [size(), t's shape...] on t's device.
+torch::Tensor allgather(comm::Communicator& comm, const torch::Tensor& t);
 
 /// Copies `root`'s `t` into every rank's `t`. Any dtype: one the communicator has no DType for goes as float64.
 void broadcast(comm::Communicator& comm, const torch::Tensor& t, int root);

@@ -52,6 +52,7 @@ ordered_json to_json(const MetricsRow& r) {
   if (r.loss_scale) j["loss_scale"] = *r.loss_scale;
   if (r.skipped_updates) j["skipped_updates"] = *r.skipped_updates;
   if (r.augment_p) j["augment_p"] = *r.augment_p;
+  if (r.allreduce_bytes) j["allreduce_bytes"] = *r.allreduce_bytes;
   return j;
 }
 
@@ -104,6 +105,8 @@ std::optional<MetricsRow> parse_metrics_row(const nlohmann::ordered_json& j) {
   if (j.contains("skipped_updates") && j["skipped_updates"].is_number_integer())
     r.skipped_updates = j["skipped_updates"].get<int64_t>();
   if (j.contains("augment_p") && j["augment_p"].is_number()) r.augment_p = j["augment_p"].get<double>();
+  if (j.contains("allreduce_bytes") && j["allreduce_bytes"].is_number())
+    r.allreduce_bytes = j["allreduce_bytes"].get<double>();
   return r;
 }
 

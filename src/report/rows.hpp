@@ -18,9 +18,12 @@ struct MetricsRow {
   double loss_d = 0, loss_g = 0, d_real = 0, d_fake = 0, img_per_s = 0, elapsed_s = 0;
   double lr_g = 0, lr_d = 0;                ///< the optimisers' learning rates
   double grad_norm_g = 0, grad_norm_d = 0;  ///< L2 norms of the averaged gradients (unscaled), means over the steps
-  std::optional<double> loss_scale;        ///< fp16: the dynamic loss scale at this step
-  std::optional<int64_t> skipped_updates;  ///< fp16: D and G updates skipped (inf/NaN) since the previous row
-  std::optional<double> augment_p;         ///< ADA: the probability of each augmentation at this step
+  std::optional<double> loss_scale;         ///< fp16: the dynamic loss scale at this step
+  std::optional<int64_t> skipped_updates;   ///< fp16: D and G updates skipped (inf/NaN) since the previous row
+  std::optional<double> augment_p;          ///< ADA: the probability of each augmentation at this step
+  /// More than one rank: the bytes one rank hands to gradient all-reduces in this row's step (G's and D's; the
+  /// payload, which comm.compression shrinks).
+  std::optional<double> allreduce_bytes;
 };
 
 /// One evaluation (a line of metrics.jsonl with "kind": "eval"; also what shardgan-eval score prints).

@@ -19,7 +19,8 @@ namespace shardgan::train {
 namespace fs = std::filesystem;
 
 fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointState& state,
-                         const std::string& config_toml, int64_t keep) {
+                         const std::string& config_toml, int64_t keep,
+                         const std::vector<std::pair<std::string, std::string>>& extra) {
   const fs::path root = run_dir / "checkpoints";
   fs::create_directories(root);
   const fs::path target = root / step_name(state.step);
@@ -48,6 +49,7 @@ fs::path save_checkpoint(const fs::path& run_dir, Gan& gan, const CheckpointStat
     write_archive(name, archive);
   }
   write("config.toml", config_toml);
+  for (const auto& [name, bytes] : extra) write(name, bytes);
   std::map<std::string, std::string> checksums;
   for (const auto& name : written) checksums[name] = file_checksum(staging.path() / name);
   write_file_checked(staging.path() / "state.json", checkpoint_state_json(state, checksums), target / "state.json");

@@ -48,7 +48,7 @@ class CorruptCheckpoint : public Error {
 /// The files a checkpoint holds besides state.json: the required ones, then the optional ones.
 inline const std::vector<std::string> kCheckpointFiles = {"generator.pt", "discriminator.pt", "optim_g.pt",
                                                           "optim_d.pt", "config.toml"};
-inline const std::vector<std::string> kOptionalCheckpointFiles = {"generator_ema.pt"};
+inline const std::vector<std::string> kOptionalCheckpointFiles = {"generator_ema.pt", "grad_compression.pt"};
 
 /// "step-000123"
 std::string step_name(int64_t step);

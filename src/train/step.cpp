@@ -154,7 +154,7 @@ Tensor GanStep::d_step(const StepInputs& in, StepLosses& losses) {
     losses.d_fake = torch::sigmoid(fake_logits.detach()).mean();
     objective = r1 ? losses.d + r1_penalty(real, real_logits) : losses.d;
   }
-  losses.skipped += update(*D, sync_d_, *rule_d_, objective, losses.grad_norm_d) ? 0 : 1;
+  losses.skipped += update(*D, sync_d_, *rule_d_, objective, in.step, losses.grad_norm_d) ? 0 : 1;
   return fake;
 }
 
@@ -176,7 +176,7 @@ void GanStep::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
     compat::AutocastGuard autocast(placement_.autocast, placement_.device.type(), placement_.autocast_dtype);
     losses.g = loss_->generator(D->forward(seen_by_d(fake, in.augment_fake_g), in.fake_labels).to(torch::kFloat32));
   }
-  const bool stepped = update(*gan_.generator, sync_g_, *rule_g_, losses.g, losses.grad_norm_g);
+  const bool stepped = update(*gan_.generator, sync_g_, *rule_g_, losses.g, in.step, losses.grad_norm_g);
   for (auto& p : D->parameters()) p.set_requires_grad(true);
   losses.skipped += stepped ? 0 : 1;
 }
@@ -185,9 +185,9 @@ void GanStep::g_step(const StepInputs& in, const Tensor& fake, StepLosses& losse
 /// found an inf or NaN and every rank skipped it. The order is the contract of GradSync: hooks armed before
 /// backward, buckets waited for before the step.
 bool GanStep::update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const Tensor& loss,
-                     Tensor& grad_norm) {
+                     int64_t step, Tensor& grad_norm) {
   compat::clear_gradients(module);
-  sync.prepare();
+  sync.prepare(step);
   gan_.loss_scaler.scale(loss).backward();
   sync.finish();
   if (gan_.loss_scaler.on_device()) {  // runtime.cuda_graphs with fp16: the check and the update are device work

@@ -60,8 +60,8 @@ std::unique_ptr<UpdateRule> make_update_rule(const Placement& placement, torch::
 /// with gradients averaged over the ranks by its GradSync. Every rank runs it with its own inputs.
 class GanStep {
  public:
-  GanStep(const Plan& plan, Gan& gan, comm::Communicator& comm, parallel::GradSync& sync_g,
-          parallel::GradSync& sync_d, AdaptiveAugment& ada);
+  GanStep(const Plan& plan, Gan& gan, comm::Communicator& comm, parallel::GradSync& sync_g, parallel::GradSync& sync_d,
+          AdaptiveAugment& ada);
 
   /// Whether step `step` adds the R1 penalty (one step in train.r1_every): the two kinds of step.
   bool r1_due(int64_t step) const;
@@ -81,7 +81,7 @@ class GanStep {
   torch::Tensor seen_by_d(const torch::Tensor& images, const AugmentDraw& draw) const;
   torch::Tensor r1_penalty(const torch::Tensor& real, const torch::Tensor& real_logits) const;
   bool update(torch::nn::Module& module, parallel::GradSync& sync, UpdateRule& rule, const torch::Tensor& loss,
-              torch::Tensor& grad_norm);
+              int64_t step, torch::Tensor& grad_norm);
   bool gradients_finite(torch::nn::Module& module);
   torch::Tensor gradient_norm(torch::nn::Module& module);
   torch::Tensor agreed_skip_on_device(torch::nn::Module& module);

@@ -29,6 +29,7 @@
 #include "train/augment.hpp"
 #include "train/cadence.hpp"
 #include "train/checkpoint.hpp"
+#include "train/grad_compression.hpp"
 #include "train/loss_meter.hpp"
 #include "train/model_state.hpp"
 #include "train/resume.hpp"
@@ -83,6 +84,7 @@ class Trainer {
   void evaluate(int64_t done);
   void sample(int64_t done, const Due& due);
   void checkpoint(int64_t done);
+  NamedSyncs named_syncs() { return {{"generator", &*sync_g_}, {"discriminator", &*sync_d_}}; }
   int finish(int64_t done, bool stopped);
 
   const TrainOptions& options_;
@@ -147,8 +149,7 @@ int Trainer::run() {
   if (classes > 0) fixed_labels_ = torch::arange(classes).repeat_interleave(8).to(plan_.placement.device);
   if (evaluator_ && start_.step == 0) evaluate(0);  // the untrained generator: the baseline of every curve
 
-  data::Loader loader(plan_.dataset, plan_.sampler, start_.step, plan_.total_steps, /*depth=*/3,
-                      plan_.read_threads());
+  data::Loader loader(plan_.dataset, plan_.sampler, start_.step, plan_.total_steps, /*depth=*/3, plan_.read_threads());
   gan_.generator->train();
   gan_.discriminator->train();
   // After resume: the checkpoint's Adam state is what the update rules update.
@@ -195,8 +196,10 @@ void Trainer::connect() {
   auto& G = gan_.generator;
   if (cfg_.model.batchnorm == config::BatchNorm::kSync) G->set_batchnorm_communicator(comm_.get());
   const auto make_syncs = [&] {
-    sync_g_.emplace(*comm_, G->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
-    sync_d_.emplace(*comm_, gan_.discriminator->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap);
+    sync_g_.emplace(*comm_, G->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap, /*single_rank_too=*/false,
+                    grad_compression(cfg_, 0));
+    sync_d_.emplace(*comm_, gan_.discriminator->parameters(), cfg_.comm.bucket_mb, cfg_.comm.overlap,
+                    /*single_rank_too=*/false, grad_compression(cfg_, 1));
   };
   if (plan_.placement.graphs && plan_.placement.device.is_cuda()) {
     // The gradient accumulators GradSync keeps record the stream they are made on: the graphs' (see on_graph_stream).
@@ -206,6 +209,8 @@ void Trainer::connect() {
   }
   if (world_ > 1)
     for (const auto& [name, tensor] : state_tensors(gan_)) parallel::broadcast(*comm_, tensor, 0);
+  if (start_.checkpoint)
+    restore_compression(*start_.checkpoint, named_syncs(), rank_, world_, cfg_.comm.powersgd_rank, root_);
   for (const auto& b : G->buffers())
     if (b.is_floating_point()) g_float_buffers_.push_back(b);
 }
@@ -325,6 +330,8 @@ void Trainer::log(int64_t done) {
       row.skipped_updates = skipped;
     }
     if (ada_.enabled()) row.augment_p = ada_.value();
+    if (world_ > 1)
+      row.allreduce_bytes = static_cast<double>(sync_g_->bytes_per_sync(done - 1) + sync_d_->bytes_per_sync(done - 1));
     outputs_->log(row);
     last_row_ = row;
   }
@@ -333,7 +340,8 @@ void Trainer::log(int64_t done) {
 }
 
 void Trainer::evaluate(int64_t done) {
-  const eval::EvalResult r = evaluator_->evaluate(gan_.sampling_generator(), *gan_.discriminator, gan_.num_classes() > 0);
+  const eval::EvalResult r =
+      evaluator_->evaluate(gan_.sampling_generator(), *gan_.discriminator, gan_.num_classes() > 0);
   gan_.generator->train();
   if (!root_) return;
   outputs_->log_eval(report::eval_row(r, done, static_cast<double>(done) / static_cast<double>(plan_.steps_per_epoch),
@@ -372,6 +380,9 @@ void Trainer::checkpoint(int64_t done) {
     augment = AugmentState{p, sign_sum};
   }
   step_->before_checkpoint();
+  std::vector<std::pair<std::string, std::string>> extra;
+  if (std::string bytes = compression_checkpoint(*comm_, named_syncs(), cfg_.comm.powersgd_rank); !bytes.empty())
+    extra.emplace_back(kCompressionFile, std::move(bytes));
   if (!root_) return;
   CheckpointState state;
   state.augment = augment;
@@ -384,7 +395,7 @@ void Trainer::checkpoint(int64_t done) {
   state.spec = plan_.spec;
   if (gan_.loss_scaler.enabled())
     state.loss_scale = LossScaleState{gan_.loss_scaler.value(), gan_.loss_scaler.good_steps()};
-  save_checkpoint(options_.run_dir, gan_, state, plan_.config_toml, cfg_.output.keep_checkpoints);
+  save_checkpoint(options_.run_dir, gan_, state, plan_.config_toml, cfg_.output.keep_checkpoints, extra);
   outputs_->flush_tensorboard();
 }
 

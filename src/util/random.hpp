@@ -40,6 +40,7 @@ enum class Stream : uint64_t {
   kEvaluation = 0x4556414cull,          ///< "EVAL": the real subset and the noise of the metrics
   kEmaBatchNorm = 0x454d41424eull,      ///< "EMABN": batches that re-estimate the EMA generator's statistics
   kHoldout = 0x484f4c444f5554ull,       ///< "HOLDOUT": the classifier's held-out split
+  kPowerSgd = 0x504f574552534744ull,    ///< "POWERSGD": PowerSGD's first Q (index: 0 for G's gradients, 1 for D's)
 };
 
 /// The seed of stream `s` for run seed `seed` and position `index` (a step, an epoch; 0 for a one-off stream).

@@ -54,6 +54,10 @@ TEST(Config, WrongTypesAndValues) {
   EXPECT_EQ(error_of("[data]\npath = \"x\"\ncache = 1\n"), "run.toml: key 'data.cache' must be a string");
   EXPECT_EQ(error_of(kMinimal + "[model]\nloss = \"wgan\"\n"),
             "run.toml: key 'model.loss' is \"wgan\"; expected one of bce, hinge");
+  EXPECT_EQ(error_of(kMinimal + "[comm]\ncompression = \"int8\"\n"),
+            "run.toml: key 'comm.compression' is \"int8\"; expected one of none, bf16, fp16, powersgd");
+  EXPECT_EQ(error_of(kMinimal + "[comm]\npowersgd_rank = 0\n"),
+            "run.toml: key 'comm.powersgd_rank' must be positive, got 0");
   EXPECT_EQ(error_of(kMinimal + "[train]\nbatch_size = 0\n"),
             "run.toml: key 'train.batch_size' must be positive, got 0");
   EXPECT_EQ(error_of(kMinimal + "read_threads = 65\n"),
@@ -139,16 +143,17 @@ TEST(Config, CudaGraphsRefuseWhatACaptureCannotHold) {
 TEST(Config, WordsBecomeEnumsAndPrintBackAsTheSameWords) {
   const Config c = parse(kMinimal, "run.toml",
                          {"data.cache=stream", "model.batchnorm=sync", "runtime.device=cpu", "runtime.precision=bf16",
-                          "comm.backend=mpi", "model.loss=hinge"});
+                          "comm.backend=mpi", "model.loss=hinge", "comm.compression=powersgd"});
   EXPECT_EQ(c.data.cache, Cache::kStream);
   EXPECT_EQ(c.model.batchnorm, BatchNorm::kSync);
   EXPECT_EQ(c.runtime.device, Device::kCpu);
   EXPECT_EQ(c.runtime.precision, Precision::kBf16);
   EXPECT_EQ(c.comm.backend, Backend::kMpi);
+  EXPECT_EQ(c.comm.compression, Compression::kPowerSgd);
   EXPECT_STREQ(name(c.model.loss), "hinge");
   const std::string toml = c.to_toml();
   for (const char* line : {"cache = 'stream'", "batchnorm = 'sync'", "device = 'cpu'", "precision = 'bf16'",
-                           "backend = 'mpi'", "loss = 'hinge'"})
+                           "backend = 'mpi'", "loss = 'hinge'", "compression = 'powersgd'"})
     EXPECT_NE(toml.find(line), std::string::npos) << line << " in\n" << toml;
   EXPECT_EQ(parse(toml, "resolved.toml").hash(), c.hash());
   // local and sync BatchNorm have the same layers: a checkpoint moves between them.

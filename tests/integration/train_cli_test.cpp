@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "compat/torch_compat.hpp"
 #include "config/config.hpp"
 #include "data/manifest.hpp"
 #include "data/shard_format.hpp"
@@ -18,7 +19,6 @@
 #include "train/checkpoint.hpp"
 #include "train/gan.hpp"
 #include "train/model_state.hpp"
-#include "compat/torch_compat.hpp"
 #include "util/checksum.hpp"
 #include "util/png.hpp"
 
@@ -517,6 +517,61 @@ TEST_F(TrainCli, ResumeOnAnotherWorldSizeContinuesTheSameDataOrder) {
   expect_error_on_ranks(train_mpi(3, "--run-dir " + q(tmp_ / "x") + " --set train.global_batch=16"),
                         "cannot be split over 3");
   EXPECT_FALSE(fs::exists(tmp_ / "elastic" / "checkpoints" / "step-000030"));
+}
+
+// comm.compression on 2 ranks. bf16 and PowerSGD (rank 2, compressing from step 3) train, send fewer bytes per step
+// than float32 (metrics.jsonl's allreduce_bytes), and resume bit-identically: PowerSGD's Q and both ranks' error
+// feedback are in the checkpoint (grad_compression.pt). N ranks x b is no longer 1 rank x N·b: the models differ from
+// the uncompressed run's by the compression's error (printed, the number docs/design.md quotes). A PowerSGD
+// checkpoint resumed on 3 ranks keeps Q and restarts the error feedback, and says so; under runtime.cuda_graphs
+// PowerSGD is refused with the reason.
+TEST_F(TrainCli, CompressedGradientsSendFewerBytesAndResumeBitIdentically) {
+  const std::string common =
+      " --set model.dropout=0 --set model.batchnorm=sync --set train.global_batch=24 --set train.epochs=9"
+      " --set comm.powersgd_rank=2 --set comm.powersgd_start_step=3 --set train.max_steps=";
+  std::map<std::string, double> bytes;
+  std::map<std::string, std::vector<std::pair<std::string, torch::Tensor>>> models;
+  for (const std::string mode : {"none", "bf16", "powersgd"}) {
+    const std::string c = " --set comm.compression=" + mode + common;
+    const fs::path straight = tmp_ / ("straight-" + mode), resumed = tmp_ / ("resumed-" + mode);
+    auto r = train_mpi(2, "--run-dir " + q(straight) + c + "12");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = train_mpi(2, "--run-dir " + q(resumed) + c + "6");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    r = train_mpi(2, "--run-dir " + q(resumed) + c + "12 --resume auto");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    models[mode] = checkpoint_tensors(straight / "checkpoints" / "step-000012");
+    expect_identical(models[mode], checkpoint_tensors(resumed / "checkpoints" / "step-000012"), mode);
+    const auto rows = metric_rows(straight);
+    ASSERT_FALSE(rows.empty());
+    ASSERT_TRUE(rows.back().allreduce_bytes.has_value()) << mode;
+    bytes[mode] = *rows.back().allreduce_bytes;
+    EXPECT_EQ(fs::exists(straight / "checkpoints" / "step-000012" / "grad_compression.pt"), mode == "powersgd");
+  }
+  EXPECT_EQ(bytes["bf16"], bytes["none"] / 2);
+  EXPECT_LT(bytes["powersgd"], bytes["none"]);
+  for (const std::string mode : {"bf16", "powersgd"}) {
+    double worst = 0;
+    for (std::size_t i = 0; i < models["none"].size(); ++i) {
+      const torch::Tensor& a = models["none"][i].second;
+      const double scale = std::max(a.abs().max().item<double>(), 1e-12);
+      worst = std::max(worst, (a - models[mode][i].second).abs().max().item<double>() / scale);
+    }
+    EXPECT_GT(worst, 0) << mode << " changed nothing";
+    std::printf(
+        "comm.compression = %s: %.0f bytes per step (none: %.0f); after 12 steps the largest difference "
+        "from the uncompressed model is %.2e of a tensor's largest magnitude\n",
+        mode.c_str(), bytes[mode], bytes["none"], worst);
+  }
+  // Elastic: 3 ranks keep the global batch of 24; PowerSGD's error feedback restarts.
+  const auto elastic = train_mpi(3, "--run-dir " + q(tmp_ / "resumed-powersgd") + " --set comm.compression=powersgd" +
+                                        common + "14 --resume auto");
+  ASSERT_EQ(elastic.exit_code, 0) << elastic.err;
+  EXPECT_NE(elastic.err.find("written on another number of ranks: PowerSGD keeps Q, its error feedback restarts"),
+            std::string::npos)
+      << elastic.err;
+  expect_error(train_graphs("--run-dir " + q(tmp_ / "graphs") + " --set comm.compression=powersgd"),
+               "runtime.cuda_graphs = true cannot capture comm.compression = \"powersgd\"");
 }
 
 TEST_F(TrainCli, RanksWithDifferentConfigurationsRefuseToStart) {
