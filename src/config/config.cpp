@@ -161,6 +161,13 @@ void check_range(Config& c, const std::string& source) {
   if (c.comm.bucket_mb <= 0) fail(source, ": key 'comm.bucket_mb' must be positive");
   positive(c.comm.powersgd_rank, "comm.powersgd_rank");
   if (c.comm.powersgd_start_step < 0) fail(source, ": key 'comm.powersgd_start_step' must be >= 0");
+  // The error feedback is kept between steps in the gradients' units: with a dynamic loss scale those change (and a
+  // skipped step's gradient would be folded into it), so the residual would be rescaled or discarded by accident.
+  if (c.comm.compression == Compression::kPowerSgd && c.runtime.precision == Precision::kFp16)
+    fail(source,
+         ": comm.compression = \"powersgd\" with runtime.precision = \"fp16\": PowerSGD's error feedback would be "
+         "carried across loss-scale changes and skipped steps; use runtime.precision = \"bf16\" (no loss scaling), or "
+         "comm.compression = \"bf16\" or \"fp16\"");
   if (c.output.sample_every_steps < 0) fail(source, ": key 'output.sample_every_steps' must be >= 0 (0: off)");
   if (c.train.max_steps < 0) fail(source, ": key 'train.max_steps' must be >= 0 (0: no limit)");
   if (c.train.global_batch < 0) fail(source, ": key 'train.global_batch' must be >= 0 (0: train.batch_size per rank)");

@@ -15,12 +15,12 @@ namespace {
 
 using Mode = GradCompression::Mode;
 
-/// Whether PowerSGD compresses `p`: a matrix (rows × the rest) whose rank-r factors take at most half its elements,
+/// Whether PowerSGD compresses `p`: a matrix (rows × the rest) whose rank-r factors take less than half its elements,
 /// as PyTorch's PowerSGD hook decides with its default minimum compression rate of 2.
 bool compressible(const torch::Tensor& p, int64_t r) {
   if (p.dim() < 2 || !p.requires_grad()) return false;
   const int64_t n = p.size(0), m = p.numel() / std::max<int64_t>(1, n);
-  return 2 * r * (n + m) <= n * m;
+  return 2 * r * (n + m) < n * m;
 }
 
 }  // namespace
@@ -124,7 +124,7 @@ GradSync::GradSync(comm::Communicator& comm, std::vector<torch::Tensor> paramete
       low_rank_.push_back(std::move(lr));
     }
   }
-  inverse_world_ = torch::full({}, 1.0 / comm_.size(), buckets_.front().flat.options());
+  if (!buckets_.empty()) inverse_world_ = torch::full({}, 1.0 / comm_.size(), buckets_.front().flat.options());
   const auto bytes = [](const Transfer& t) {
     return t.data.defined() ? t.data.numel() * static_cast<int64_t>(t.data.element_size()) : int64_t{0};
   };
@@ -240,7 +240,11 @@ void GradSync::finish() {
   } else {
     for (auto& b : buckets_) {
       b.whole.wait();
-      if (!b.whole.data.is_same(b.flat)) b.flat.copy_(b.whole.data);  // bf16 / fp16 back into float32 .grad
+      if (b.whole.data.is_same(b.flat)) continue;
+      b.flat.copy_(b.whole.data);  // bf16 / fp16 back into float32 .grad
+      // float16 without loss scaling: an overflow saturates instead of reaching the optimiser as inf (with loss
+      // scaling the inf stays, so that the scaler skips the step and lowers the scale).
+      if (compression_.mode == Mode::kFp16 && compression_.saturate) b.flat.clamp_(-65504.0, 65504.0);
     }
   }
   wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -25,6 +25,7 @@ struct GradCompression {
   int64_t rank = 4;        ///< PowerSGD's r
   int64_t start_step = 0;  ///< PowerSGD: steps before this one are all-reduced uncompressed
   uint64_t seed = 0;       ///< PowerSGD: Q's first draw (the same on every rank)
+  bool saturate = true;    ///< fp16: an overflow becomes ±65504, not inf (false: fp16 loss scaling wants to see it)
 };
 
 /// Keeps one model identical on every rank.

@@ -43,6 +43,7 @@ parallel::GradCompression grad_compression(const config::Config& cfg, uint64_t i
   c.rank = cfg.comm.powersgd_rank;
   c.start_step = cfg.comm.powersgd_start_step;
   c.seed = rng::stream_seed(static_cast<uint64_t>(cfg.train.seed), rng::Stream::kPowerSgd, index);
+  c.saturate = cfg.runtime.precision != config::Precision::kFp16;  // fp16's loss scaling must see an overflow
   return c;
 }
 

@@ -56,6 +56,9 @@ TEST(Config, WrongTypesAndValues) {
             "run.toml: key 'model.loss' is \"wgan\"; expected one of bce, hinge");
   EXPECT_EQ(error_of(kMinimal + "[comm]\ncompression = \"int8\"\n"),
             "run.toml: key 'comm.compression' is \"int8\"; expected one of none, bf16, fp16, powersgd");
+  EXPECT_NE(error_of(kMinimal + "[comm]\ncompression = \"powersgd\"\n[runtime]\nprecision = \"fp16\"\n")
+                .find("run.toml: comm.compression = \"powersgd\" with runtime.precision = \"fp16\""),
+            std::string::npos);
   EXPECT_EQ(error_of(kMinimal + "[comm]\npowersgd_rank = 0\n"),
             "run.toml: key 'comm.powersgd_rank' must be positive, got 0");
   EXPECT_EQ(error_of(kMinimal + "[train]\nbatch_size = 0\n"),

@@ -79,16 +79,28 @@ TEST(GradCompression, HalfWidthModesAverageWithinTheirRounding) {
 }
 
 // float16 cannot overflow in the sum where the float32 average would not: every rank's 60000 (over N ranks summed
-// as float16 that would be inf from 2 ranks on) averages to 60000, because each rank sends 60000 / N.
-TEST(GradCompression, Fp16DividesBeforeTheSumSoTheAverageCannotOverflow) {
+// as float16 that would be inf from 2 ranks on) averages to 60000, because each rank sends 60000 / N. A gradient
+// beyond float16's range saturates at 65504 (no inf for the optimiser), unless `saturate` is off (fp16's loss
+// scaling: there the inf must reach the scaler).
+TEST(GradCompression, Fp16DividesBeforeTheSumAndSaturatesWhatFloat16CannotHold) {
   auto comm = comm::make_mpi_communicator(MPI_COMM_WORLD);
-  torch::Tensor w = torch::zeros({8}, torch::requires_grad());
-  GradCompression compression;
-  compression.mode = Mode::kFp16;
-  GradSync sync(*comm, {w}, 25.0, true, true, compression);
-  backward_with(sync, {w}, {torch::full({8}, 60000.0f)}, 0);
-  EXPECT_TRUE(torch::isfinite(w.grad()).all().item<bool>());
-  EXPECT_NEAR(w.grad()[0].item<float>(), 60000.0f, 60000.0 * comm->size() / 2048.0);
+  const float n = static_cast<float>(comm->size());
+  for (const bool saturate : {true, false}) {
+    torch::Tensor w = torch::zeros({8}, torch::requires_grad());
+    GradCompression compression;
+    compression.mode = Mode::kFp16;
+    compression.saturate = saturate;
+    GradSync sync(*comm, {w}, 25.0, true, true, compression);
+    backward_with(sync, {w}, {torch::full({8}, 60000.0f)}, 0);
+    EXPECT_TRUE(torch::isfinite(w.grad()).all().item<bool>());
+    EXPECT_NEAR(w.grad()[0].item<float>(), 60000.0f, 60000.0 * n / 2048.0);
+    backward_with(sync, {w}, {torch::full({8}, 1e5f * n)}, 1);
+    if (saturate) {
+      EXPECT_EQ(w.grad()[0].item<float>(), 65504.0f);
+    } else {
+      EXPECT_TRUE(std::isinf(w.grad()[0].item<float>()));
+    }
+  }
 }
 
 // The MPI backend's float16 conversions against LibTorch's (c10::Half): normal values, subnormals, the largest
